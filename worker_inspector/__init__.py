@@ -1,0 +1,7 @@
+# License LGPL-3.0 or later (https://www.gnu.org/licenses/lgpl).
+
+# The engine (``worker_inspector.engine``) is importable without Odoo, by the
+# launcher, the tests and the benchmarks; the Odoo parts load only when Odoo
+# loads this folder as the ``worker_inspector`` addon.
+if __name__.startswith("odoo.addons."):
+    from . import controllers, models

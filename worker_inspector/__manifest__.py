@@ -1,0 +1,26 @@
+# License LGPL-3.0 or later (https://www.gnu.org/licenses/lgpl).
+{
+    "name": "Worker Inspector",
+    "summary": "Live dashboard and JSON API of the server's workers, threads, "
+    "cron threads and memory against Odoo's limits",
+    "version": "18.0.1.0.0",
+    "category": "Hidden/Tools",
+    "website": "https://github.com/worker-inspector/worker_inspector",
+    "author": "Worker Inspector developers",
+    "license": "LGPL-3",
+    "depends": ["base", "web"],
+    "external_dependencies": {"python": ["psutil"]},
+    "data": [
+        "views/worker_inspector_menus.xml",
+    ],
+    "assets": {
+        "web.assets_backend": [
+            "worker_inspector/static/src/dashboard/*",
+        ],
+        "web.assets_tests": [
+            "worker_inspector/static/tests/tours/*",
+        ],
+    },
+    "installable": True,
+    "application": False,
+}

@@ -1,0 +1,25 @@
+"""Read an Odoo server's processes, threads and limits.
+
+This package never imports ``odoo``: the addon's models and controllers are
+thin wrappers over it, and the launcher, the tests and the benchmarks use it
+on its own.
+"""
+
+from .classify import (
+    ROLE_CRON,
+    ROLE_GEVENT,
+    ROLE_HTTP,
+    ROLE_MASTER,
+    ROLE_SERVER,
+    ROLES,
+    THREAD_KINDS,
+    classify_child,
+    is_odoo_cmdline,
+    parse_title,
+    thread_kind,
+)
+from .config import effective_config, effective_memory_limits, redact_cmdline
+from .host import read_host
+from .snapshot import MODE_PREFORK, MODE_THREADED, ServerInfo, take_snapshot
+from .threads import read_threads
+from .tree import child_pids, find_server_processes, read_processes, server_pids

@@ -1,0 +1,16 @@
+"""The machine the server runs on."""
+
+import os
+
+import psutil
+
+
+def read_host():
+    mem = psutil.virtual_memory()
+    return {
+        "cpu_count": os.cpu_count(),
+        "memory_total": mem.total,
+        "memory_available": mem.available,
+        "load_average": list(os.getloadavg()),
+        "boot_time": psutil.boot_time(),
+    }

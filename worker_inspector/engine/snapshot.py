@@ -1,0 +1,51 @@
+"""One consistent picture of an Odoo server, as the JSON API returns it."""
+
+import os
+import time
+from dataclasses import dataclass, field
+
+from .config import effective_config, redact_cmdline
+from .host import read_host
+from .threads import read_threads
+from .tree import read_processes
+
+MODE_THREADED = "threaded"
+MODE_PREFORK = "prefork"
+
+
+@dataclass
+class ServerInfo:
+    """What only the Odoo side knows: the server's root pid and its mode."""
+
+    pid: int
+    mode: str
+    odoo_version: str = None
+    served_by: int = field(default_factory=os.getpid)
+
+
+def _public_process(info):
+    info = dict(info)
+    info["cmdline"] = " ".join(redact_cmdline(info["cmdline"]))
+    return info
+
+
+def take_snapshot(server, options, threads=None):
+    """Snapshot of ``server`` with Odoo's config mapping ``options``.
+
+    Threads are those of the calling process (the one serving the request).
+    """
+    config = effective_config(options)
+    processes = read_processes(server.pid, server.mode, config)
+    return {
+        "server": {
+            "mode": server.mode,
+            "pid": server.pid,
+            "odoo_version": server.odoo_version,
+        },
+        "served_by": server.served_by,
+        "taken_at": time.time(),
+        "config": config,
+        "host": read_host(),
+        "processes": [_public_process(p) for p in processes],
+        "threads": read_threads(threads),
+    }

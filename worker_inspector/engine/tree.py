@@ -1,0 +1,129 @@
+"""Find and read the processes of one Odoo server."""
+
+import os
+import threading
+import time
+
+import psutil
+
+from .classify import ROLE_MASTER, ROLE_SERVER, classify_child
+from .config import effective_memory_limits
+
+
+def child_pids(pid):
+    """Direct children of ``pid``.
+
+    /proc/<pid>/task/<tid>/children costs one small read per thread of the
+    master; psutil's fallback scans every process of the machine.
+    """
+    try:
+        children = []
+        task_dir = f"/proc/{pid}/task"
+        for tid in os.listdir(task_dir):
+            with open(f"{task_dir}/{tid}/children") as handle:
+                children.extend(int(child) for child in handle.read().split())
+        return children
+    except OSError:
+        try:
+            return [child.pid for child in psutil.Process(pid).children()]
+        except psutil.Error:
+            return []
+
+
+class CpuMeter:
+    """CPU percent of a process between two snapshots taken by this process.
+
+    The first sighting of a process gives its average over its lifetime, so a
+    snapshot never shows a meaningless 0. Entries are keyed on (pid, start
+    time), so a reused pid starts afresh.
+    """
+
+    def __init__(self):
+        self._last = {}
+        self._lock = threading.Lock()
+
+    def percent(self, pid, started_at, cpu_seconds, now):
+        key = (pid, started_at)
+        with self._lock:
+            previous = self._last.get(key)
+            self._last[key] = (cpu_seconds, now)
+        if previous and now > previous[1]:
+            cpu_delta, wall_delta = cpu_seconds - previous[0], now - previous[1]
+        else:
+            cpu_delta, wall_delta = cpu_seconds, now - started_at
+        if wall_delta <= 0:
+            return 0.0
+        return round(max(cpu_delta, 0.0) * 100.0 / wall_delta, 1)
+
+    def forget_except(self, keys):
+        with self._lock:
+            for key in list(self._last):
+                if key not in keys:
+                    del self._last[key]
+
+
+_CPU_METER = CpuMeter()
+
+
+def _read(proc):
+    with proc.oneshot():
+        cpu = proc.cpu_times()
+        mem = proc.memory_info()
+        return {
+            "pid": proc.pid,
+            "ppid": proc.ppid(),
+            "started_at": proc.create_time(),
+            "cpu_seconds": cpu.user + cpu.system,
+            "rss": mem.rss,
+            "vms": mem.vms,
+            "num_threads": proc.num_threads(),
+            "nice": proc.nice(),
+            "cmdline": proc.cmdline(),
+            "status": proc.status(),
+        }
+
+
+def read_processes(server_pid, mode, config=None, cpu_meter=_CPU_METER):
+    """Read every process of the server rooted at ``server_pid``.
+
+    ``mode`` is "threaded" (one process, role ``server``) or "prefork" (the
+    master and its direct children: HTTP and cron workers, gevent). Returns
+    dicts with pid, ppid, role, started_at, cpu_percent, rss, vms,
+    num_threads, nice, cmdline (unredacted: redact before showing), status
+    and the memory limits Odoo enforces on that role.
+    """
+    config = config or {}
+    try:
+        root = _read(psutil.Process(server_pid))
+    except psutil.Error:
+        return []
+    root["role"] = ROLE_MASTER if mode == "prefork" else ROLE_SERVER
+    found = [root]
+    if mode == "prefork":
+        for pid in child_pids(server_pid):
+            try:
+                info = _read(psutil.Process(pid))
+            except psutil.Error:
+                continue  # exited meanwhile
+            info["role"] = classify_child(info["cmdline"], info["nice"], root["nice"])
+            found.append(info)
+    now = time.time()
+    for info in found:
+        info["cpu_percent"] = cpu_meter.percent(
+            info["pid"], info["started_at"], info.pop("cpu_seconds"), now
+        )
+        soft, hard = effective_memory_limits(config, info["role"])
+        info["limit_memory_soft"] = soft
+        info["limit_memory_hard"] = hard
+    cpu_meter.forget_except({(info["pid"], info["started_at"]) for info in found})
+    return found
+
+
+def find_server_processes(server_pid, mode):
+    """``(pid, role)`` of every process of the server."""
+    return [(p["pid"], p["role"]) for p in read_processes(server_pid, mode)]
+
+
+def server_pids(server_pid, mode):
+    """The pids of this server: check a pid against it before acting on it."""
+    return {pid for pid, _role in find_server_processes(server_pid, mode)}

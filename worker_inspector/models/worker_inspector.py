@@ -1,0 +1,42 @@
+# License LGPL-3.0 or later (https://www.gnu.org/licenses/lgpl).
+import os
+
+import odoo
+from odoo import api, models, release
+from odoo.exceptions import AccessError
+from odoo.service import server as odoo_server
+from odoo.tools import config
+
+from .. import engine
+
+
+def current_server():
+    """The server this process belongs to: root pid and mode.
+
+    In prefork mode requests are served by a forked ``WorkerHTTP``, which
+    inherited the master's server object (its ``pid`` is the master's), or by
+    the ``gevent`` process that the master started as a child.
+    """
+    srv = odoo_server.server
+    pid = os.getpid()
+    if isinstance(srv, odoo_server.PreforkServer):
+        return engine.ServerInfo(srv.pid, engine.MODE_PREFORK, release.version)
+    if odoo.evented and config["workers"]:
+        return engine.ServerInfo(os.getppid(), engine.MODE_PREFORK, release.version)
+    return engine.ServerInfo(pid, engine.MODE_THREADED, release.version)
+
+
+class WorkerInspector(models.AbstractModel):
+    _name = "worker.inspector"
+    _description = "Server workers inspector"
+
+    @api.model
+    def _check_access(self):
+        if not self.env.user.has_group("base.group_system"):
+            raise AccessError(self.env._("Only Settings administrators can inspect the server workers."))
+
+    @api.model
+    def get_snapshot(self):
+        """The snapshot of the JSON API (see README): processes, threads, config, host."""
+        self._check_access()
+        return engine.take_snapshot(current_server(), config.options)
