@@ -2,15 +2,16 @@
 
 import threading
 import time
+from urllib.parse import urlsplit
 
 from .classify import thread_kind
 
 
-def strip_query(url):
-    """URL path only: query strings can carry tokens."""
+def url_path(url):
+    """The path of a URL: query strings can carry tokens, the host is noise."""
     if not url:
         return None
-    return str(url).split("?", 1)[0].split("#", 1)[0]
+    return urlsplit(str(url)).path or "/"
 
 
 def describe_thread(thread, now, main_ident):
@@ -28,7 +29,7 @@ def describe_thread(thread, now, main_ident):
         "daemon": thread.daemon,
         "db": attrs.get("dbname") or None,
         "uid": attrs.get("uid") or None,
-        "url": strip_query(attrs.get("url")),
+        "url": url_path(attrs.get("url")),
         "elapsed": round(now - started, 3) if started else None,
         "query_count": attrs.get("query_count") if in_request else None,
         "query_time": round(attrs["query_time"], 4) if in_request and "query_time" in attrs else None,

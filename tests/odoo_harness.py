@@ -1,0 +1,280 @@
+"""Start real Odoo 18 servers and databases for the end-to-end tests.
+
+Nothing here fakes Odoo: servers are real ``odoo-bin`` processes bound to
+127.0.0.1 on free ports, databases are real PostgreSQL databases.
+"""
+
+import contextlib
+import functools
+import importlib.util
+import os
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+import uuid
+from pathlib import Path
+
+import psutil
+
+REPO = Path(__file__).resolve().parent.parent
+TEST_ADDONS = REPO / "tests" / "addons"
+ARTIFACTS = Path(os.environ.get("WI_TEST_ARTIFACTS") or (REPO / ".test-artifacts"))
+ADMIN_LOGIN = ADMIN_PASSWORD = "admin"
+
+_ODOO_BIN_SHIM = """\
+#!/usr/bin/env python3
+# What odoo-bin does: run Odoo's command line in UTC.
+__import__("os").environ["TZ"] = "UTC"
+import odoo
+
+if __name__ == "__main__":
+    odoo.cli.main()
+"""
+
+
+@functools.cache
+def odoo_available():
+    """``(True, version)`` or ``(False, reason)``: can these tests run Odoo here?"""
+    if importlib.util.find_spec("odoo") is None:
+        return False, "Odoo is not importable by %s (install Odoo 18 so `import odoo` works)" % sys.executable
+    try:
+        version = subprocess.run(
+            [sys.executable, "-c", "import odoo.release as r; print(r.major_version)"],
+            capture_output=True, text=True, timeout=120, check=True, cwd=tempfile.gettempdir(),
+        ).stdout.strip()
+    except (subprocess.SubprocessError, OSError) as exc:
+        return False, "`import odoo` fails: %s" % (getattr(exc, "stderr", "") or exc)
+    if version != "18.0":
+        return False, "these tests target Odoo 18.0, found %s" % version
+    try:
+        import psycopg2  # noqa: PLC0415 - only when Odoo is there
+
+        psycopg2.connect(dbname="postgres").close()
+    except Exception as exc:  # noqa: BLE001 - any failure means "no database server"
+        return False, "PostgreSQL is not reachable as %s: %s" % (os.environ.get("USER", "this user"), str(exc).strip())
+    return True, version
+
+
+@functools.cache
+def odoo_bin_command():
+    """The command that runs ``odoo-bin`` with this Python.
+
+    ``ODOO_BIN`` wins; else the ``odoo-bin`` beside the importable package;
+    else a two-line script doing what odoo-bin does (prefork needs a real
+    script path: the master re-runs ``sys.argv[0]`` for the gevent process).
+    """
+    if os.environ.get("ODOO_BIN"):
+        return [sys.executable, os.environ["ODOO_BIN"]]
+    package_dir = Path(importlib.util.find_spec("odoo").origin).parent
+    beside = package_dir.parent / "odoo-bin"
+    if beside.is_file():
+        return [sys.executable, str(beside)]
+    shim_dir = Path(tempfile.mkdtemp(prefix="wi-odoo-bin-"))
+    shim = shim_dir / "odoo-bin"
+    shim.write_text(_ODOO_BIN_SHIM)
+    return [sys.executable, str(shim)]
+
+
+def addons_path(*extra):
+    paths = [str(REPO)]
+    if TEST_ADDONS.is_dir():
+        paths.append(str(TEST_ADDONS))
+    paths.extend(str(p) for p in extra)
+    return ",".join(paths)
+
+
+def test_modules():
+    """Modules the test databases get: the addon, and the test addons if any."""
+    modules = ["worker_inspector"]
+    if TEST_ADDONS.is_dir():
+        modules += sorted(p.name for p in TEST_ADDONS.iterdir() if (p / "__manifest__.py").is_file())
+    return modules
+
+
+def free_port():
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def unique_name(prefix):
+    return "%s_%s" % (prefix, uuid.uuid4().hex[:8])
+
+
+def _log_path(name):
+    ARTIFACTS.mkdir(parents=True, exist_ok=True)
+    return ARTIFACTS / ("%s.log" % name)
+
+
+def _tail(path, lines=60):
+    try:
+        return "".join(Path(path).read_text(errors="replace").splitlines(True)[-lines:])
+    except OSError:
+        return ""
+
+
+def run_odoo(args, log_name, timeout=900):
+    """Run odoo-bin to completion (install, update); raise with the log tail on failure."""
+    log = _log_path(log_name)
+    cmd = odoo_bin_command() + list(args) + ["--logfile", str(log)]
+    proc = subprocess.run(cmd, cwd=tempfile.gettempdir(), timeout=timeout, capture_output=True, text=True)
+    if proc.returncode != 0:
+        raise RuntimeError("%s failed (%s):\n%s%s" % (" ".join(cmd), proc.returncode, proc.stderr, _tail(log)))
+    return proc
+
+
+def create_database(name, modules=None, demo=False):
+    """Create database ``name`` with ``modules`` installed (admin/admin)."""
+    args = ["-d", name, "-i", ",".join(modules or test_modules()), "--addons-path", addons_path(),
+            "--stop-after-init", "--no-http", "--max-cron-threads", "0", "--log-level", "warn"]
+    if not demo:
+        args.append("--without-demo=all")
+    run_odoo(args, "install-%s" % name)
+    return name
+
+
+def drop_database(name):
+    subprocess.run(["dropdb", "--if-exists", "--force", name], capture_output=True, check=False)
+    # Odoo's filestore for the database (data_dir default for this user)
+    filestore = Path.home() / ".local/share/Odoo/filestore" / name
+    if filestore.is_dir():
+        subprocess.run(["rm", "-rf", str(filestore)], check=False)
+
+
+class OdooServer:
+    """A real Odoo server on 127.0.0.1, started and stopped by a test.
+
+    ``workers=0`` is the threaded server (one process), ``workers>0`` prefork
+    (master, WorkerHTTP, WorkerCron and the gevent process).
+    """
+
+    def __init__(self, db, workers=0, max_cron_threads=0, extra_args=(), name=None, env=None):
+        self.db = db
+        self.workers = workers
+        self.max_cron_threads = max_cron_threads
+        self.port = free_port()
+        self.gevent_port = free_port()
+        self.url = "http://127.0.0.1:%d" % self.port
+        self.name = name or unique_name("server-%s-w%d" % (db, workers))
+        self.log = _log_path(self.name)
+        self.extra_args = list(extra_args)
+        self.env = env
+        self.proc = None
+
+    @property
+    def pid(self):
+        return self.proc.pid
+
+    def command(self):
+        return odoo_bin_command() + [
+            "-d", self.db, "--db-filter", "^%s$" % self.db,
+            "--addons-path", addons_path(),
+            "--http-interface", "127.0.0.1", "--http-port", str(self.port),
+            "--gevent-port", str(self.gevent_port),
+            "--workers", str(self.workers), "--max-cron-threads", str(self.max_cron_threads),
+            "--logfile", str(self.log), "--log-level", "info",
+        ] + self.extra_args
+
+    def start(self, timeout=120):
+        env = dict(os.environ, **(self.env or {}))
+        self.proc = subprocess.Popen(
+            self.command(), cwd=tempfile.gettempdir(), env=env, start_new_session=True,
+            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+        )
+        try:
+            self.wait_ready(timeout)
+        except BaseException:
+            self.stop()
+            raise
+        return self
+
+    def expected_children(self):
+        """Direct children of a ready prefork master."""
+        return self.workers + self.max_cron_threads + 1 if self.workers else 0
+
+    def children(self):
+        with contextlib.suppress(psutil.Error):
+            return psutil.Process(self.pid).children()
+        return []
+
+    def wait_ready(self, timeout=120):
+        import requests  # noqa: PLC0415 - test dependency
+
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if self.proc.poll() is not None:
+                raise RuntimeError("Odoo exited with %s:\n%s" % (self.proc.returncode, _tail(self.log)))
+            try:
+                ok = requests.get(self.url + "/web/health", timeout=5).status_code == 200
+            except requests.RequestException:
+                ok = False
+            if ok and self._children_ready():
+                return
+            time.sleep(0.3)
+        raise TimeoutError("Odoo on %s not ready in %ss:\n%s" % (self.url, timeout, _tail(self.log)))
+
+    def _children_ready(self):
+        children = self.children()
+        if len(children) != self.expected_children():
+            return False
+        if not self.workers:
+            return True
+        # Workers set their title right after fork; the gevent process must answer too.
+        titled = 0
+        for child in children:
+            with contextlib.suppress(psutil.Error):
+                titled += " ".join(child.cmdline()).startswith("odoo: Worker")
+        if titled != self.workers + self.max_cron_threads:
+            return False
+        # The gevent process is up once it listens on its port.
+        try:
+            socket.create_connection(("127.0.0.1", self.gevent_port), timeout=1).close()
+        except OSError:
+            return False
+        return True
+
+    def stop(self, timeout=20):
+        if not self.proc or self.proc.poll() is not None:
+            return
+        with contextlib.suppress(ProcessLookupError):
+            os.kill(self.proc.pid, signal.SIGTERM)
+        try:
+            self.proc.wait(timeout)
+        except subprocess.TimeoutExpired:
+            pass
+        # Whatever is left of the session (workers, gevent) goes too.
+        with contextlib.suppress(ProcessLookupError, PermissionError):
+            os.killpg(self.proc.pid, signal.SIGKILL)
+        with contextlib.suppress(subprocess.TimeoutExpired):
+            self.proc.wait(5)
+
+    def __enter__(self):
+        return self.start()
+
+    def __exit__(self, *exc):
+        self.stop()
+
+    def login_session(self, login=ADMIN_LOGIN, password=ADMIN_PASSWORD):
+        """A requests.Session logged in as ``login`` (raises if the login fails)."""
+        import requests  # noqa: PLC0415
+
+        session = requests.Session()
+        response = session.post(
+            self.url + "/web/session/authenticate",
+            json={"jsonrpc": "2.0", "method": "call",
+                  "params": {"db": self.db, "login": login, "password": password}},
+            timeout=60,
+        )
+        response.raise_for_status()
+        body = response.json()
+        if body.get("error") or not (body.get("result") or {}).get("uid"):
+            raise RuntimeError("login as %s failed: %s" % (login, body.get("error")))
+        return session
+
+    def snapshot(self, session, **params):
+        response = session.get(self.url + "/worker_inspector/api/snapshot", params=params, timeout=60)
+        response.raise_for_status()
+        return response.json()
