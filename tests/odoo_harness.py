@@ -151,7 +151,7 @@ class OdooServer:
     (master, WorkerHTTP, WorkerCron and the gevent process).
     """
 
-    def __init__(self, db, workers=0, max_cron_threads=0, extra_args=(), name=None, env=None):
+    def __init__(self, db, workers=0, max_cron_threads=0, extra_args=(), name=None, env=None, setproctitle=True):
         self.db = db
         self.workers = workers
         self.max_cron_threads = max_cron_threads
@@ -161,7 +161,12 @@ class OdooServer:
         self.name = name or unique_name("server-%s-w%d" % (db, workers))
         self.log = _log_path(self.name)
         self.extra_args = list(extra_args)
-        self.env = env
+        self.env = dict(env or {})
+        self.setproctitle = setproctitle
+        if not setproctitle:
+            # Odoo then leaves the workers' titles as the master's command line.
+            hide = str(REPO / "tests" / "without_setproctitle")
+            self.env["PYTHONPATH"] = os.pathsep.join(filter(None, [hide, os.environ.get("PYTHONPATH")]))
         self.proc = None
 
     @property
@@ -179,7 +184,7 @@ class OdooServer:
         ] + self.extra_args
 
     def start(self, timeout=120):
-        env = dict(os.environ, **(self.env or {}))
+        env = dict(os.environ, **self.env)
         self.proc = subprocess.Popen(
             self.command(), cwd=tempfile.gettempdir(), env=env, start_new_session=True,
             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
@@ -227,7 +232,7 @@ class OdooServer:
         for child in children:
             with contextlib.suppress(psutil.Error):
                 titled += " ".join(child.cmdline()).startswith("odoo: Worker")
-        if titled != self.workers + self.max_cron_threads:
+        if self.setproctitle and titled != self.workers + self.max_cron_threads:
             return False
         # The gevent process is up once it listens on its port.
         try:

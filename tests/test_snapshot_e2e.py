@@ -156,3 +156,16 @@ def test_access_admin_user_anonymous(threaded):
     bad = admin.get(api, params={"bogus": "1"}, timeout=60)
     assert bad.status_code == 400
     assert "bogus" in bad.json()["error"]["reason"]
+
+
+def test_prefork_roles_without_setproctitle(odoo_db):
+    with OdooServer(odoo_db, workers=2, max_cron_threads=1, setproctitle=False) as server:
+        children = psutil.Process(server.pid).children()
+        assert not any(" ".join(c.cmdline()).startswith("odoo:") for c in children)
+        snap = server.snapshot(server.login_session())
+        roles = collections.Counter(p["role"] for p in snap["processes"])
+        assert roles == {"master": 1, "http": 2, "cron": 1, "gevent": 1}
+        by_pid = {p["pid"]: p["role"] for p in snap["processes"]}
+        for child in children:
+            expected = "cron" if child.nice() == 10 else "gevent" if "gevent" in child.cmdline() else "http"
+            assert by_pid[child.pid] == expected

@@ -1,0 +1,214 @@
+"""The engine alone: real processes and threads of this machine, no Odoo."""
+
+import os
+import subprocess
+import sys
+import threading
+import time
+from pathlib import Path
+
+import psutil
+import pytest
+
+from worker_inspector import engine
+from worker_inspector.engine.tree import CpuMeter
+
+FAKE_TREE = Path(__file__).with_name("fake_prefork_tree.py")
+
+
+@pytest.mark.parametrize(
+    ("cmdline", "expected"),
+    [
+        (["odoo: WorkerHTTP 4242 "], ("http", 4242, None)),
+        (["odoo: WorkerCron 4243 prod"], ("cron", 4243, "prod")),
+        (["odoo:", "WorkerCron", "4243", "prod"], ("cron", 4243, "prod")),
+        (["python3", "odoo-bin", "--workers=2"], None),
+        ([], None),
+    ],
+)
+def test_parse_title(cmdline, expected):
+    assert engine.parse_title(cmdline) == expected
+
+
+@pytest.mark.parametrize(
+    ("cmdline", "nice", "master_nice", "role"),
+    [
+        (["odoo: WorkerHTTP 10 "], 0, 0, "http"),
+        (["odoo: WorkerCron 11 db"], 10, 0, "cron"),
+        (["/usr/bin/python3", "/opt/odoo/odoo-bin", "gevent", "-c", "x.conf"], 0, 0, "gevent"),
+        # Without setproctitle workers keep the master's command line.
+        (["/usr/bin/python3", "/opt/odoo/odoo-bin", "--workers=2"], 0, 0, "http"),
+        (["/usr/bin/python3", "/opt/odoo/odoo-bin", "--workers=2"], 10, 0, "cron"),
+        (["/usr/bin/python3", "/opt/odoo/odoo-bin", "--workers=2"], 15, 5, "cron"),
+        # A master already at nice 12: cron workers are capped at 19.
+        (["/usr/bin/python3", "/opt/odoo/odoo-bin", "--workers=2"], 19, 12, "cron"),
+        (["/usr/bin/python3", "/opt/odoo/odoo-bin", "--workers=2"], 12, 12, "http"),
+    ],
+)
+def test_classify_child(cmdline, nice, master_nice, role):
+    assert engine.classify_child(cmdline, nice, master_nice) == role
+
+
+@pytest.mark.parametrize(
+    ("name", "thread_type", "is_main", "kind"),
+    [
+        ("odoo.service.http.request.1399", None, False, "http"),
+        ("Thread-7 (process_request_thread)", "http", False, "http"),
+        ("odoo.service.cron.cron0", "cron", False, "cron"),
+        ("odoo.service.httpd", None, False, "httpd"),
+        ("odoo.service.http.request.1399", "websocket", False, "websocket"),
+        ("Worker WorkerHTTP (77) workthread", None, False, "worker"),
+        ("MainThread", None, True, "main"),
+        ("odoo.service.autoreload.watcher", None, False, "other"),
+    ],
+)
+def test_thread_kind(name, thread_type, is_main, kind):
+    assert engine.thread_kind(name, thread_type, is_main) == kind
+
+
+def test_is_odoo_cmdline():
+    assert engine.is_odoo_cmdline(["/usr/bin/python3", "/srv/odoo/odoo-bin", "-c", "o.conf"])
+    assert engine.is_odoo_cmdline(["odoo: WorkerHTTP 12 "])
+    assert engine.is_odoo_cmdline(["/usr/bin/odoo", "--dev=all"])
+    assert not engine.is_odoo_cmdline(["/usr/bin/python3", "-m", "http.server"])
+    assert not engine.is_odoo_cmdline(["postgres: odoo db [local] idle"])
+
+
+@pytest.mark.parametrize(
+    ("args", "expected"),
+    [
+        (["odoo-bin", "--db_password", "hunter2", "-d", "x"], ["odoo-bin", "--db_password", "********", "-d", "x"]),
+        (["odoo-bin", "--db_password=hunter2"], ["odoo-bin", "--db_password=********"]),
+        (["odoo-bin", "-w", "hunter2"], ["odoo-bin", "-w", "********"]),
+        (["odoo-bin", "-whunter2"], ["odoo-bin", "-w********"]),
+        (["odoo-bin", "--admin-passwd=hunter2"], ["odoo-bin", "--admin-passwd=********"]),
+        (["odoo-bin", "--smtp-password", "hunter2"], ["odoo-bin", "--smtp-password", "********"]),
+        (["x", "--db_uri=postgres://odoo:hunter2@db/x"], ["x", "--db_uri=postgres://odoo:********@db/x"]),
+        (["odoo-bin", "--workers=2", "-d", "prod"], ["odoo-bin", "--workers=2", "-d", "prod"]),
+    ],
+)
+def test_redact_cmdline(args, expected):
+    assert engine.redact_cmdline(args) == expected
+    assert "hunter2" not in " ".join(engine.redact_cmdline(args))
+
+
+def test_effective_config_keeps_only_known_non_secret_options():
+    options = {
+        "workers": "4", "limit_memory_soft": 2147483648, "http_port": 8069,
+        "db_password": "hunter2", "admin_passwd": "hunter2", "smtp_password": "hunter2",
+        "server_wide_modules": ("base", "web"),
+    }
+    config = engine.effective_config(options)
+    assert config == {"workers": 4, "limit_memory_soft": 2147483648, "http_port": 8069,
+                      "server_wide_modules": ["base", "web"]}
+    assert "hunter2" not in repr(config)
+
+
+def test_effective_memory_limits_per_role():
+    config = {"limit_memory_soft": 100, "limit_memory_hard": 200, "limit_memory_soft_gevent": 300,
+              "limit_memory_hard_gevent": False}
+    assert engine.effective_memory_limits(config, "http") == (100, 200)
+    assert engine.effective_memory_limits(config, "gevent") == (300, 200)
+    assert engine.effective_memory_limits({}, "cron") == (0, 0)
+
+
+@pytest.fixture(params=[True, False], ids=["setproctitle", "no-setproctitle"])
+def fake_prefork(request):
+    titles = request.param
+    if titles:
+        pytest.importorskip("setproctitle")
+    args = [sys.executable, str(FAKE_TREE), "master"] + (["--titles"] if titles else [])
+    proc = subprocess.Popen(args, stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
+    children = {}
+    for _ in range(3):
+        role, pid = proc.stdout.readline().split()
+        children[int(pid)] = role
+    # Wait until the children have renamed themselves / lowered their priority.
+    deadline = time.monotonic() + 10
+    while time.monotonic() < deadline:
+        cron = next(pid for pid, role in children.items() if role == "cron")
+        gevent = next(pid for pid, role in children.items() if role == "gevent")
+        ready = psutil.Process(cron).nice() == 10 and "gevent" in psutil.Process(gevent).cmdline()
+        if ready and titles:
+            ready = all(psutil.Process(p).cmdline()[0].startswith("odoo:") for p, r in children.items() if r != "gevent")
+        if ready:
+            break
+        time.sleep(0.05)
+    yield proc.pid, children
+    proc.stdin.close()
+    proc.wait(10)
+
+
+def test_read_processes_classifies_a_real_tree(fake_prefork):
+    master, children = fake_prefork
+    config = {"limit_memory_soft": 1 << 31, "limit_memory_hard": 1 << 32, "limit_memory_soft_gevent": 1 << 30}
+    found = {p["pid"]: p for p in engine.read_processes(master, "prefork", config)}
+    assert {pid: p["role"] for pid, p in found.items()} == {master: "master", **children}
+    for pid, proc in found.items():
+        real = psutil.Process(pid)
+        assert proc["ppid"] == (os.getpid() if pid == master else master)
+        assert proc["started_at"] == real.create_time()
+        assert proc["num_threads"] == real.num_threads()
+        assert abs(proc["vms"] - real.memory_info().vms) <= 0.1 * real.memory_info().vms
+        assert proc["cpu_percent"] >= 0
+        soft = 1 << 30 if proc["role"] == "gevent" else 1 << 31
+        assert (proc["limit_memory_soft"], proc["limit_memory_hard"]) == (soft, 1 << 32)
+    assert engine.server_pids(master, "prefork") == {master, *children}
+
+
+def test_threaded_mode_is_the_process_alone(fake_prefork):
+    master, _children = fake_prefork
+    assert engine.find_server_processes(master, "threaded") == [(master, "server")]
+
+
+def test_vanished_server_gives_empty_list():
+    proc = subprocess.Popen([sys.executable, "-c", "pass"])
+    proc.wait()
+    assert engine.read_processes(proc.pid, "prefork") == []
+
+
+def test_cpu_meter_measures_between_snapshots():
+    meter = CpuMeter()
+    started = 1000.0
+    # First sighting: average over the lifetime.
+    assert meter.percent(1, started, cpu_seconds=5.0, now=1010.0) == 50.0
+    # Then: the delta since the previous snapshot.
+    assert meter.percent(1, started, cpu_seconds=5.5, now=1011.0) == 50.0
+    assert meter.percent(1, started, cpu_seconds=5.5, now=1012.0) == 0.0
+    # A reused pid (another start time) starts afresh.
+    assert meter.percent(1, 1011.5, cpu_seconds=0.25, now=1012.0) == 50.0
+    meter.forget_except({(1, 1011.5)})
+    assert list(meter._last) == [(1, 1011.5)]
+
+
+def test_read_threads_reports_what_odoo_sets():
+    release = threading.Event()
+    worker = threading.Thread(target=release.wait, name="odoo.service.http.request.1", daemon=True)
+    worker.dbname, worker.uid = "prod", 7
+    worker.url = "http://localhost:8069/web/dataset/call_kw?token=s3cret"
+    worker.query_count, worker.query_time, worker.perf_t0 = 12, 0.25, time.time() - 3
+    worker.start()
+    try:
+        threads = {t["ident"]: t for t in engine.read_threads()}
+    finally:
+        release.set()
+    described = threads[worker.ident]
+    assert described["kind"] == "http"
+    assert described["db"] == "prod" and described["uid"] == 7
+    assert described["url"] == "/web/dataset/call_kw"
+    assert described["query_count"] == 12 and described["query_time"] == 0.25
+    assert 3 <= described["elapsed"] < 30
+    assert described["native_id"] == worker.native_id
+    assert threads[threading.main_thread().ident]["kind"] == "main"
+
+
+def test_snapshot_shape_for_this_process():
+    info = engine.ServerInfo(os.getpid(), engine.MODE_THREADED, "18.0")
+    snap = engine.take_snapshot(info, {"workers": 0, "db_password": "hunter2"})
+    assert snap["server"] == {"mode": "threaded", "pid": os.getpid(), "odoo_version": "18.0"}
+    assert snap["served_by"] == os.getpid()
+    assert [p["pid"] for p in snap["processes"]] == [os.getpid()]
+    assert set(snap["processes"][0]) >= {"pid", "ppid", "role", "started_at", "cpu_percent", "rss", "vms",
+                                         "num_threads"}
+    assert snap["host"]["memory_total"] == psutil.virtual_memory().total
+    assert "hunter2" not in repr(snap)
