@@ -1,7 +1,8 @@
 """A real process tree shaped like an Odoo prefork server, without Odoo.
 
-Run as ``python fake_prefork_tree.py MASTER`` it forks one HTTP-like child,
-one child that lowers its priority like WorkerCron, and starts
+Run as ``python fake_prefork_tree.py master [--titles] [--http N] [--cron M]``
+it forks N HTTP-like children (default 1), M children that lower their
+priority like WorkerCron (default 1), and starts
 ``python fake_prefork_tree.py gevent`` like PreforkServer.long_polling_spawn.
 With ``--titles`` the children name themselves like Odoo does with
 setproctitle. It prints the children's pids as ``role pid`` lines, then waits
@@ -35,14 +36,19 @@ def main():
             time.sleep(0.2)
         return
     titles = "--titles" in sys.argv
-    http = child("odoo: WorkerHTTP %d " if titles else None, 0)
-    cron = child("odoo: WorkerCron %d somedb" if titles else None, 10)
+    counts = {"http": 1, "cron": 1}
+    for role in counts:
+        if "--" + role in sys.argv:
+            counts[role] = int(sys.argv[sys.argv.index("--" + role) + 1])
+    children = [("http", child("odoo: WorkerHTTP %d " if titles else None, 0)) for _ in range(counts["http"])]
+    children += [("cron", child("odoo: WorkerCron %d somedb" if titles else None, 10)) for _ in range(counts["cron"])]
     gevent = subprocess.Popen([sys.executable, sys.argv[0], "gevent"])
-    print("http", http)
-    print("cron", cron)
-    print("gevent", gevent.pid, flush=True)
+    children.append(("gevent", gevent.pid))
+    for role, pid in children:
+        print(role, pid)
+    sys.stdout.flush()
     sys.stdin.read()
-    for pid in (http, cron, gevent.pid):
+    for _role, pid in children:
         os.kill(pid, 9)
 
 

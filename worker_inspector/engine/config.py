@@ -96,21 +96,26 @@ def redact_cmdline(args):
         if hide_next:
             redacted.append(REDACTED)
             hide_next = False
-            continue
-        if arg == _DB_PASSWORD_SHORT:
-            redacted.append(arg)
-            hide_next = True
-            continue
-        if arg.startswith(_DB_PASSWORD_SHORT) and not arg.startswith("--"):
-            redacted.append(_DB_PASSWORD_SHORT + REDACTED)
-            continue
-        match = _SECRET_OPTION_RE.match(arg)
-        if match:
-            if match.group(2) is None:
+        elif arg.startswith("-"):
+            if arg == _DB_PASSWORD_SHORT:
                 redacted.append(arg)
                 hide_next = True
+            elif arg.startswith(_DB_PASSWORD_SHORT) and not arg.startswith("--"):
+                redacted.append(_DB_PASSWORD_SHORT + REDACTED)
+            elif match := _SECRET_OPTION_RE.match(arg):
+                if match.group(2) is None:
+                    redacted.append(arg)
+                    hide_next = True
+                else:
+                    redacted.append(match.group(1) + "=" + REDACTED)
             else:
-                redacted.append(match.group(1) + "=" + REDACTED)
-            continue
-        redacted.append(_URI_PASSWORD_RE.sub(r"\1" + REDACTED + r"\2", arg))
+                redacted.append(_redact_uri(arg))
+        else:
+            redacted.append(_redact_uri(arg))
     return redacted
+
+
+def _redact_uri(arg):
+    if "@" not in arg:
+        return arg
+    return _URI_PASSWORD_RE.sub(r"\1" + REDACTED + r"\2", arg)

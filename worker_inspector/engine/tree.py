@@ -78,7 +78,8 @@ def _read(proc):
             "vms": mem.vms,
             "num_threads": proc.num_threads(),
             "nice": proc.nice(),
-            "cmdline": proc.cmdline(),
+            # setproctitle pads the title with NULs, which psutil splits into empty args.
+            "cmdline": [arg for arg in proc.cmdline() if arg],
             "status": proc.status(),
         }
 
