@@ -4,6 +4,8 @@ import os
 import time
 from dataclasses import dataclass, field
 
+from .activity import add_activity
+from .board import read_board
 from .config import effective_config, redact_cmdline
 from .host import read_host
 from .threads import read_threads
@@ -29,14 +31,16 @@ def _public_process(info):
     return info
 
 
-def take_snapshot(server, options, threads=None):
+def take_snapshot(server, options, threads=None, sql_sessions=None, overdue_crons=None):
     """Snapshot of ``server`` with Odoo's config mapping ``options``.
 
     Threads are those of the calling process (the one serving the request).
+    ``sql_sessions`` (``database.read_pg_sessions``) and ``overdue_crons``
+    (``database.read_overdue_crons``) come from the caller's database cursor.
     """
     config = effective_config(options)
     processes = read_processes(server.pid, server.mode, config)
-    return {
+    snapshot = {
         "server": {
             "mode": server.mode,
             "pid": server.pid,
@@ -49,3 +53,4 @@ def take_snapshot(server, options, threads=None):
         "processes": [_public_process(p) for p in processes],
         "threads": read_threads(threads),
     }
+    return add_activity(snapshot, read_board(server.pid), sql_sessions, overdue_crons)

@@ -1,0 +1,283 @@
+"""What every worker is doing right now: recording it, and showing it in the API.
+
+``Recorder`` is what Odoo's hot path calls (a request begins and ends, a user
+is authenticated, a scheduled action runs): it writes the calling thread's
+record on this process's board (see ``board``) and never raises into Odoo.
+``add_activity`` turns the board of a server, its PostgreSQL sessions and its
+overdue scheduled actions into the snapshot's ``activity``, ``sql``,
+``utilization``, ``longest_busy`` and ``cron`` fields.
+"""
+
+import atexit
+import logging
+import os
+import threading
+
+from .board import ProcessBoard, remove_dead_servers
+
+_logger = logging.getLogger(__name__)
+
+# Records per process: a prefork worker serves requests or runs jobs in one
+# thread; the threaded server has a thread per connection and per cron thread.
+PREFORK_SLOTS = 2
+THREADED_SLOTS = 256
+
+
+class Recorder:
+    """Records the calling thread's activity on this process's board.
+
+    ``locate`` returns ``(server_pid, slots)`` for this process, or None when
+    it must not record (the gevent process). The board is opened on first use
+    in each process, so forked workers get their own file without a restart;
+    each thread gets its own record, given back when the thread ends.
+    """
+
+    def __init__(self, locate, base=None):
+        self._locate = locate
+        self._base = base
+        self._board = None
+        self._disabled = False
+        self._lock = threading.Lock()
+        self._tls = threading.local()
+        os.register_at_fork(after_in_child=self._after_fork)
+        atexit.register(self.close)
+
+    @property
+    def board(self):
+        return self._board
+
+    def _after_fork(self):
+        # The child must never write into its parent's file.
+        board, self._board = self._board, None
+        self._disabled = False
+        self._lock = threading.Lock()
+        if board is not None:
+            board.detach()
+        self._tls = threading.local()
+
+    def _open(self):
+        with self._lock:
+            if self._board is None and not self._disabled:
+                try:
+                    located = self._locate()
+                    if located is None:
+                        self._disabled = True
+                    else:
+                        server_pid, slots = located
+                        remove_dead_servers(self._base)
+                        self._board = ProcessBoard(server_pid, slots, self._base)
+                except Exception:  # the inspector must never break Odoo
+                    _logger.warning("Worker activity is not recorded in this process", exc_info=True)
+                    self._disabled = True
+            return self._board
+
+    def _claim(self):
+        if self._disabled:
+            return None
+        board = self._board or self._open()
+        slot = board.claim() if board is not None else None
+        self._tls.slot = slot
+        return slot
+
+    def slot(self):
+        """The calling thread's record (claimed on first use), or None."""
+        slot = getattr(self._tls, "slot", None)
+        if slot is None or slot.board is not self._board:
+            slot = self._claim()
+        return slot
+
+    def begin_request(self, path):
+        """A request for ``path`` (WSGI ``PATH_INFO``) starts in this thread; returns its record."""
+        try:
+            slot = self.slot()
+            if slot is not None:
+                # PATH_INFO holds the raw bytes of the path decoded as latin-1.
+                slot.begin_request(path.encode("latin-1", "replace"))
+            return slot
+        except Exception:  # the inspector must never break Odoo
+            _logger.debug("begin_request failed", exc_info=True)
+            return None
+
+    @staticmethod
+    def end_request(slot):
+        try:
+            slot.end_request()
+        except Exception:
+            _logger.debug("end_request failed", exc_info=True)
+
+    def set_user(self, db, uid, login):
+        """The current request is authenticated."""
+        slot = getattr(self._tls, "slot", None)
+        if slot is not None and slot.board is self._board:
+            try:
+                slot.set_user(db, uid, login)
+            except Exception:
+                _logger.debug("set_user failed", exc_info=True)
+
+    def begin_cron(self, job_id, name, db, uid=None):
+        """A scheduled action starts in this thread; returns its record."""
+        try:
+            slot = self.slot()
+            if slot is not None:
+                slot.begin_cron(job_id, name, db, uid)
+            return slot
+        except Exception:
+            _logger.debug("begin_cron failed", exc_info=True)
+            return None
+
+    @staticmethod
+    def end_cron(slot):
+        try:
+            slot.end_cron()
+        except Exception:
+            _logger.debug("end_cron failed", exc_info=True)
+
+    def close(self):
+        """Delete this process's board file (at exit)."""
+        board = self._board
+        if board is not None and board.pid == os.getpid():
+            board.close()
+
+
+# --- The API fields --------------------------------------------------------
+
+UTILIZATION_HTTP_WORKERS = "http_workers"
+UTILIZATION_MAX_HTTP_THREADS = "ODOO_MAX_HTTP_THREADS"
+UTILIZATION_DB_MAXCONN = "db_maxconn"
+
+
+def public_activity(record, requests, now):
+    """``activity`` of the API from one board record."""
+    return {
+        "state": record["state"],
+        "kind": record["kind"],
+        "since": record["since"],
+        "elapsed": round(max(now - record["since"], 0.0), 3),
+        "db": record["db"],
+        "uid": record["uid"],
+        "login": record["login"],
+        "url": record["url"],
+        "requests": requests,
+        "cron_job": record["cron_job"],
+    }
+
+
+def process_activity(requests, records, now):
+    """A process's activity: its longest-busy thread, else its latest idle one."""
+    if not records:
+        return None
+    busy = [r for r in records if r["state"] == "busy"]
+    if busy:
+        record = min(busy, key=lambda r: r["since"])
+    else:
+        record = max(records, key=lambda r: r["since"])
+    return public_activity(record, requests, now)
+
+
+def request_thread_capacity(config, environ):
+    """How many requests the threaded server can serve at once, and why.
+
+    ``ODOO_MAX_HTTP_THREADS`` caps the request threads when set; otherwise
+    each request needs a database connection (often two), so the value Odoo
+    computes for that cap, ``(db_maxconn - max_cron_threads) // 2``, is the
+    capacity.
+    """
+    value = environ.get("ODOO_MAX_HTTP_THREADS")
+    if value:
+        try:
+            return max(int(value), 1), UTILIZATION_MAX_HTTP_THREADS
+        except ValueError:
+            pass  # Odoo then uses its computed value
+    maxconn = config.get("db_maxconn") or 64
+    crons = config.get("max_cron_threads") or 0
+    return max((int(maxconn) - int(crons)) // 2, 1), UTILIZATION_DB_MAXCONN
+
+
+def _utilization(snapshot, board, environ):
+    if snapshot["server"]["mode"] == "prefork":
+        http = [p for p in snapshot["processes"] if p["role"] == "http"]
+        busy = sum(1 for p in http if (p.get("activity") or {}).get("state") == "busy")
+        total, basis = len(http), UTILIZATION_HTTP_WORKERS
+    else:
+        records = board.get(snapshot["server"]["pid"], (0, []))[1]
+        busy = sum(1 for r in records if r["kind"] == "http" and r["state"] == "busy")
+        total, basis = request_thread_capacity(snapshot.get("config") or {}, environ)
+    return {
+        "utilization": round(busy / total, 3) if total else None,
+        "http_busy": busy,
+        "http_capacity": total,
+        "utilization_basis": basis,
+    }
+
+
+def _longest_busy(snapshot, board):
+    pids = {p["pid"] for p in snapshot["processes"]}
+    since = [
+        r["since"]
+        for pid, (_requests, records) in board.items()
+        if pid in pids
+        for r in records
+        if r["kind"] == "http" and r["state"] == "busy"
+    ]
+    return round(max(snapshot["taken_at"] - min(since), 0.0), 3) if since else None
+
+
+def _cron_section(snapshot, overdue_crons):
+    max_cron_threads = (snapshot.get("config") or {}).get("max_cron_threads") or 0
+    if snapshot["server"]["mode"] == "prefork":
+        runners = [
+            {"pid": p["pid"], "tid": None, "name": None, "activity": p.get("activity")}
+            for p in snapshot["processes"]
+            if p["role"] == "cron"
+        ]
+    else:
+        runners = [
+            {"pid": snapshot["served_by"], "tid": t["native_id"], "name": t["name"], "activity": t.get("activity")}
+            for t in snapshot["threads"]
+            if t["kind"] == "cron"
+        ]
+    return {
+        "max_cron_threads": max_cron_threads,
+        "runners": runners,
+        # Cron off (the debug mode): what is not being run.
+        "overdue": list(overdue_crons or []) if not max_cron_threads else None,
+    }
+
+
+def add_activity(snapshot, board, sql_sessions=None, overdue_crons=None, environ=None):
+    """Add the activity fields to ``snapshot`` (see README, "Activity")."""
+    environ = os.environ if environ is None else environ
+    now = snapshot["taken_at"]
+    sessions = group_sessions_by_pid(sql_sessions or [])
+    for proc in snapshot["processes"]:
+        requests, records = board.get(proc["pid"], (0, []))
+        proc["activity"] = process_activity(requests, records, now)
+        proc["sql"] = sessions.get(proc["pid"], [])
+    own = {r["tid"]: r for r in board.get(snapshot["served_by"], (0, []))[1]}
+    for thread in snapshot["threads"]:
+        record = own.get(thread["native_id"])
+        thread["activity"] = public_activity(record, record["requests"], now) if record else None
+    snapshot.update(_utilization(snapshot, board, environ))
+    snapshot["longest_busy"] = _longest_busy(snapshot, board)
+    snapshot["cron"] = _cron_section(snapshot, overdue_crons)
+    return snapshot
+
+
+def _session_pid(application_name):
+    # Odoo names its connections "odoo-<pid>" (sql_db.connection_info_for).
+    prefix, _, pid = (application_name or "").partition("-")
+    return int(pid) if prefix == "odoo" and pid.isdigit() else None
+
+
+def group_sessions_by_pid(sessions):
+    """``{pid: [session, ...]}``, active ones first, then the longest."""
+    grouped = {}
+    for session in sessions:
+        pid = _session_pid(session.get("application_name"))
+        if pid is None:
+            continue
+        public = {key: value for key, value in session.items() if key != "application_name"}
+        grouped.setdefault(pid, []).append(public)
+    for entries in grouped.values():
+        entries.sort(key=lambda s: (s.get("state") != "active", -(s.get("duration") or 0.0)))
+    return grouped
