@@ -1,0 +1,2 @@
+from . import test_snapshot_model
+from . import test_ui
