@@ -1,0 +1,165 @@
+"""Take docs/dashboard.png: the dashboard of a real prefork Odoo 18 server.
+
+    python3 docs/screenshot_dashboard.py [--db EXISTING_DB] [--output docs/dashboard.png]
+
+Starts ``--workers=2 --max-cron-threads=1`` on free ports (tests/odoo_harness.py),
+logs in as admin/admin with ``requests``, then drives headless Chromium over
+the DevTools protocol (websocket-client), as Odoo's own ChromeBrowser does:
+Chromium has no command-line flag for a cookie, so the session cookie is set
+with ``Network.setCookie`` before opening the client action. Without ``--db``
+a database is created for the run and dropped afterwards.
+"""
+
+import argparse
+import base64
+import contextlib
+import itertools
+import json
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import requests
+import websocket
+
+REPO = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(REPO / "tests"))
+
+import odoo_harness
+
+DASHBOARD_PATH = "/odoo/action-worker_inspector.action_worker_inspector_dashboard"
+READY_JS = "!!document.querySelector('.o_worker_inspector[data-status=\"ready\"] tr.o_worker_inspector_process')"
+CHROME_NAMES = ("chromium", "chromium-browser", "google-chrome", "google-chrome-stable")
+
+
+class DevTools:
+    """The few DevTools calls this script needs, on one page target."""
+
+    def __init__(self, ws_url):
+        self.ws = websocket.create_connection(ws_url, timeout=60, suppress_origin=True)
+        self.ids = itertools.count(1)
+
+    def call(self, method, **params):
+        call_id = next(self.ids)
+        self.ws.send(json.dumps({"id": call_id, "method": method, "params": params}))
+        while True:
+            message = json.loads(self.ws.recv())
+            if message.get("id") == call_id:
+                if "error" in message:
+                    raise RuntimeError(f"{method} failed: {message['error']}")
+                return message.get("result", {})
+
+    def evaluate(self, expression):
+        result = self.call("Runtime.evaluate", expression=expression, returnByValue=True)
+        return result.get("result", {}).get("value")
+
+    def close(self):
+        self.ws.close()
+
+
+@contextlib.contextmanager
+def headless_chromium(width, height):
+    chrome = next(filter(None, map(shutil.which, CHROME_NAMES)), None)
+    if not chrome:
+        raise SystemExit("Chromium is not installed")
+    port = odoo_harness.free_port()
+    profile = tempfile.mkdtemp(prefix="wi-chromium-")
+    proc = subprocess.Popen(
+        [
+            chrome,
+            "--headless",
+            "--no-sandbox",
+            "--disable-gpu",
+            "--disable-background-networking",
+            "--disable-component-update",
+            "--disable-sync",
+            "--no-first-run",
+            "--hide-scrollbars",
+            "--remote-debugging-address=127.0.0.1",
+            f"--remote-debugging-port={port}",
+            f"--user-data-dir={profile}",
+            f"--window-size={width},{height}",
+            "about:blank",
+        ],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    try:
+        deadline = time.monotonic() + 30
+        while True:
+            try:
+                targets = requests.get(f"http://127.0.0.1:{port}/json", timeout=2).json()
+                page = next(t for t in targets if t["type"] == "page")
+                break
+            except (requests.RequestException, StopIteration, ValueError):
+                if time.monotonic() > deadline:
+                    raise
+                time.sleep(0.2)
+        devtools = DevTools(page["webSocketDebuggerUrl"])
+        try:
+            devtools.call(
+                "Emulation.setDeviceMetricsOverride", width=width, height=height, deviceScaleFactor=1, mobile=False
+            )
+            yield devtools
+        finally:
+            devtools.close()
+    finally:
+        proc.terminate()
+        with contextlib.suppress(subprocess.TimeoutExpired):
+            proc.wait(10)
+        if proc.poll() is None:
+            proc.kill()
+        shutil.rmtree(profile, ignore_errors=True)
+
+
+def capture(server, output, width, height, settle, session=None, ready_js=READY_JS):
+    session = session or server.login_session()
+    with headless_chromium(width, height) as devtools:
+        devtools.call("Network.enable")
+        devtools.call(
+            "Network.setCookie",
+            name="session_id",
+            value=session.cookies["session_id"],
+            url=server.url,
+            path="/",
+            httpOnly=True,
+        )
+        devtools.call("Page.navigate", url=server.url + DASHBOARD_PATH)
+        deadline = time.monotonic() + 60
+        while not devtools.evaluate(ready_js):
+            if time.monotonic() > deadline:
+                raise TimeoutError("the dashboard did not show its processes within 60 s")
+            time.sleep(0.3)
+        # A second poll gives CPU percents over an interval, not lifetime averages.
+        time.sleep(settle)
+        png = devtools.call("Page.captureScreenshot", format="png")["data"]
+    Path(output).write_bytes(base64.b64decode(png))
+
+
+def main():
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--db", help="existing database with worker_inspector installed (admin/admin)")
+    parser.add_argument("--output", default=str(REPO / "docs" / "dashboard.png"))
+    parser.add_argument("--width", type=int, default=1400)
+    parser.add_argument("--height", type=int, default=900)
+    parser.add_argument("--settle", type=float, default=6.0, help="seconds to wait after the first render")
+    args = parser.parse_args()
+
+    available, reason = odoo_harness.odoo_available()
+    if not available:
+        raise SystemExit(reason)
+    db = args.db or odoo_harness.create_database(odoo_harness.unique_name("wi_screenshot"))
+    try:
+        with odoo_harness.OdooServer(db, workers=2, max_cron_threads=1) as server:
+            capture(server, args.output, args.width, args.height, args.settle)
+    finally:
+        if not args.db:
+            odoo_harness.drop_database(db)
+    print("wrote", args.output)
+
+
+if __name__ == "__main__":
+    main()
