@@ -1,0 +1,210 @@
+"""Ask Odoo itself how it would read a command line, before starting it.
+
+Run by ``odoo-debug`` as a script with the Python that will run Odoo:
+``<python> odoo_probe.py [ODOO_BIN]``. It imports ``odoo`` exactly as
+``odoo-bin`` does (``ODOO_BIN``'s folder first on ``sys.path``), then answers
+requests, one JSON object per line on stdin, with one JSON line on stdout:
+
+- ``{"op": "parse", "args": [...], "final": false}``: parse the arguments with
+  Odoo's own option parser (a fresh one; ``"final": true`` uses Odoo's global
+  config, as the server will) and report the options odoo-debug needs, or the
+  error Odoo's parser gives.
+- ``{"op": "db_check", "databases": [...], "module": NAME}``: the
+  ``odoo-<pid>`` connections to those databases in ``pg_stat_activity`` and
+  the state of module NAME in each, connecting the way the last final parse
+  says Odoo will.
+- ``{"op": "about"}``: Odoo's version and folder, this Python, debugpy.
+
+Only the standard library and ``odoo`` are imported here, and no password
+ever goes into an answer.
+"""
+
+import contextlib
+import importlib.metadata
+import importlib.util
+import io
+import json
+import os
+import re
+import sys
+import traceback
+
+# What odoo-bin does before importing odoo.
+os.environ["TZ"] = "UTC"
+# This folder must not shadow anything: the odoo-bin folder takes its place.
+del sys.path[0]
+if len(sys.argv) > 1 and sys.argv[1]:
+    sys.path.insert(0, os.path.dirname(os.path.realpath(sys.argv[1])))
+
+# Answers go to the real stdout; anything Odoo prints goes to stderr.
+_answers = os.fdopen(os.dup(1), "w")
+os.dup2(2, 1)
+
+REPORTED_OPTIONS = (
+    "addons_path",
+    "db_name",
+    "dev_mode",
+    "http_enable",
+    "http_interface",
+    "http_port",
+    "limit_memory_hard",
+    "limit_memory_soft",
+    "limit_time_cpu",
+    "limit_time_real",
+    "limit_time_real_cron",
+    "max_cron_threads",
+    "stop_after_init",
+    "test_enable",
+    "workers",
+)
+CHECK_APPLICATION_NAME = "odoo-debug-check"
+_ODOO_APP_RE = re.compile(r"^odoo-(\d+)$")
+
+
+class ParserRejected(Exception):
+    """Odoo's option parser refused the command line."""
+
+
+def _one_line(text):
+    lines = [line.strip() for line in str(text).strip().splitlines() if line.strip()]
+    return lines[-1] if lines else ""
+
+
+def _parse(args, final):
+
+    # ``odoo.tools.config`` the attribute is the global configmanager; the module holds the class.
+    config_module = sys.modules["odoo.tools.config"]
+    manager = config_module.config if final else config_module.configmanager()
+
+    def reject(message):
+        raise ParserRejected(message)
+
+    manager.parser.error = reject
+    opt, _rest = manager.parser.parse_args(list(args))
+    if opt.save:
+        raise ParserRejected("-s/--save writes the config file; odoo-debug never does, remove it")
+    if opt.config and not os.access(opt.config, os.R_OK):
+        raise ParserRejected(f"config file {opt.config} does not exist or is not readable")
+    manager._parse_config(list(args))
+    manager._warn_deprecated_options()
+    options = {key: manager.options.get(key) for key in REPORTED_OPTIONS}
+    return {
+        "ok": True,
+        "options": options,
+        "rcfile": manager.rcfile,
+        "rcfile_exists": os.path.isfile(manager.rcfile),
+    }
+
+
+def _about():
+    import odoo
+    import odoo.release
+
+    try:
+        debugpy_version = importlib.metadata.version("debugpy") if importlib.util.find_spec("debugpy") else None
+    except importlib.metadata.PackageNotFoundError:
+        debugpy_version = "unknown version"
+    return {
+        "ok": True,
+        "odoo_version": odoo.release.version,
+        "odoo_package": os.path.dirname(os.path.abspath(odoo.__file__)),
+        "python": sys.executable,
+        "python_version": ".".join(str(part) for part in sys.version_info[:3]),
+        "debugpy": debugpy_version,
+    }
+
+
+def _connect(db_name):
+    """``(db_name, connection, on_target)``, connecting the way Odoo will."""
+    import psycopg2
+
+    import odoo.sql_db
+
+    db_name, params = odoo.sql_db.connection_info_for(db_name)
+    params = dict(params, application_name=CHECK_APPLICATION_NAME, connect_timeout=5)
+    try:
+        return db_name, psycopg2.connect(**params), True
+    except psycopg2.OperationalError:
+        if "dsn" in params:
+            raise
+        # The database may not exist yet (Odoo creates it): ask the cluster.
+        return db_name, psycopg2.connect(**dict(params, database="postgres")), False
+
+
+def _addon_state(cursor, module):
+    cursor.execute("SELECT to_regclass('ir_module_module') IS NOT NULL")
+    if not cursor.fetchone()[0]:
+        return None
+    cursor.execute("SELECT state FROM ir_module_module WHERE name = %s", [module])
+    row = cursor.fetchone()
+    return row[0] if row else None
+
+
+def _db_check(databases, module):
+    """Other Odoo servers on the databases, and the state of ``module`` in each."""
+    sessions = []
+    errors = []
+    module_state = {}
+    for requested in databases:
+        try:
+            db_name, connection, on_target = _connect(requested)
+            try:
+                connection.autocommit = True
+                with connection.cursor() as cursor:
+                    cursor.execute(
+                        "SELECT application_name, host(client_addr), count(*) FROM pg_stat_activity"
+                        " WHERE datname = %s AND application_name ~ '^odoo-[0-9]+$'"
+                        " GROUP BY application_name, client_addr ORDER BY application_name",
+                        [db_name],
+                    )
+                    for app_name, client_addr, count in cursor.fetchall():
+                        pid = int(_ODOO_APP_RE.match(app_name).group(1))
+                        sessions.append(
+                            {"database": db_name, "pid": pid, "client_addr": client_addr, "connections": count}
+                        )
+                    module_state[requested] = _addon_state(cursor, module) if on_target else None
+            finally:
+                connection.close()
+        except Exception as exc:  # noqa: BLE001 - a failed check is reported, never fatal
+            errors.append({"database": requested, "error": _one_line(exc) or type(exc).__name__})
+    return {"ok": True, "sessions": sessions, "errors": errors, "module_state": module_state}
+
+
+def handle(request):
+    op = request.get("op")
+    try:
+        if op == "about":
+            return _about()
+        if op == "parse":
+            printed = io.StringIO()
+            try:
+                with contextlib.redirect_stdout(printed):
+                    return _parse(request.get("args") or [], bool(request.get("final")))
+            except SystemExit as exc:
+                # optparse's --version and --help print and exit.
+                code = exc.code if isinstance(exc.code, int) else 1
+                return {"ok": False, "exit": code, "output": printed.getvalue()}
+        if op == "db_check":
+            return _db_check(request.get("databases") or [], request.get("module") or "")
+        return {"ok": False, "error": f"unknown request {op!r}"}
+    except ParserRejected as exc:
+        return {"ok": False, "rejected": True, "error": str(exc)}
+    except Exception as exc:  # noqa: BLE001 - reported in one line, traceback on request
+        return {
+            "ok": False,
+            "error": f"{type(exc).__name__}: {_one_line(exc)}",
+            "traceback": traceback.format_exc(),
+        }
+
+
+def main():
+    for line in sys.stdin:
+        if not line.strip():
+            continue
+        answer = handle(json.loads(line))
+        _answers.write(json.dumps(answer, default=str) + "\n")
+        _answers.flush()
+
+
+if __name__ == "__main__":
+    main()
