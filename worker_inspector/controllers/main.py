@@ -6,6 +6,8 @@ from odoo import http
 from odoo.exceptions import AccessError
 from odoo.http import request
 
+from ..engine import metrics
+
 _BEARER_RE = re.compile(r"^bearer\s+(.+)$", re.IGNORECASE)
 
 
@@ -57,3 +59,18 @@ class WorkerInspectorController(http.Controller):
         if error:
             return error
         return json_response(inspector.get_snapshot())
+
+    @http.route("/worker_inspector/metrics", type="http", auth="public", methods=["GET"], readonly=True)
+    def metrics(self, **params):
+        """The snapshot in Prometheus' text format, for scrapers (use an API key)."""
+        if params:
+            return json_error(400, "Unknown parameter(s): %s." % ", ".join(sorted(params)))
+        inspector, error = self._inspector()
+        if error:
+            return error
+        if not metrics.available():
+            return json_error(501, metrics.MISSING_LIBRARY)
+        return request.make_response(
+            metrics.render(inspector.get_snapshot()),
+            headers=[("Content-Type", metrics.CONTENT_TYPE), ("Cache-Control", "no-store")],
+        )

@@ -64,3 +64,20 @@ class TestSnapshotApi(HttpCase):
         self.assertIn("processes", json.loads(response.content))
         bad = self.url_open(API, headers={"Authorization": "Bearer not-a-key"})
         self.assertEqual(bad.status_code, 401)
+
+    def test_metrics_for_prometheus(self):
+        self.authenticate("admin", "admin")
+        response = self.url_open("/worker_inspector/metrics")
+        self.assertEqual(response.status_code, 200)
+        self.assertTrue(response.headers["Content-Type"].startswith("text/plain; version=0.0.4"))
+        text = response.text
+        self.assertIn('odoo_server_info{mode="threaded"', text)
+        self.assertIn('odoo_server_processes{role="server"} 1.0', text)
+        self.assertIn('odoo_worker_vms_bytes{pid="%d",role="server"}' % os.getpid(), text)
+        self.assertNotIn("admin_passwd", text)
+
+    def test_metrics_refuse_anonymous_and_plain_users(self):
+        self.assertEqual(self.url_open("/worker_inspector/metrics").status_code, 401)
+        new_test_user(self.env, login="wi_plain_m", password="wi_plain_m_pw1", groups="base.group_user")
+        self.authenticate("wi_plain_m", "wi_plain_m_pw1")
+        self.assertEqual(self.url_open("/worker_inspector/metrics").status_code, 403)
