@@ -38,7 +38,7 @@ def wait_for(predicate, timeout=10.0):
         if value:
             return value
         time.sleep(0.01)
-    raise AssertionError("condition not met in %ss" % timeout)
+    raise AssertionError(f"condition not met in {timeout}s")
 
 
 def test_request_shows_busy_with_path_user_then_idle(recorder, base):
@@ -109,7 +109,7 @@ def test_each_thread_has_its_record_given_back_when_it_ends(recorder, base):
     tids = []
 
     def serve(n):
-        slot = recorder.begin_request("/thread/%d" % n)
+        slot = recorder.begin_request(f"/thread/{n}")
         tids.append(threading.get_native_id())
         started.wait()
         release.wait()
@@ -191,13 +191,13 @@ def test_dead_process_never_shows_and_its_file_goes(recorder, base):
     [record] = read_board(SERVER, base=base)[pid][1]
     assert (record["state"], record["url"]) == ("busy", "/stuck")
     files = os.listdir(board.server_dir(SERVER, start_ticks(SERVER), base))
-    assert "%d-%d.board" % (pid, start_ticks(pid)) in files
+    assert f"{pid}-{start_ticks(pid)}.board" in files
 
     os.kill(pid, signal.SIGKILL)
     os.waitpid(pid, 0)
     assert pid not in read_board(SERVER, base=base)
     files = os.listdir(board.server_dir(SERVER, start_ticks(SERVER), base))
-    assert not [name for name in files if name.startswith("%d-" % pid)]
+    assert not [name for name in files if name.startswith(f"{pid}-")]
 
 
 def test_a_reused_pid_never_inherits_records(base):
@@ -206,7 +206,7 @@ def test_a_reused_pid_never_inherits_records(base):
     stale = ProcessBoard(SERVER, 2, base=base)
     stale.claim().begin_request(b"/old-life")
     stale.detach()
-    ghost = os.path.join(stale.dir, "%d-%d.board" % (os.getpid(), stale.start - 1))
+    ghost = os.path.join(stale.dir, f"{os.getpid()}-{stale.start - 1}.board")
     os.rename(stale.path, ghost)
     assert read_board(SERVER, base=base) == {}
     assert not os.path.exists(ghost)
@@ -246,16 +246,19 @@ def test_reader_never_sees_a_torn_record(base):
         n = 0
         while True:
             n += 1
-            slot = rec.begin_request("/n/%d" % n)
-            rec.set_user("db%d" % n, n, "login%d" % n)
+            slot = rec.begin_request(f"/n/{n}")
+            for _ in range(3):  # stay a while in the state with a user
+                rec.set_user(f"db{n}", n, f"login{n}")
             rec.end_request(slot)
 
     pid = _fork(child)
     try:
         wait_for(lambda: pid in read_board(SERVER, base=base))
         seen_busy = seen_user = 0
-        deadline = time.monotonic() + 1.5
-        while time.monotonic() < deadline:
+        # Read for a second at least, and until both kinds of busy record were seen.
+        started = time.monotonic()
+        while time.monotonic() - started < 1.0 or (seen_busy < 50 or seen_user < 10):
+            assert time.monotonic() - started < 30, (seen_busy, seen_user)
             records = read_board(SERVER, base=base, cleanup=False).get(pid, (0, []))[1]
             for r in records:
                 if r["state"] == "idle":
@@ -266,11 +269,10 @@ def test_reader_never_sees_a_torn_record(base):
                 # Right after begin_request the user is not set yet.
                 if r["db"] is not None:
                     seen_user += 1
-                    assert (r["db"], r["uid"], r["login"]) == ("db%d" % n, n, "login%d" % n)
+                    assert (r["db"], r["uid"], r["login"]) == (f"db{n}", n, f"login{n}")
                 else:
                     assert (r["uid"], r["login"]) == (None, None)
                 assert r["requests"] == n
-        assert seen_busy > 50 and seen_user > 10
     finally:
         os.kill(pid, signal.SIGKILL)
         os.waitpid(pid, 0)
@@ -298,10 +300,10 @@ def test_board_directories_are_private(base):
 # --- API fields --------------------------------------------------------------
 
 
-def _record(pid, tid, state="idle", since=100.0, kind="http", url=None, requests=1, cron_job=None):
+def _record(pid, tid, state="idle", since=100.0, kind="http", url=None, requests=1, cron_job=None, backend_pid=None):
     return {
         "pid": pid, "tid": tid, "kind": kind, "state": state, "since": since, "requests": requests,
-        "uid": 2 if state == "busy" else None, "db": "prod" if state == "busy" else None,
+        "uid": 2 if state == "busy" else None, "backend_pid": backend_pid, "db": "prod" if state == "busy" else None,
         "login": "admin" if state == "busy" else None, "url": url, "cron_job": cron_job,
     }  # fmt: skip
 
@@ -326,17 +328,21 @@ def test_prefork_activity_utilization_and_cron():
     job = {"id": 5, "name": "Sleep", "db": "prod"}
     board_records = {
         11: (40, [_record(11, 11, "busy", 150.0, url="/worker_inspector/api/snapshot", requests=40)]),
-        12: (7, [_record(12, 12, "busy", 130.0, url="/slow", requests=7)]),
+        12: (7, [_record(12, 12, "busy", 130.0, url="/slow", requests=7, backend_pid=501)]),
         13: (3, [_record(13, 13, "idle", 120.0, requests=3)]),
         14: (0, [_record(14, 14, "busy", 100.0, kind="cron", requests=0, cron_job=job)]),
         77: (1, [_record(77, 77, "busy", 1.0, url="/not-of-this-server")]),
     }
+    # Worker 12's cursor runs on a connection named after the master (a
+    # preloaded registry's settings); its other session has its own name.
     sessions = [
-        {"application_name": "odoo-12", "db": "prod", "state": "idle", "wait_event_type": "Client",
-         "wait_event": "ClientRead", "duration": 80.0, "query": "SELECT 1"},
-        {"application_name": "odoo-12", "db": "prod", "state": "active", "wait_event_type": "Timeout",
-         "wait_event": "PgSleep", "duration": 30.0, "query": "SELECT pg_sleep(60)"},
-        {"application_name": "psql", "db": "prod", "state": "active", "query": "SELECT 2"},
+        {"application_name": "odoo-12", "backend_pid": 500, "db": "prod", "state": "idle",
+         "wait_event_type": "Client", "wait_event": "ClientRead", "duration": 80.0, "query": "SELECT 1"},
+        {"application_name": "odoo-10", "backend_pid": 501, "db": "prod", "state": "active",
+         "wait_event_type": "Timeout", "wait_event": "PgSleep", "duration": 30.0, "query": "SELECT pg_sleep(60)"},
+        {"application_name": "odoo-10", "backend_pid": 502, "db": "prod", "state": "idle", "query": "COMMIT"},
+        {"application_name": "odoo-77", "backend_pid": 503, "db": "prod", "state": "active", "query": "SELECT 3"},
+        {"application_name": "psql", "backend_pid": 504, "db": "prod", "state": "active", "query": "SELECT 2"},
     ]  # fmt: skip
     add_activity(snap, board_records, sessions, overdue_crons=[{"id": 1}], environ={})
     procs = {p["pid"]: p for p in snap["processes"]}
@@ -347,16 +353,21 @@ def test_prefork_activity_utilization_and_cron():
     assert procs[13]["activity"]["state"] == "idle" and procs[13]["activity"]["elapsed"] == 40.0
     assert procs[14]["activity"]["cron_job"] == job
     assert procs[10]["activity"] is None and procs[15]["activity"] is None
-    assert [s["state"] for s in procs[12]["sql"]] == ["active", "idle"]
+    assert [(s["backend_pid"], s["matched_by"]) for s in procs[12]["sql"]] == [
+        (501, "cursor"),
+        (500, "application_name"),
+    ]
     assert procs[12]["sql"][0]["query"] == "SELECT pg_sleep(60)" and "application_name" not in procs[12]["sql"][0]
-    assert procs[11]["sql"] == []
+    assert procs[11]["sql"] == [] and procs[10]["sql"] == []
+    assert [s["backend_pid"] for s in snap["sql_unattributed"]] == [502]
     # The serving worker's main thread is the one with a record.
     threads = {t["native_id"]: t for t in snap["threads"]}
     assert threads[11]["activity"]["url"] == "/worker_inspector/api/snapshot"
     assert threads[99]["activity"] is None
+    assert threads[11]["sql"] == []
     assert (snap["utilization"], snap["http_busy"], snap["http_capacity"]) == (0.667, 2, 3)
     assert snap["utilization_basis"] == "http_workers"
-    assert snap["longest_busy"] == 30.0  # HTTP only: the cron job and other servers do not count
+    assert snap["longest_busy"] == 60.0  # the cron job; other servers' records do not count
     assert snap["cron"] == {
         "max_cron_threads": 1,
         "runners": [{"pid": 14, "tid": None, "name": None, "activity": procs[14]["activity"]}],
@@ -370,17 +381,25 @@ def test_threaded_activity_utilization_and_overdue_crons():
                (22, "odoo.service.http.request.2", "http"), (23, "odoo.service.cron.cron0", "cron")]  # fmt: skip
     snap = _snapshot("threaded", [(10, "server")], threads, config, served_by=10)
     records = [
-        _record(10, 21, "busy", 140.0, url="/a", requests=4),
+        _record(10, 21, "busy", 140.0, url="/a", requests=4, backend_pid=600),
         _record(10, 22, "busy", 155.0, url="/b", requests=2),
         _record(10, 23, "idle", 90.0, kind="cron", requests=0),
     ]
     overdue = [{"id": 3, "name": "Late", "db": "prod", "due_at": 50.0, "overdue": 110.0}]
-    add_activity(snap, {10: (9, records)}, [], overdue, environ={})
+    sessions = [
+        {"application_name": "odoo-10", "backend_pid": 600, "state": "active", "duration": 2.0, "query": "SELECT"},
+        {"application_name": "odoo-10", "backend_pid": 601, "state": "idle", "duration": 9.0, "query": "COMMIT"},
+    ]
+    add_activity(snap, {10: (9, records)}, sessions, overdue, environ={})
     server = snap["processes"][0]["activity"]
     assert (server["state"], server["url"], server["requests"], server["elapsed"]) == ("busy", "/a", 9, 20.0)
     by_tid = {t["native_id"]: t["activity"] for t in snap["threads"]}
     assert by_tid[21]["url"] == "/a" and by_tid[21]["requests"] == 4
     assert by_tid[10] is None
+    threads_sql = {t["native_id"]: [q["backend_pid"] for q in t["sql"]] for t in snap["threads"]}
+    assert threads_sql == {10: [], 21: [600], 22: [], 23: []}
+    assert [q["backend_pid"] for q in snap["processes"][0]["sql"]] == [600, 601]
+    assert snap["sql_unattributed"] == []
     # (db_maxconn - max_cron_threads) // 2 = 10 requests at once.
     assert (snap["http_busy"], snap["http_capacity"], snap["utilization"]) == (2, 10, 0.2)
     assert snap["utilization_basis"] == "db_maxconn"
@@ -417,7 +436,7 @@ def test_snapshot_of_this_process_carries_its_activity(recorder, base, monkeypat
         snapshot_module.ServerInfo(SERVER, snapshot_module.MODE_THREADED), {"workers": 0, "max_cron_threads": 1}
     )
     recorder.end_request(slot)
-    me = [t for t in snap["threads"] if t["native_id"] == threading.get_native_id()][0]
+    me = next(t for t in snap["threads"] if t["native_id"] == threading.get_native_id())
     assert me["activity"]["url"] == "/here" and me["activity"]["state"] == "busy"
     assert snap["processes"][0]["activity"]["url"] == "/here"
     assert snap["http_busy"] == 1 and snap["longest_busy"] >= 0

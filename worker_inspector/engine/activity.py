@@ -105,21 +105,21 @@ class Recorder:
         except Exception:
             _logger.debug("end_request failed", exc_info=True)
 
-    def set_user(self, db, uid, login):
-        """The current request is authenticated."""
+    def set_user(self, db, uid, login, backend_pid=0):
+        """The current request is authenticated; ``backend_pid``: PostgreSQL backend of its cursor."""
         slot = getattr(self._tls, "slot", None)
         if slot is not None and slot.board is self._board:
             try:
-                slot.set_user(db, uid, login)
+                slot.set_user(db, uid, login, backend_pid)
             except Exception:
                 _logger.debug("set_user failed", exc_info=True)
 
-    def begin_cron(self, job_id, name, db, uid=None):
+    def begin_cron(self, job_id, name, db, uid=None, backend_pid=0):
         """A scheduled action starts in this thread; returns its record."""
         try:
             slot = self.slot()
             if slot is not None:
-                slot.begin_cron(job_id, name, db, uid)
+                slot.begin_cron(job_id, name, db, uid, backend_pid)
             return slot
         except Exception:
             _logger.debug("begin_cron failed", exc_info=True)
@@ -211,13 +211,14 @@ def _utilization(snapshot, board, environ):
 
 
 def _longest_busy(snapshot, board):
+    """Seconds the longest running request or scheduled action has been busy."""
     pids = {p["pid"] for p in snapshot["processes"]}
     since = [
         r["since"]
         for pid, (_requests, records) in board.items()
         if pid in pids
         for r in records
-        if r["kind"] == "http" and r["state"] == "busy"
+        if r["state"] == "busy"
     ]
     return round(max(snapshot["taken_at"] - min(since), 0.0), 3) if since else None
 
@@ -248,15 +249,18 @@ def add_activity(snapshot, board, sql_sessions=None, overdue_crons=None, environ
     """Add the activity fields to ``snapshot`` (see README, "Activity")."""
     environ = os.environ if environ is None else environ
     now = snapshot["taken_at"]
-    sessions = group_sessions_by_pid(sql_sessions or [])
+    per_pid, per_thread, unattributed = attribute_sessions(snapshot, board, sql_sessions or [])
     for proc in snapshot["processes"]:
         requests, records = board.get(proc["pid"], (0, []))
         proc["activity"] = process_activity(requests, records, now)
-        proc["sql"] = sessions.get(proc["pid"], [])
-    own = {r["tid"]: r for r in board.get(snapshot["served_by"], (0, []))[1]}
+        proc["sql"] = per_pid.get(proc["pid"], [])
+    served_by = snapshot["served_by"]
+    own = {r["tid"]: r for r in board.get(served_by, (0, []))[1]}
     for thread in snapshot["threads"]:
         record = own.get(thread["native_id"])
         thread["activity"] = public_activity(record, record["requests"], now) if record else None
+        thread["sql"] = per_thread.get((served_by, thread["native_id"]), [])
+    snapshot["sql_unattributed"] = unattributed
     snapshot.update(_utilization(snapshot, board, environ))
     snapshot["longest_busy"] = _longest_busy(snapshot, board)
     snapshot["cron"] = _cron_section(snapshot, overdue_crons)
@@ -269,15 +273,47 @@ def _session_pid(application_name):
     return int(pid) if prefix == "odoo" and pid.isdigit() else None
 
 
-def group_sessions_by_pid(sessions):
-    """``{pid: [session, ...]}``, active ones first, then the longest."""
-    grouped = {}
+def _by_urgency(sessions):
+    return sorted(sessions, key=lambda s: (s.get("state") != "active", -(s.get("duration") or 0.0)))
+
+
+def attribute_sessions(snapshot, board, sessions):
+    """Give each PostgreSQL session of the server to its process and thread.
+
+    A busy record names the backend of its current cursor: that wins.
+    Otherwise the session's ``application_name`` (``odoo-<pid>``) names the
+    process that opened it; but prefork workers inherit the settings of a
+    registry the master preloaded (``-d``), so PostgreSQL names their
+    sessions after the master: unless a worker's cursor claims them, those go
+    to ``sql_unattributed``. Returns ``(per_pid, per_thread, unattributed)``,
+    ``per_thread`` keyed on ``(pid, tid)``, each list active sessions first,
+    then the longest.
+    """
+    pids = {p["pid"] for p in snapshot["processes"]}
+    master = snapshot["server"]["pid"] if snapshot["server"]["mode"] == "prefork" else None
+    cursors = {
+        record["backend_pid"]: (pid, record["tid"])
+        for pid, (_requests, records) in board.items()
+        for record in records
+        if record.get("backend_pid") and pid in pids
+    }
+    per_pid, per_thread, unattributed = {}, {}, []
     for session in sessions:
-        pid = _session_pid(session.get("application_name"))
-        if pid is None:
-            continue
         public = {key: value for key, value in session.items() if key != "application_name"}
-        grouped.setdefault(pid, []).append(public)
-    for entries in grouped.values():
-        entries.sort(key=lambda s: (s.get("state") != "active", -(s.get("duration") or 0.0)))
-    return grouped
+        owner = cursors.get(session.get("backend_pid"))
+        if owner:
+            public["matched_by"] = "cursor"
+            per_pid.setdefault(owner[0], []).append(public)
+            per_thread.setdefault(owner, []).append(public)
+            continue
+        pid = _session_pid(session.get("application_name"))
+        if pid not in pids:
+            continue  # another server's session
+        public["matched_by"] = "application_name"
+        if pid == master:
+            unattributed.append(public)
+        else:
+            per_pid.setdefault(pid, []).append(public)
+    per_pid = {key: _by_urgency(value) for key, value in per_pid.items()}
+    per_thread = {key: _by_urgency(value) for key, value in per_thread.items()}
+    return per_pid, per_thread, _by_urgency(unattributed)

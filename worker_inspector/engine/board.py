@@ -48,10 +48,11 @@ _U64 = struct.Struct("<Q")
 # together: the head, the user (set once authenticated), the URL, the cron job.
 _SEQ = _U64
 _HEAD = struct.Struct("<qBB6xdQ")  # tid, kind, state, since, requests of this slot
-_USER = struct.Struct("<q64p64p")  # uid (0: none), db, login
+# uid (0: none), PostgreSQL backend pid of the current cursor (0: none), db, login
+_USER = struct.Struct("<qi64p64p")
 _URL = struct.Struct("<256p")  # URL path, no query string
 _CRON = struct.Struct("<q128p64p")  # cron id (0: none), name, db
-_BODY = struct.Struct("<qBB6xdQq64p64p256pq128p64p")
+_BODY = struct.Struct("<qBB6xdQqi64p64p256pq128p64p")
 _HEAD_AT = _SEQ.size
 _USER_AT = _HEAD_AT + _HEAD.size
 _URL_AT = _USER_AT + _USER.size
@@ -60,7 +61,7 @@ SLOT_SIZE = 640
 assert _SEQ.size + _BODY.size <= SLOT_SIZE
 assert _CRON_AT + _CRON.size == _SEQ.size + _BODY.size
 
-_NO_USER = (0, b"", b"")
+_NO_USER = (0, 0, b"", b"")
 _NO_CRON = (0, b"", b"")
 _READ_RETRIES = 200
 _FILE_SUFFIX = ".board"
@@ -189,12 +190,14 @@ class Slot:
         self.in_cron = False
         self._write(KIND_HTTP, STATE_BUSY, url=path[:255])
 
-    def set_user(self, db, uid, login):
-        """The request is authenticated: who and on which database."""
+    def set_user(self, db, uid, login, backend_pid=0):
+        """The request is authenticated: who, on which database, with which PostgreSQL backend."""
         if not self.in_request:
             return
         self._open()
-        _USER.pack_into(self.board.mm, self.offset + _USER_AT, uid or 0, _encode(db, 64), _encode(login, 64))
+        _USER.pack_into(
+            self.board.mm, self.offset + _USER_AT, uid or 0, backend_pid or 0, _encode(db, 64), _encode(login, 64)
+        )
         self._close()
 
     def end_request(self):
@@ -202,7 +205,7 @@ class Slot:
         self.in_cron = False
         self.write_idle(KIND_HTTP)
 
-    def begin_cron(self, job_id, name, db, uid=None):
+    def begin_cron(self, job_id, name, db, uid=None, backend_pid=0):
         """A scheduled action starts; inside a request ("Run Manually") the request stays."""
         self.in_cron = True
         cron = (job_id or 0, _encode(name, 128), _encode(db, 64))
@@ -211,7 +214,7 @@ class Slot:
             _CRON.pack_into(self.board.mm, self.offset + _CRON_AT, *cron)
             self._close()
         else:
-            self._write(KIND_CRON, STATE_BUSY, user=(uid or 0, _encode(db, 64), b""), cron=cron)
+            self._write(KIND_CRON, STATE_BUSY, user=(uid or 0, backend_pid or 0, _encode(db, 64), b""), cron=cron)
 
     def end_cron(self):
         self.in_cron = False
@@ -311,7 +314,7 @@ def _read_record(mm, offset):
 
 
 def _record_dict(pid, body):
-    (tid, kind, state, since, requests, uid, db, login, url, cron_id, cron_name, cron_db) = body
+    (tid, kind, state, since, requests, uid, backend_pid, db, login, url, cron_id, cron_name, cron_db) = body
     return {
         "pid": pid,
         "tid": tid,
@@ -320,6 +323,7 @@ def _record_dict(pid, body):
         "since": since,
         "requests": requests,
         "uid": uid or None,
+        "backend_pid": backend_pid or None,
         "db": _decode(db),
         "login": _decode(login),
         "url": _decode(url),

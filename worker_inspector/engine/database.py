@@ -8,7 +8,7 @@ OVERDUE_LIMIT = 200
 # not the one asking. Active sessions are timed from their query's start,
 # others from their last state change.
 _SESSIONS_SQL = """
-    SELECT application_name, datname, state, wait_event_type, wait_event,
+    SELECT application_name, pid, datname, state, wait_event_type, wait_event,
            EXTRACT(EPOCH FROM clock_timestamp()
                    - CASE WHEN state = 'active' THEN query_start ELSE state_change END),
            left(query, %s)
@@ -43,6 +43,7 @@ def read_pg_sessions(cr, max_chars=QUERY_MAX_CHARS):
     return [
         {
             "application_name": app,
+            "backend_pid": backend_pid,
             "db": db,
             "state": state,
             "wait_event_type": wait_type,
@@ -50,7 +51,7 @@ def read_pg_sessions(cr, max_chars=QUERY_MAX_CHARS):
             "duration": _seconds(duration),
             "query": query,
         }
-        for app, db, state, wait_type, wait_event, duration, query in cr.fetchall()
+        for app, backend_pid, db, state, wait_type, wait_event, duration, query in cr.fetchall()
     ]
 
 

@@ -8,6 +8,7 @@ from odoo.service import server as odoo_server
 from odoo.tools import config
 
 from .. import engine
+from ..engine import database
 
 
 def current_server():
@@ -39,4 +40,24 @@ class WorkerInspector(models.AbstractModel):
     def get_snapshot(self):
         """The snapshot of the JSON API (see README): processes, threads, config, host."""
         self._check_access()
-        return engine.take_snapshot(current_server(), config.options)
+        return engine.take_snapshot(
+            current_server(),
+            config.options,
+            sql_sessions=self._read_pg_sessions(),
+            overdue_crons=self._read_overdue_crons(),
+        )
+
+    @api.model
+    def _read_pg_sessions(self):
+        # pg_stat_activity of the primary: a readonly route may run on a replica.
+        if config.get("db_replica_host") or config.get("db_replica_port"):
+            with self.env.registry.cursor() as cr:
+                return database.read_pg_sessions(cr)
+        return database.read_pg_sessions(self.env.cr)
+
+    @api.model
+    def _read_overdue_crons(self):
+        """Due scheduled actions of this database, when cron is off (nothing runs them)."""
+        if int(config.get("max_cron_threads") or 0):
+            return None
+        return database.read_overdue_crons(self.env.cr, db=self.env.cr.dbname)

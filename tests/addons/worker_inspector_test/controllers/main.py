@@ -1,0 +1,45 @@
+# License LGPL-3.0 or later (https://www.gnu.org/licenses/lgpl).
+import json
+import time
+
+from odoo import http
+from odoo.http import request
+
+from ..models.worker_inspector_test import TOKEN_PARAM, held
+
+
+def _json(payload):
+    return request.make_response(json.dumps(payload), headers=[("Content-Type", "application/json")])
+
+
+class WorkerInspectorTestController(http.Controller):
+    @http.route("/worker_inspector_test/busy", type="http", auth="user", methods=["GET"])
+    def busy(self, token):
+        """Keep this worker busy (not in SQL) while the test holds ``token``."""
+        started = time.monotonic()
+        while held(token, started):
+            time.sleep(0.05)
+        return _json({"held": round(time.monotonic() - started, 3)})
+
+    @http.route("/worker_inspector_test/pg_sleep", type="http", auth="user", methods=["GET"])
+    def pg_sleep(self, token):
+        """Keep this worker waiting in PostgreSQL while the test holds ``token``."""
+        started = time.monotonic()
+        while held(token, started):
+            request.env.cr.execute("SELECT pg_sleep(0.5)")
+        return _json({"held": round(time.monotonic() - started, 3)})
+
+    @http.route("/worker_inspector_test/cron/trigger", type="http", auth="user", methods=["POST"], csrf=False)
+    def trigger_cron(self, token):
+        """Run the sleeping scheduled action now; it sleeps while the test holds ``token``."""
+        request.env["ir.config_parameter"].sudo().set_param(TOKEN_PARAM, token)
+        cron = request.env.ref("worker_inspector_test.ir_cron_sleep").sudo()
+        cron._trigger()
+        return _json({"cron_id": cron.id})
+
+    @http.route("/worker_inspector_test/cron/cancel", type="http", auth="user", methods=["POST"], csrf=False)
+    def cancel_cron(self):
+        """Forget pending triggers of the sleeping scheduled action."""
+        cron = request.env.ref("worker_inspector_test.ir_cron_sleep").sudo()
+        request.env["ir.cron.trigger"].sudo().search([("cron_id", "=", cron.id)]).unlink()
+        return _json({"cron_id": cron.id})

@@ -1,0 +1,1 @@
+from . import worker_inspector_test
