@@ -125,7 +125,6 @@ def other_servers(sessions, own_pids=()):
     for who, databases in seen.values():
         names = ", ".join(sorted(set(databases)))
         warnings.append(
-            f"{who} is connected to database {names}:"
-            " its cron jobs keep running scheduled actions there while you debug"
+            f"{who} is connected to database {names}: its cron workers may run scheduled actions there while you debug"
         )
     return warnings

@@ -146,10 +146,11 @@ def debug_arguments(user_args, addons_path=None, dev_mode=None):
 
 
 def server_command(python, entry, odoo_args, debugpy=None, wait_for_client=False):
-    """The full command line: ``python [-m debugpy --listen H:P] odoo-bin ARGS``."""
+    """The full command line: ``python [-X frozen_modules=off -m debugpy --listen H:P] odoo-bin ARGS``."""
     command = [python]
     if debugpy:
-        command += ["-m", "debugpy", "--listen", format_endpoint(*debugpy)]
+        # Python 3.11+ freezes some standard modules, and debugpy warns it may miss breakpoints in them.
+        command += ["-X", "frozen_modules=off", "-m", "debugpy", "--listen", format_endpoint(*debugpy)]
         if wait_for_client:
             command.append("--wait-for-client")
     return command + list(entry) + list(odoo_args)

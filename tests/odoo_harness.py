@@ -183,12 +183,13 @@ class OdooServer:
             "--logfile", str(self.log), "--log-level", "info",
         ] + self.extra_args
 
+    def popen_options(self):
+        """Where the server runs and where its output goes (a subclass may keep it)."""
+        return {"cwd": tempfile.gettempdir(), "stdout": subprocess.DEVNULL, "stderr": subprocess.DEVNULL}
+
     def start(self, timeout=120):
         env = dict(os.environ, **self.env)
-        self.proc = subprocess.Popen(
-            self.command(), cwd=tempfile.gettempdir(), env=env, start_new_session=True,
-            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
-        )
+        self.proc = subprocess.Popen(self.command(), env=env, start_new_session=True, **self.popen_options())
         try:
             self.wait_ready(timeout)
         except BaseException:

@@ -4,6 +4,7 @@ Everything here is real: real files, sockets and processes; only Odoo is not
 needed (what Odoo's own parser says is covered by test_launcher_e2e.py).
 """
 
+import importlib.util
 import json
 import os
 import socket
@@ -63,7 +64,10 @@ def test_server_command_with_and_without_debugpy():
     plain = plan.server_command("/py", ["/odoo/odoo-bin"], ["-d", "db"])
     assert plain == ["/py", "/odoo/odoo-bin", "-d", "db"]
     debug = plan.server_command("/py", ["-m", "odoo"], ["-d", "db"], ("127.0.0.1", 5678), wait_for_client=True)
-    assert debug == ["/py", "-m", "debugpy", "--listen", "127.0.0.1:5678", "--wait-for-client", "-m", "odoo", "-d", "db"]
+    assert debug == [
+        "/py", "-X", "frozen_modules=off", "-m", "debugpy", "--listen", "127.0.0.1:5678", "--wait-for-client",
+        "-m", "odoo", "-d", "db",
+    ]  # fmt: skip
 
 
 @pytest.mark.parametrize(
@@ -156,9 +160,9 @@ def test_banner_never_shows_secrets():
         "-w", SECRETS[0],
         "--db_password=" + SECRETS[0],
         "--smtp-password", SECRETS[2],
-        "-d", "postgres://odoo:%s@db.example/odoo" % SECRETS[3],
+        "-d", f"postgres://odoo:{SECRETS[3]}@db.example/odoo",
     ]  # fmt: skip
-    text = _banner(command, database="postgres://odoo:%s@db.example/odoo" % SECRETS[3])
+    text = _banner(command, database=f"postgres://odoo:{SECRETS[3]}@db.example/odoo")
     for secret in SECRETS:
         assert secret not in text
     assert "--db_password=********" in text
@@ -241,7 +245,7 @@ def test_odoo_is_found_in_order_option_env_path(tmp_path):
     path_dir = tmp_path / "bin"
     path_dir.mkdir()
     path_bin = _script(path_dir / "odoo-bin", "no shebang")
-    environ = {"ODOO_BIN": str(env_bin), "PATH": "%s:%s" % (path_dir, tmp_path)}
+    environ = {"ODOO_BIN": str(env_bin), "PATH": f"{path_dir}:{tmp_path}"}
 
     found = locate.find_odoo(str(option_bin), environ)
     assert (found.odoo_bin, found.python, found.found_by) == (str(option_bin), "/usr/bin/python3.11", "--odoo-bin")
@@ -255,8 +259,6 @@ def test_odoo_is_found_in_order_option_env_path(tmp_path):
 
 
 def test_without_script_odoo_is_the_importable_package(tmp_path):
-    import importlib.util  # noqa: PLC0415
-
     spec = importlib.util.find_spec("odoo")
     if spec is None:
         with pytest.raises(LauncherError, match="^Odoo not found: give --odoo-bin"):
@@ -281,7 +283,7 @@ def _module(parent, name):
     folder = parent / name
     folder.mkdir(parents=True)
     (folder / "__init__.py").write_text("")
-    (folder / "__manifest__.py").write_text("{'name': %r}" % name)
+    (folder / "__manifest__.py").write_text(repr({"name": name}))
     return folder
 
 
@@ -349,9 +351,9 @@ def test_port_in_use_names_the_port_and_the_listening_pid():
         problem = checks.port_problem("127.0.0.1", port)
         # Odoo binds 0.0.0.0 when --http-interface is empty: that clashes too.
         wildcard = checks.port_problem("", port)
-    assert problem.startswith("HTTP 127.0.0.1:%d is already in use by pid %d (" % (port, os.getpid()))
+    assert problem.startswith(f"HTTP 127.0.0.1:{port} is already in use by pid {os.getpid()} (")
     assert "--http-port" in problem
-    assert wildcard.startswith("HTTP port %d is already in use by pid %d" % (port, os.getpid()))
+    assert wildcard.startswith(f"HTTP port {port} is already in use by pid {os.getpid()}")
     assert "\n" not in problem
 
 
@@ -370,7 +372,7 @@ def test_other_servers_are_named_once_each_with_their_databases():
     ]
     warnings = checks.other_servers(sessions)
     assert len(warnings) == 2
-    assert warnings[0].startswith("another Odoo server (pid %d) is connected to database db1, db2:" % me)
+    assert warnings[0].startswith(f"another Odoo server (pid {me}) is connected to database db1, db2:")
     assert "scheduled actions" in warnings[0]
     assert warnings[1].startswith("an Odoo server on 10.1.2.3 (pid 4242 there) is connected to database db1")
 
@@ -379,7 +381,7 @@ def test_a_pid_this_machine_does_not_show_is_said_so():
     with open("/proc/sys/kernel/pid_max") as handle:
         beyond = int(handle.read()) + 1
     (warning,) = checks.other_servers([{"database": "db1", "pid": beyond, "client_addr": None}])
-    assert "pid %d, not a process this user can see" % beyond in warning
+    assert f"pid {beyond}, not a process this user can see" in warning
 
 
 def test_own_pids_are_not_reported():

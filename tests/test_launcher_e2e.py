@@ -1,0 +1,309 @@
+"""odoo-debug against real Odoo 18 servers and a real database.
+
+The launcher runs as a user runs it, ``python -m launcher`` from the
+repository, and becomes Odoo (exec): the pid the test started is Odoo's.
+"""
+
+import contextlib
+import hashlib
+import json
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+
+import psutil
+import pytest
+from odoo_harness import REPO, TEST_ADDONS, OdooServer, free_port
+
+from worker_inspector.engine import is_odoo_cmdline
+
+ADMIN_PASSWD = "Master-S3cret-pw"
+DB_PASSWORD = "Db-S3cret-pw"
+LAUNCHER = [sys.executable, "-m", "launcher"]
+# The launcher's own checks take about a second; an Odoo start many more.
+CHECK_TIMEOUT = 120
+
+
+def digest(path):
+    with open(path, "rb") as handle:
+        return hashlib.sha256(handle.read()).hexdigest()
+
+
+class LaunchedServer(OdooServer):
+    """An Odoo server started by ``odoo-debug``; stdout and stderr kept."""
+
+    def __init__(self, db, launcher_args, port=None):
+        super().__init__(db, workers=0, max_cron_threads=0, name=None)
+        self.port = port or self.port
+        self.url = f"http://127.0.0.1:{self.port}"
+        self.launcher_args = list(launcher_args)
+        self.stdout_path = self.log.with_suffix(".stdout")
+        self.stderr_path = self.log.with_suffix(".stderr")
+
+    def command(self):
+        return LAUNCHER + self.launcher_args + [
+            "--http-interface", "127.0.0.1", "--http-port", str(self.port), "--logfile", str(self.log),
+        ]  # fmt: skip
+
+    def popen_options(self):
+        # The launcher runs from the repository, as ``python -m launcher`` does for a developer.
+        self._streams = [open(self.stdout_path, "wb"), open(self.stderr_path, "wb")]  # noqa: SIM115
+        return {"cwd": REPO, "stdout": self._streams[0], "stderr": self._streams[1]}
+
+    def start(self, timeout=180):
+        try:
+            return super().start(timeout)
+        finally:
+            for stream in self._streams:
+                stream.close()
+
+    @property
+    def stdout(self):
+        return self.stdout_path.read_text()
+
+    @property
+    def stderr(self):
+        return self.stderr_path.read_text()
+
+
+def run_launcher(args, timeout=CHECK_TIMEOUT, env=None):
+    return subprocess.run(
+        LAUNCHER + list(args), check=False, cwd=REPO, capture_output=True, text=True, timeout=timeout,
+        env=dict(os.environ, **(env or {})),
+    )  # fmt: skip
+
+
+def assert_one_line_error(result):
+    assert result.returncode != 0
+    assert result.stdout == ""
+    lines = result.stderr.splitlines()
+    assert len(lines) == 1 and lines[0].startswith("odoo-debug: error: "), result.stderr
+    return lines[0]
+
+
+def session_processes(session_id):
+    """Processes still in the session the test started (``start_new_session``)."""
+    left = []
+    for process in psutil.process_iter(["pid"]):
+        with contextlib.suppress(psutil.Error, ProcessLookupError):
+            if os.getsid(process.pid) == session_id:
+                left.append(process.pid)
+    return left
+
+
+def running(pid):
+    try:
+        return psutil.Process(pid).status() != psutil.STATUS_ZOMBIE
+    except psutil.NoSuchProcess:
+        return False
+
+
+def wait_gone(pids, timeout):
+    deadline = time.monotonic() + timeout
+    while True:
+        alive = [pid for pid in pids if running(pid)]
+        if not alive or time.monotonic() > deadline:
+            return alive
+        time.sleep(0.2)
+
+
+@pytest.fixture(scope="module")
+def user_config(tmp_path_factory):
+    """A production-like config: prefork, cron threads, limits, secrets."""
+    conf = tmp_path_factory.mktemp("launcher") / "odoo.conf"
+    lines = [
+        "[options]",
+        "workers = 3",
+        "max_cron_threads = 2",
+        "limit_time_real = 300",
+        "limit_memory_hard = 4294967296",
+        f"admin_passwd = {ADMIN_PASSWD}",
+        # Peer authentication on the unix socket ignores it; it must not be shown.
+        f"db_password = {DB_PASSWORD}",
+    ]
+    if TEST_ADDONS.is_dir():
+        lines.append(f"addons_path = {TEST_ADDONS}")
+    conf.write_text("\n".join(lines) + "\n")
+    return conf
+
+
+@pytest.fixture(scope="module")
+def launched(odoo_db, user_config):
+    with LaunchedServer(odoo_db, ["-c", str(user_config), "-d", odoo_db]) as server:
+        yield server
+
+
+@pytest.mark.odoo
+def test_the_server_is_one_process_without_child_or_cron_thread(launched):
+    process = psutil.Process(launched.pid)
+    # exec: the pid the launcher was started with is now Odoo itself.
+    cmdline = process.cmdline()
+    assert is_odoo_cmdline(cmdline), cmdline
+    assert "--workers=0" in cmdline and "--max-cron-threads=0" in cmdline
+    assert process.children(recursive=True) == []
+
+    snapshot = launched.snapshot(launched.login_session())
+    kinds = [thread["kind"] for thread in snapshot["threads"]]
+    assert "cron" not in kinds
+    assert not [t for t in snapshot["threads"] if t["name"].startswith("odoo.service.cron")]
+    assert "httpd" in kinds
+    assert [p["pid"] for p in snapshot["processes"]] == [launched.pid]
+
+
+@pytest.mark.odoo
+def test_the_snapshot_api_reports_threaded_without_cron_or_limits(launched):
+    snapshot = launched.snapshot(launched.login_session())
+    assert snapshot["server"]["mode"] == "threaded"
+    assert snapshot["server"]["pid"] == launched.pid
+    config = snapshot["config"]
+    assert config["workers"] == 0
+    assert config["max_cron_threads"] == 0
+    assert config["limit_time_real"] == 0
+    assert config["limit_memory_soft"] == 0
+    assert config["limit_memory_hard"] == 0
+
+
+@pytest.mark.odoo
+def test_the_banner_shows_what_was_overridden_and_no_secret(launched, user_config):
+    out = launched.stdout
+    assert f"config      {user_config} (read, never written)" in out
+    assert f"open        {launched.url}/odoo" in out
+    rows = {line.split()[0]: line.split() for line in out.splitlines() if line.startswith("    ")}
+    assert rows["workers"][:4] == ["workers", "3", "(prefork)", "0"]
+    assert rows["max_cron_threads"][:3] == ["max_cron_threads", "2", "0"]
+    assert rows["limit_time_real"][:4] == ["limit_time_real", "300", "s", "0"]
+    assert rows["limit_memory_hard"][:2] == ["limit_memory_hard", "4294967296"]
+    addons_line = next(line for line in out.splitlines() if line.startswith("  addons path"))
+    assert addons_line.rstrip().endswith(str(REPO))
+    for text in (out, launched.stderr):
+        assert ADMIN_PASSWD not in text and DB_PASSWORD not in text
+    assert "odoo-debug: error" not in launched.stderr
+
+
+@pytest.mark.odoo
+def test_a_second_launch_on_the_same_port_fails_fast_naming_the_first(launched, user_config):
+    before = digest(user_config)
+    result = run_launcher(["-c", str(user_config), "-d", launched.db, "--http-interface", "127.0.0.1",
+                           "--http-port", str(launched.port)])  # fmt: skip
+    assert result.returncode == 1
+    assert result.stdout == ""
+    lines = result.stderr.splitlines()
+    expected = (
+        f"odoo-debug: error: HTTP 127.0.0.1:{launched.port} is already in use by an Odoo server (pid {launched.pid}:"
+    )
+    assert lines[-1].startswith(expected), result.stderr
+    # The first server holds connections to the database: that is said too.
+    warning = f"odoo-debug: warning: another Odoo server (pid {launched.pid}) is connected to database {launched.db}:"
+    assert warning in result.stderr
+    assert digest(user_config) == before
+
+
+@pytest.mark.odoo
+def test_options_odoo_rejects_are_one_line():
+    result = run_launcher(["--no-such-option", "-d", "x"])
+    line = assert_one_line_error(result)
+    assert line == "odoo-debug: error: Odoo rejects the options: no such option: --no-such-option"
+    assert result.returncode == 2
+
+
+@pytest.mark.odoo
+def test_save_is_refused_and_the_config_stays_as_it_was(user_config):
+    before = digest(user_config)
+    line = assert_one_line_error(run_launcher(["-c", str(user_config), "-s"]))
+    assert "-s/--save" in line
+    line = assert_one_line_error(run_launcher(["-c", str(user_config), "--sav"]))  # optparse's abbreviation
+    assert "-s/--save" in line
+    assert digest(user_config) == before
+
+
+@pytest.mark.odoo
+def test_odoo_rc_is_the_config_when_there_is_no_c(user_config):
+    result = run_launcher(["--dry-run", "-d", "x"], env={"ODOO_RC": str(user_config)})
+    assert result.returncode == 0, result.stderr
+    assert f"config      {user_config} (read, never written)" in result.stdout
+    assert f" -c {user_config} " in result.stdout
+    assert "workers            3 (prefork)" in result.stdout
+
+
+def test_a_missing_odoo_bin_is_one_line_and_a_failure():
+    line = assert_one_line_error(run_launcher(["--odoo-bin", "/nonexistent", "-d", "x"]))
+    assert line == "odoo-debug: error: Odoo not found: /nonexistent (from --odoo-bin) does not exist or is not a file"
+
+
+@pytest.mark.odoo
+def test_ctrl_c_stops_odoo_cleanly_and_leaves_nothing(odoo_db, user_config):
+    before = digest(user_config)
+    server = LaunchedServer(odoo_db, ["-c", str(user_config), "-d", odoo_db, "--quiet"])
+    with server:
+        assert server.stdout == ""  # --quiet: no banner
+        pid = server.pid
+        os.kill(pid, signal.SIGINT)
+        server.proc.wait(timeout=30)
+        assert server.proc.returncode == 0
+        assert session_processes(pid) == []
+        with socket.socket() as sock:
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+            sock.bind(("127.0.0.1", server.port))
+    assert digest(user_config) == before
+
+
+def _dap_initialize(port):
+    """Send the Debug Adapter Protocol's first request; return debugpy's answer."""
+    body = json.dumps(
+        {"seq": 1, "type": "request", "command": "initialize", "arguments": {"adapterID": "debugpy"}}
+    ).encode()
+    with socket.create_connection(("127.0.0.1", port), timeout=30) as sock:
+        sock.sendall(b"Content-Length: %d\r\n\r\n" % len(body) + body)
+        reader = sock.makefile("rb")
+        while True:
+            length = 0
+            for header in iter(reader.readline, b"\r\n"):
+                if header.lower().startswith(b"content-length:"):
+                    length = int(header.split(b":")[1])
+            message = json.loads(reader.read(length))
+            if message.get("type") == "response" and message.get("command") == "initialize":
+                return message
+
+
+def _debugpy_installed():
+    probe = subprocess.run([sys.executable, "-c", "import debugpy"], check=False, capture_output=True, cwd="/")
+    return probe.returncode == 0
+
+
+@pytest.mark.odoo
+def test_debugpy_runs_odoo_under_the_debugger_or_says_how_to_install_it(odoo_db, user_config):
+    debug_port = free_port()
+    args = ["-c", str(user_config), "-d", odoo_db, "--debugpy", str(debug_port), "--dev=reload,xml"]
+    if not _debugpy_installed():
+        line = assert_one_line_error(run_launcher(args + ["--http-port", str(free_port())]))
+        assert line.endswith("-m pip install debugpy`")
+        return
+    server = LaunchedServer(odoo_db, args)
+    adapter = None
+    try:
+        server.start()
+        out = server.stdout
+        attach = json.loads(out[out.index("    {") : out.index("\n    }\n") + 6])
+        assert attach["connect"] == {"host": "127.0.0.1", "port": debug_port}
+        assert attach["request"] == "attach"
+        assert "note: --dev reload is off under debugpy" in out
+        cmdline = psutil.Process(server.pid).cmdline()
+        assert cmdline[1:7] == ["-X", "frozen_modules=off", "-m", "debugpy", "--listen", f"127.0.0.1:{debug_port}"]
+        assert cmdline[-1] == "--dev=xml"
+        assert _dap_initialize(debug_port)["success"] is True
+        adapter = next(
+            c.pid for c in psutil.net_connections("inet")
+            if c.status == psutil.CONN_LISTEN and c.laddr.port == debug_port
+        )  # fmt: skip
+        os.kill(server.pid, signal.SIGINT)
+        server.proc.wait(timeout=30)
+        # debugpy's adapter runs in a session of its own and ends with Odoo.
+        assert wait_gone([adapter], timeout=30) == []
+        assert session_processes(server.pid) == []
+    finally:
+        server.stop()
+        if adapter and running(adapter):
+            os.kill(adapter, signal.SIGTERM)
