@@ -2,12 +2,20 @@
 
     python3 docs/screenshot_dashboard.py [--db EXISTING_DB] [--output docs/dashboard.png]
 
+docs/dashboard.png was taken with ``--workers 4 --activity --height 1280`` (two
+workers held busy, one serving the dashboard, one idle).
+
 Starts ``--workers=2 --max-cron-threads=1`` on free ports (tests/odoo_harness.py),
 logs in as admin/admin with ``requests``, then drives headless Chromium over
 the DevTools protocol (websocket-client), as Odoo's own ChromeBrowser does:
 Chromium has no command-line flag for a cookie, so the session cookie is set
 with ``Network.setCookie`` before opening the client action. Without ``--db``
 a database is created for the run and dropped afterwards.
+
+With ``--activity`` (the database needs the test addon of tests/addons,
+``worker_inspector_test``) the workers get something to do while the picture
+is taken: a slow request, a request waiting in PostgreSQL and a running
+scheduled action.
 """
 
 import argparse
@@ -19,7 +27,9 @@ import shutil
 import subprocess
 import sys
 import tempfile
+import threading
 import time
+import uuid
 from pathlib import Path
 
 import requests
@@ -139,6 +149,34 @@ def capture(server, output, width, height, settle, session=None, ready_js=READY_
     Path(output).write_bytes(base64.b64decode(png))
 
 
+@contextlib.contextmanager
+def staged_activity(server):
+    """Keep workers busy through the test addon's routes while the token file exists."""
+    token = uuid.uuid4().hex
+    hold = Path(tempfile.gettempdir()) / f"worker_inspector_test-{token}"
+    hold.touch()
+    requests_held = [
+        threading.Thread(
+            target=server.login_session().get,
+            args=(server.url + path,),
+            kwargs={"params": {"token": token}, "timeout": 120},
+            daemon=True,
+        )
+        for path in ("/worker_inspector_test/busy", "/worker_inspector_test/pg_sleep")
+    ]
+    session = server.login_session()
+    try:
+        for thread in requests_held:
+            thread.start()
+        session.post(server.url + "/worker_inspector_test/cron/trigger", data={"token": token}, timeout=60)
+        yield
+    finally:
+        hold.unlink(missing_ok=True)
+        for thread in requests_held:
+            thread.join(30)
+        session.post(server.url + "/worker_inspector_test/cron/cancel", timeout=60)
+
+
 def main():
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--db", help="existing database with worker_inspector installed (admin/admin)")
@@ -146,6 +184,8 @@ def main():
     parser.add_argument("--width", type=int, default=1400)
     parser.add_argument("--height", type=int, default=900)
     parser.add_argument("--settle", type=float, default=6.0, help="seconds to wait after the first render")
+    parser.add_argument("--workers", type=int, default=2)
+    parser.add_argument("--activity", action="store_true", help="stage busy workers (needs worker_inspector_test)")
     args = parser.parse_args()
 
     available, reason = odoo_harness.odoo_available()
@@ -153,7 +193,8 @@ def main():
         raise SystemExit(reason)
     db = args.db or odoo_harness.create_database(odoo_harness.unique_name("wi_screenshot"))
     try:
-        with odoo_harness.OdooServer(db, workers=2, max_cron_threads=1) as server:
+        server = odoo_harness.OdooServer(db, workers=args.workers, max_cron_threads=1)
+        with server, staged_activity(server) if args.activity else contextlib.nullcontext():
             capture(server, args.output, args.width, args.height, args.settle)
     finally:
         if not args.db:

@@ -4,16 +4,21 @@ import { formatDateTime } from "@web/core/l10n/dates";
 import { _t } from "@web/core/l10n/translation";
 import { registry } from "@web/core/registry";
 import { Layout } from "@web/search/layout";
+import { useService } from "@web/core/utils/hooks";
+import { session } from "@web/session";
 import { standardActionServiceProps } from "@web/webclient/actions/action_service";
 import { formatBytes, formatPercent, formatSeconds } from "./format";
 import {
     GAUGE_BAR_CLASS,
     countByRole,
+    isBusy,
     memoryGauge,
     roleLabels,
+    scoreboardCells,
     sortProcesses,
     sortThreads,
     threadKindLabels,
+    workingSessions,
 } from "./snapshot";
 
 const { DateTime } = luxon;
@@ -22,6 +27,12 @@ export const SNAPSHOT_URL = "/worker_inspector/api/snapshot";
 export const REFRESH_INTERVALS = [1, 2, 5, 10, 30];
 export const DEFAULT_INTERVAL = 5;
 export const INTERVAL_STORAGE_KEY = "worker_inspector.dashboard.interval";
+
+const CELL_STATE_CLASS = {
+    idle: "text-bg-success",
+    busy: "text-bg-warning",
+    sql: "text-bg-danger",
+};
 
 const ROLE_BADGE_CLASS = {
     master: "text-bg-dark",
@@ -55,6 +66,7 @@ export class WorkerInspectorDashboard extends Component {
             hidden: document.visibilityState === "hidden",
             interval: loadInterval(),
         });
+        this.action = useService("action");
         this.display = { controlPanel: {} };
         this.intervals = REFRESH_INTERVALS;
         this.roleLabels = roleLabels();
@@ -196,6 +208,17 @@ export class WorkerInspectorDashboard extends Component {
     // View data
     // ------------------------------------------------------------------
 
+    /**
+     * Whether the API reports what workers are doing (older servers do not).
+     */
+    get hasActivity() {
+        return this.state.snapshot.processes.some((process) => "activity" in process);
+    }
+
+    formatTimestamp(seconds) {
+        return seconds ? formatDateTime(DateTime.fromSeconds(seconds)) : "";
+    }
+
     get isDenied() {
         return [401, 403].includes(this.state.error?.status);
     }
@@ -260,6 +283,9 @@ export class WorkerInspectorDashboard extends Component {
             const gauge = memoryGauge(process.vms, soft, hard);
             return {
                 process,
+                activity: process.activity ? this.describeActivity(process.activity) : null,
+                sessions: workingSessions(process.sql),
+                idleSessions: (process.sql || []).length - workingSessions(process.sql).length,
                 servedBy: process.pid === snapshot.served_by,
                 roleLabel: this.roleLabels[process.role] || process.role,
                 roleClass: ROLE_BADGE_CLASS[process.role] || "text-bg-secondary",
@@ -298,10 +324,141 @@ export class WorkerInspectorDashboard extends Component {
     }
 
     get threadRows() {
-        return sortThreads(this.state.snapshot.threads).map((thread) => ({
-            thread,
-            kindLabel: this.threadKindLabels[thread.kind] || thread.kind,
+        return sortThreads(this.state.snapshot.threads).map((thread) => {
+            const activity = thread.activity ? this.describeActivity(thread.activity) : null;
+            return {
+                thread,
+                kindLabel: this.threadKindLabels[thread.kind] || thread.kind,
+                user: thread.activity?.login || thread.uid || thread.activity?.uid || "",
+                activity,
+                what: (activity?.busy && activity.what) || thread.url || "",
+                sessions: workingSessions(thread.sql),
+            };
+        });
+    }
+
+    /**
+     * Sessions PostgreSQL names after the prefork master that no running
+     * request or job claimed (workers inherit the master's connection name).
+     * Shown only when some are doing something: idle pooled ones are noise.
+     */
+    get unattributedSessions() {
+        const sessions = this.state.snapshot.sql_unattributed || [];
+        const working = workingSessions(sessions);
+        if (!working.length) {
+            return null;
+        }
+        return { working, idleCount: sessions.length - working.length };
+    }
+
+    /**
+     * What a worker is doing, for humans: busy on a URL or a scheduled
+     * action (and for how long), or idle since its last one.
+     */
+    describeActivity(activity) {
+        const busy = isBusy(activity);
+        const job = activity.cron_job;
+        let what = "";
+        if (job) {
+            what = _t("Scheduled action “%(name)s” (#%(id)s)", { name: job.name, id: job.id });
+        } else if (activity.url) {
+            what = activity.url;
+        }
+        const user = activity.login || (activity.uid ? _t("uid %s", activity.uid) : "");
+        const who = [user, activity.db].filter(Boolean).join(" · ");
+        return {
+            busy,
+            // A cron worker or thread counts no requests.
+            cron: activity.kind === "cron",
+            stateLabel: busy ? _t("busy") : _t("idle"),
+            stateClass: busy ? "text-bg-warning" : "text-bg-success",
+            elapsed: formatSeconds(activity.elapsed),
+            what,
+            who,
+            requests: activity.requests,
+        };
+    }
+
+    get scoreboard() {
+        const { snapshot } = this.state;
+        const cells = scoreboardCells(snapshot).map((cell) => ({
+            ...cell,
+            className: CELL_STATE_CLASS[cell.state],
+            title: this.cellTitle(cell),
+            elapsed: isBusy(cell.activity) ? formatSeconds(cell.activity.elapsed) : "",
         }));
+        const counts = { idle: 0, busy: 0, sql: 0 };
+        for (const cell of cells) {
+            counts[cell.state]++;
+        }
+        return {
+            cells,
+            counts,
+            hasActivity: "utilization" in snapshot,
+            utilization: snapshot.utilization,
+            httpBusy: snapshot.http_busy,
+            httpCapacity: snapshot.http_capacity,
+            basis: snapshot.utilization_basis,
+            longestBusy: snapshot.longest_busy,
+        };
+    }
+
+    cellTitle(cell) {
+        const who =
+            cell.tid === null
+                ? _t("%(role)s %(pid)s", { role: this.roleLabels[cell.role], pid: cell.pid })
+                : _t("%(kind)s thread %(tid)s", {
+                      kind: this.threadKindLabels[cell.role],
+                      tid: cell.label,
+                  });
+        if (!cell.activity) {
+            return _t("%s: idle, nothing run yet", who);
+        }
+        const info = this.describeActivity(cell.activity);
+        const state = {
+            idle: _t("idle for %s", info.elapsed),
+            busy: _t("busy for %s", info.elapsed),
+            sql: _t("busy for %s, running SQL", info.elapsed),
+        }[cell.state];
+        return [`${who}: ${state}`, info.what, info.who].filter(Boolean).join("\n");
+    }
+
+    get cron() {
+        const { snapshot } = this.state;
+        const cron = snapshot.cron;
+        if (!cron) {
+            return null;
+        }
+        const prefork = snapshot.server.mode === "prefork";
+        return {
+            maxCronThreads: cron.max_cron_threads,
+            runners: (cron.runners || []).map((runner) => ({
+                key: `${runner.pid}-${runner.tid ?? ""}`,
+                label: prefork
+                    ? _t("Cron worker %s", runner.pid)
+                    : runner.name || _t("thread %s", runner.tid),
+                activity: runner.activity ? this.describeActivity(runner.activity) : null,
+                job: isBusy(runner.activity) ? runner.activity.cron_job : null,
+            })),
+            overdue: cron.overdue,
+        };
+    }
+
+    /**
+     * Scheduled actions of the database this page is logged in can be opened.
+     */
+    canOpenCron(job) {
+        return Boolean(job?.id) && (!job.db || job.db === session.db);
+    }
+
+    openCron(job) {
+        this.action.doAction({
+            type: "ir.actions.act_window",
+            res_model: "ir.cron",
+            res_id: job.id,
+            views: [[false, "form"]],
+            target: "current",
+        });
     }
 }
 

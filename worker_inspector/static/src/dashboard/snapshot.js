@@ -3,6 +3,8 @@ import { _t } from "@web/core/l10n/translation";
 // Reading order of a server: its root first, then the workers that serve
 // requests, then cron, then the websocket process.
 const ROLE_ORDER = { master: 0, server: 0, http: 1, cron: 2, gevent: 3 };
+// Roles (prefork) and thread kinds (threaded) that serve requests or run jobs.
+export const WORKER_ROLES = ["http", "cron"];
 const THREAD_KIND_ORDER = {
     http: 0,
     cron: 1,
@@ -35,10 +37,78 @@ export function threadKindLabels() {
     };
 }
 
+export function isBusy(activity) {
+    return activity?.state === "busy";
+}
+
+/**
+ * Busy processes first, the longest busy on top; then the others in reading
+ * order of the server (root, HTTP, cron, gevent).
+ */
 export function sortProcesses(processes) {
     return [...processes].sort(
-        (a, b) => (ROLE_ORDER[a.role] ?? 9) - (ROLE_ORDER[b.role] ?? 9) || a.pid - b.pid
+        (a, b) =>
+            isBusy(b.activity) - isBusy(a.activity) ||
+            (isBusy(a.activity) ? a.activity.since - b.activity.since : 0) ||
+            (ROLE_ORDER[a.role] ?? 9) - (ROLE_ORDER[b.role] ?? 9) ||
+            a.pid - b.pid
     );
+}
+
+/**
+ * The PostgreSQL sessions worth showing: those doing something (a query
+ * running, or a transaction left open), longest first. Idle pooled
+ * connections are only counted.
+ */
+export function workingSessions(sql) {
+    return (sql || []).filter((session) => session.state && session.state !== "idle");
+}
+
+export function inSql(sql) {
+    return (sql || []).some((session) => session.state === "active");
+}
+
+/**
+ * The scoreboard's cells: one per worker. In prefork mode the HTTP and cron
+ * worker processes; in threaded mode the request and cron threads of the
+ * server. "In SQL": busy with a query of its own running in PostgreSQL.
+ *
+ * @returns {{key: string, pid: number, tid: number|null, role: string,
+ *            label: string, state: "idle"|"busy"|"sql", activity: Object|null}[]}
+ */
+export function scoreboardCells(snapshot) {
+    const cellState = (activity, sql) =>
+        isBusy(activity) ? (inSql(sql) ? "sql" : "busy") : "idle";
+    if (snapshot.server.mode === "prefork") {
+        return snapshot.processes
+            .filter((process) => WORKER_ROLES.includes(process.role))
+            .sort((a, b) => ROLE_ORDER[a.role] - ROLE_ORDER[b.role] || a.pid - b.pid)
+            .map((process) => ({
+                key: `p${process.pid}`,
+                pid: process.pid,
+                tid: null,
+                role: process.role,
+                label: String(process.pid),
+                state: cellState(process.activity, process.sql),
+                activity: process.activity || null,
+            }));
+    }
+    return snapshot.threads
+        .filter((thread) => WORKER_ROLES.includes(thread.kind))
+        .sort((a, b) => (a.kind === b.kind ? 0 : a.kind === "http" ? -1 : 1))
+        .map((thread) => ({
+            key: `t${thread.ident}`,
+            pid: snapshot.served_by,
+            tid: thread.native_id ?? null,
+            role: thread.kind,
+            // "odoo.service.cron.cron0" -> "cron0"; request threads by native id
+            label:
+                thread.kind === "cron"
+                    ? thread.name.replace(/^.*\./, "")
+                    : String(thread.native_id ?? thread.ident),
+            state: cellState(thread.activity, thread.sql),
+            activity: thread.activity || null,
+        }));
 }
 
 /**

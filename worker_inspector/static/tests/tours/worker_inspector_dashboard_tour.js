@@ -1,6 +1,10 @@
 import { registry } from "@web/core/registry";
 
 const PROCESS_ROWS = ".o_worker_inspector_processes tbody tr.o_worker_inspector_process";
+const THREAD_ROWS = ".o_worker_inspector_threads tbody tr.o_worker_inspector_thread";
+const SCOREBOARD_CELLS = ".o_worker_inspector_scoreboard .o_worker_inspector_cell";
+// Roles (prefork) and thread kinds (threaded) that serve requests or run jobs.
+const WORKERS = ["http", "cron"];
 const DASHBOARD_MENU = "worker_inspector.menu_worker_inspector_dashboard";
 
 async function fetchSnapshot() {
@@ -76,8 +80,47 @@ registry.category("web_tour.tours").add("worker_inspector_dashboard", {
             },
         },
         {
+            content: "The scoreboard has one cell per worker, the one that answered busy",
+            trigger: `.o_worker_inspector[data-status="ready"] ${SCOREBOARD_CELLS}`,
+            async run() {
+                const snapshot = await fetchSnapshot();
+                const cells = [...document.querySelectorAll(SCOREBOARD_CELLS)];
+                let expected;
+                let shown;
+                if (snapshot.server.mode === "prefork") {
+                    // Worker processes are the same for the dashboard and this request.
+                    expected = sortedNumbers(
+                        snapshot.processes.filter((p) => WORKERS.includes(p.role)).map((p) => p.pid)
+                    );
+                    shown = sortedNumbers(cells.map((cell) => cell.dataset.pid));
+                } else {
+                    // Request threads come and go: compare with the thread
+                    // table rendered from the same snapshot as the scoreboard.
+                    const threadRows = WORKERS.flatMap((kind) => [
+                        ...document.querySelectorAll(`${THREAD_ROWS}[data-kind="${kind}"]`),
+                    ]);
+                    expected = sortedNumbers(threadRows.map((row) => row.dataset.nativeId));
+                    shown = sortedNumbers(cells.map((cell) => cell.dataset.tid));
+                }
+                if (JSON.stringify(shown) !== JSON.stringify(expected)) {
+                    throw new Error(`Scoreboard cells ${shown}, expected ${expected}`);
+                }
+                // The request that took the dashboard's snapshot was running.
+                const busy = cells.filter((cell) => ["busy", "sql"].includes(cell.dataset.state));
+                if (!busy.length) {
+                    throw new Error("No busy cell: the dashboard's own request is not shown");
+                }
+                const servedPid = document.querySelector(
+                    `${PROCESS_ROWS}.o_worker_inspector_served`
+                ).dataset.pid;
+                if (busy.every((cell) => cell.dataset.pid !== servedPid)) {
+                    throw new Error(`The worker that answered (${servedPid}) is not busy`);
+                }
+            },
+        },
+        {
             content: "The threads of the serving process are listed",
-            trigger: ".o_worker_inspector_threads tbody tr.o_worker_inspector_thread",
+            trigger: THREAD_ROWS,
         },
     ],
 });
