@@ -237,6 +237,8 @@ def prepare(argv, environ=None):
         dashboard=_dashboard(url, databases, db_report.get("module_state", {})),
         rows=plan.overrides(user_options, dropping_reload),
         command=redact_cmdline(command),
+        # exec keeps the pid; with --dry-run nothing will run.
+        pid=None if opts.dry_run else os.getpid(),
         debugpy=debugpy,
         wait_for_client=opts.wait_for_client,
         notes=["--dev reload is off under debugpy: a reload re-executes Odoo without the debugger"]

@@ -202,6 +202,7 @@ class BannerInfo:
     rows: list
     command: list
     dashboard: str | None = None
+    pid: int | None = None
     debugpy: tuple | None = None
     wait_for_client: bool = False
     notes: list = dataclasses.field(default_factory=list)
@@ -218,6 +219,8 @@ def banner(info):
     lines.append(label % ("open", info.url or "HTTP is off (--no-http)"))
     if info.dashboard:
         lines.append(label % ("dashboard", info.dashboard))
+    if info.pid:
+        lines.append(label % ("pid", f"{info.pid} (odoo-debug becomes Odoo: attach a debugger to this pid)"))
     lines.append("  overrides:")
     lines += _table(info.rows, "    ")
     if info.debugpy:

@@ -35,10 +35,8 @@ def digest(path):
 class LaunchedServer(OdooServer):
     """An Odoo server started by ``odoo-debug``; stdout and stderr kept."""
 
-    def __init__(self, db, launcher_args, port=None):
-        super().__init__(db, workers=0, max_cron_threads=0, name=None)
-        self.port = port or self.port
-        self.url = f"http://127.0.0.1:{self.port}"
+    def __init__(self, db, launcher_args):
+        super().__init__(db, workers=0, max_cron_threads=0)
         self.launcher_args = list(launcher_args)
         self.stdout_path = self.log.with_suffix(".stdout")
         self.stderr_path = self.log.with_suffix(".stderr")
@@ -171,6 +169,7 @@ def test_the_banner_shows_what_was_overridden_and_no_secret(launched, user_confi
     out = launched.stdout
     assert f"config      {user_config} (read, never written)" in out
     assert f"open        {launched.url}/odoo" in out
+    assert f"  pid         {launched.pid} (odoo-debug becomes Odoo" in out
     rows = {line.split()[0]: line.split() for line in out.splitlines() if line.startswith("    ")}
     assert rows["workers"][:4] == ["workers", "3", "(prefork)", "0"]
     assert rows["max_cron_threads"][:3] == ["max_cron_threads", "2", "0"]
@@ -250,22 +249,59 @@ def test_ctrl_c_stops_odoo_cleanly_and_leaves_nothing(odoo_db, user_config):
     assert digest(user_config) == before
 
 
-def _dap_initialize(port):
-    """Send the Debug Adapter Protocol's first request; return debugpy's answer."""
-    body = json.dumps(
-        {"seq": 1, "type": "request", "command": "initialize", "arguments": {"adapterID": "debugpy"}}
-    ).encode()
-    with socket.create_connection(("127.0.0.1", port), timeout=30) as sock:
-        sock.sendall(b"Content-Length: %d\r\n\r\n" % len(body) + body)
-        reader = sock.makefile("rb")
+class DapClient:
+    """The few Debug Adapter Protocol requests VS Code sends to attach to debugpy."""
+
+    def __init__(self, port):
+        self.sock = socket.create_connection(("127.0.0.1", port), timeout=30)
+        self.reader = self.sock.makefile("rb")
+        self.seq = 0
+
+    def send(self, command, **arguments):
+        self.seq += 1
+        body = json.dumps({"seq": self.seq, "type": "request", "command": command, "arguments": arguments})
+        self.sock.sendall(b"Content-Length: %d\r\n\r\n" % len(body) + body.encode())
+
+    def until(self, kind, name):
+        """Read messages up to the response or event ``name``; return it."""
         while True:
             length = 0
-            for header in iter(reader.readline, b"\r\n"):
+            for header in iter(self.reader.readline, b"\r\n"):
+                if not header:
+                    raise ConnectionError("debugpy closed the connection")
                 if header.lower().startswith(b"content-length:"):
                     length = int(header.split(b":")[1])
-            message = json.loads(reader.read(length))
-            if message.get("type") == "response" and message.get("command") == "initialize":
+            message = json.loads(self.reader.read(length))
+            if message.get("type") == kind and (message.get("command") or message.get("event")) == name:
                 return message
+
+    def attach(self):
+        self.send("initialize", adapterID="debugpy", clientID="test")
+        assert self.until("response", "initialize")["success"] is True
+        self.send("attach", justMyCode=False)
+        self.until("event", "initialized")
+        self.send("configurationDone")
+        assert self.until("response", "configurationDone")["success"] is True
+        assert self.until("response", "attach")["success"] is True
+
+    def close(self):
+        self.reader.close()
+        self.sock.close()
+
+
+def listener(port, timeout=0):
+    """Pid listening on TCP ``port`` (None if none within ``timeout``), seen without connecting.
+
+    Connecting would not do: debugpy takes the first connection for the IDE's.
+    """
+    deadline = time.monotonic() + timeout
+    while True:
+        for conn in psutil.net_connections("inet"):
+            if conn.status == psutil.CONN_LISTEN and conn.laddr.port == port:
+                return conn.pid
+        if time.monotonic() > deadline:
+            return None
+        time.sleep(0.2)
 
 
 def _debugpy_installed():
@@ -274,36 +310,58 @@ def _debugpy_installed():
 
 
 @pytest.mark.odoo
-def test_debugpy_runs_odoo_under_the_debugger_or_says_how_to_install_it(odoo_db, user_config):
+def test_debugpy_waits_for_the_ide_then_runs_odoo_under_it(odoo_db, user_config):
     debug_port = free_port()
-    args = ["-c", str(user_config), "-d", odoo_db, "--debugpy", str(debug_port), "--dev=reload,xml"]
+    args = [
+        "-c",
+        str(user_config),
+        "-d",
+        odoo_db,
+        "--debugpy",
+        str(debug_port),
+        "--wait-for-client",
+        "--dev=reload,xml",
+    ]
     if not _debugpy_installed():
         line = assert_one_line_error(run_launcher(args + ["--http-port", str(free_port())]))
         assert line.endswith("-m pip install debugpy`")
         return
     server = LaunchedServer(odoo_db, args)
-    adapter = None
+    adapter = client = None
     try:
-        server.start()
+        server.proc = subprocess.Popen(server.command(), start_new_session=True, **server.popen_options())
+        adapter = listener(debug_port, timeout=60)
+        assert adapter, server.stderr
         out = server.stdout
         attach = json.loads(out[out.index("    {") : out.index("\n    }\n") + 6])
         assert attach["connect"] == {"host": "127.0.0.1", "port": debug_port}
         assert attach["request"] == "attach"
         assert "note: --dev reload is off under debugpy" in out
         cmdline = psutil.Process(server.pid).cmdline()
-        assert cmdline[1:7] == ["-X", "frozen_modules=off", "-m", "debugpy", "--listen", f"127.0.0.1:{debug_port}"]
+        assert cmdline[1:8] == [
+            "-X", "frozen_modules=off", "-m", "debugpy", "--listen", f"127.0.0.1:{debug_port}", "--wait-for-client",
+        ]  # fmt: skip
         assert cmdline[-1] == "--dev=xml"
-        assert _dap_initialize(debug_port)["success"] is True
-        adapter = next(
-            c.pid for c in psutil.net_connections("inet")
-            if c.status == psutil.CONN_LISTEN and c.laddr.port == debug_port
-        )  # fmt: skip
+        # Odoo waits for the IDE: no HTTP yet.
+        time.sleep(2)
+        assert listener(server.port) is None
+        client = DapClient(debug_port)
+        client.attach()
+        server.wait_ready(timeout=180)
+        assert server.snapshot(server.login_session())["server"]["pid"] == server.pid
         os.kill(server.pid, signal.SIGINT)
         server.proc.wait(timeout=30)
-        # debugpy's adapter runs in a session of its own and ends with Odoo.
+        # The IDE is told, and disconnects; debugpy's adapter (a session of its own) then ends.
+        client.until("event", "terminated")
+        client.close()
+        client = None
         assert wait_gone([adapter], timeout=30) == []
         assert session_processes(server.pid) == []
     finally:
+        for stream in getattr(server, "_streams", []):
+            stream.close()
+        if client:
+            client.close()
         server.stop()
         if adapter and running(adapter):
             os.kill(adapter, signal.SIGTERM)
