@@ -194,8 +194,11 @@ def test_dead_process_never_shows_and_its_file_goes(recorder, base):
     assert f"{pid}-{start_ticks(pid)}.board" in files
 
     os.kill(pid, signal.SIGKILL)
-    os.waitpid(pid, 0)
+    # Killed but not reaped yet: a zombie is dead too.
+    wait_for(lambda: start_ticks(pid) is None)
+    assert os.path.exists(f"/proc/{pid}")
     assert pid not in read_board(SERVER, base=base)
+    os.waitpid(pid, 0)
     files = os.listdir(board.server_dir(SERVER, start_ticks(SERVER), base))
     assert not [name for name in files if name.startswith(f"{pid}-")]
 

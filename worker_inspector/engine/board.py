@@ -68,7 +68,10 @@ _FILE_SUFFIX = ".board"
 
 
 def start_ticks(pid):
-    """Start time of ``pid`` in clock ticks since boot, or None if it is gone."""
+    """Start time of ``pid`` in clock ticks since boot, or None if it is gone.
+
+    A zombie (killed, not yet reaped by its parent) is gone too.
+    """
     try:
         with open(f"/proc/{pid}/stat", "rb") as handle:
             stat = handle.read()
@@ -76,7 +79,10 @@ def start_ticks(pid):
         return None
     # The command name (field 2) may hold spaces and parentheses: split after it.
     try:
-        return int(stat[stat.rindex(b")") + 2 :].split()[19])
+        fields = stat[stat.rindex(b")") + 2 :].split()
+        if fields[0] in (b"Z", b"X"):
+            return None
+        return int(fields[19])
     except (ValueError, IndexError):
         return None
 
