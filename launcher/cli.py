@@ -204,7 +204,8 @@ def prepare(argv, environ=None):
         about = _about_odoo(probe, install, debugpy)
         user_options = _parse_with_odoo(probe, user_args, final=False)["options"]
         dev_mode = user_options.get("dev_mode") or []
-        dropping_reload = bool(debugpy) and any(item in ("reload", "all") for item in dev_mode)
+        # Odoo's parser already expanded "all" into reload,qweb,xml.
+        dropping_reload = bool(debugpy) and "reload" in dev_mode
         paths, added, provider = addons.merge_addons_path(
             (user_options.get("addons_path") or "").split(","), addon_entry
         )

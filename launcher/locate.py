@@ -31,6 +31,12 @@ class OdooInstall:
         return f"{self.odoo_bin or 'python -m odoo'} ({self.found_by})"
 
 
+def _python(interpreter, script, first_line):
+    if not Path(interpreter).name.startswith(("python", "pypy")):
+        raise LauncherError(f"{script} is not a Python script ({first_line}): give --odoo-bin Odoo's odoo-bin")
+    return interpreter
+
+
 def script_python(script, environ=None, fallback=sys.executable):
     """The interpreter a ``#!`` script names, e.g. ``#!/usr/bin/env python3``."""
     try:
@@ -51,8 +57,8 @@ def script_python(script, environ=None, fallback=sys.executable):
         found = shutil.which(names[0], path=path)
         if not found:
             raise LauncherError(f"{script} needs {names[0]!r}, which is not on PATH")
-        return found
-    return words[0]
+        return _python(found, script, first_line)
+    return _python(words[0], script, first_line)
 
 
 def _checked_script(path, given_by):

@@ -1,4 +1,4 @@
-"""How odoo-debug turns the user's command line into Odoo's: no I/O here.
+"""How odoo-debug turns the user's command line into Odoo's (pure, but for finding ~/.odoorc).
 
 The values that switch a limit off come from Odoo 18's own code
 (``odoo/service/server.py``, ``ThreadedServer``):
@@ -209,7 +209,7 @@ class BannerInfo:
 
 
 def banner(info):
-    """The text printed before Odoo starts. Holds no secret: see ``redact`` in cli."""
+    """The text printed before Odoo starts; the caller passes the command and database redacted."""
     label = "  %-11s %s"
     lines = [f"odoo-debug: Odoo {info.odoo_version}, {info.odoo_source}, Python {info.python_version}"]
     lines.append(label % ("config", f"{info.config_file} (read, never written)" if info.config_file else "none"))

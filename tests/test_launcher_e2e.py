@@ -227,6 +227,19 @@ def test_odoo_rc_is_the_config_when_there_is_no_c(user_config):
     assert "workers            3 (prefork)" in result.stdout
 
 
+@pytest.mark.odoo
+def test_a_database_check_that_cannot_be_made_is_said_and_does_not_block(user_config):
+    # Nothing listens on this port: the check fails, the launch goes on.
+    result = run_launcher(["--dry-run", "-c", str(user_config), "-d", "x", "--db_host=127.0.0.1",
+                           f"--db_port={free_port()}", "--http-port", str(free_port())])  # fmt: skip
+    assert result.returncode == 0, result.stderr
+    (warning,) = result.stderr.splitlines()
+    assert warning.startswith("odoo-debug: warning: could not check whether another Odoo server uses database x: ")
+    assert "refused" in warning
+    assert "command     " in result.stdout
+    assert DB_PASSWORD not in result.stderr + result.stdout
+
+
 def test_a_missing_odoo_bin_is_one_line_and_a_failure():
     line = assert_one_line_error(run_launcher(["--odoo-bin", "/nonexistent", "-d", "x"]))
     assert line == "odoo-debug: error: Odoo not found: /nonexistent (from --odoo-bin) does not exist or is not a file"

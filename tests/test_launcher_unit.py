@@ -276,6 +276,12 @@ def test_env_shebang_naming_a_missing_interpreter_is_an_error(tmp_path):
         locate.find_odoo(str(script), {"PATH": str(tmp_path)})
 
 
+def test_a_script_that_is_not_python_is_an_error(tmp_path):
+    script = _script(tmp_path / "odoo", "#!/bin/sh")
+    with pytest.raises(LauncherError, match="odoo is not a Python script \\(#!/bin/sh\\): give --odoo-bin"):
+        locate.find_odoo(str(script), {})
+
+
 # --- the addons path ----------------------------------------------------------------
 
 

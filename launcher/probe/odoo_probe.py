@@ -66,8 +66,8 @@ class ParserRejected(Exception):
 
 
 def _one_line(text):
-    lines = [line.strip() for line in str(text).strip().splitlines() if line.strip()]
-    return lines[-1] if lines else ""
+    """A message on one line (psycopg2's span several)."""
+    return " ".join(line.strip() for line in str(text).splitlines() if line.strip())
 
 
 def _parse(args, final):
