@@ -262,6 +262,18 @@ def test_ctrl_c_stops_odoo_cleanly_and_leaves_nothing(odoo_db, user_config):
     assert digest(user_config) == before
 
 
+@pytest.mark.odoo
+def test_without_debugpy_one_line_says_how_to_install_it(tmp_path, user_config):
+    # A debugpy that fails to import, first on the path: as if it were not installed.
+    (tmp_path / "debugpy.py").write_text("raise ImportError('debugpy is hidden from this test')\n")
+    env = {"PYTHONPATH": os.pathsep.join(filter(None, [str(tmp_path), os.environ.get("PYTHONPATH")]))}
+    result = run_launcher(["-c", str(user_config), "-d", "x", "--debugpy", "5678"], env=env)
+    line = assert_one_line_error(result)
+    assert result.returncode == 1
+    assert line.startswith("odoo-debug: error: debugpy is not installed for ")
+    assert line.endswith(" -m pip install debugpy`")
+
+
 class DapClient:
     """The few Debug Adapter Protocol requests VS Code sends to attach to debugpy."""
 

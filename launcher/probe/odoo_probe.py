@@ -20,8 +20,6 @@ ever goes into an answer.
 """
 
 import contextlib
-import importlib.metadata
-import importlib.util
 import io
 import json
 import os
@@ -101,9 +99,12 @@ def _about():
     import odoo.release
 
     try:
-        debugpy_version = importlib.metadata.version("debugpy") if importlib.util.find_spec("debugpy") else None
-    except importlib.metadata.PackageNotFoundError:
-        debugpy_version = "unknown version"
+        # Imported, not just looked up: a broken install must not pass.
+        import debugpy  # noqa: T100 - whether it imports is the question
+
+        debugpy_version = getattr(debugpy, "__version__", "unknown version")
+    except ImportError:
+        debugpy_version = None
     return {
         "ok": True,
         "odoo_version": odoo.release.version,
