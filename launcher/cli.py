@@ -80,10 +80,15 @@ def _config_file(option, environ):
     path, source = plan.resolve_config(option, environ)
     if path is None:
         return None
-    if not os.path.isfile(path):
+    if not os.path.exists(path):
         raise LauncherError(f"config file {path} (from {source}) does not exist")
-    if not os.access(path, os.R_OK):
-        raise LauncherError(f"config file {path} (from {source}) is not readable")
+    if os.path.isdir(path):
+        raise LauncherError(f"config file {path} (from {source}) is a directory")
+    try:
+        with open(path, "rb"):
+            pass
+    except OSError as exc:
+        raise LauncherError(f"config file {path} (from {source}) is not readable: {exc.strerror}") from None
     return path
 
 
@@ -140,11 +145,11 @@ def _addon_note(added, provider):
     return f"{addons.ADDON_NAME} comes from {provider}"
 
 
-def _dashboard(url, databases, module_state):
+def _dashboard(url, databases, module_state, installing=False):
     if not url or len(databases) != 1:
         return None
     state = module_state.get(databases[0])
-    if state == "installed":
+    if state == "installed" or installing:
         return f"{url}/action-{plan.ADDON_ACTION}"
     if state in (None, "uninstalled", "uninstallable"):
         return f"not installed in {databases[0]}: add -i {addons.ADDON_NAME} once"
@@ -235,7 +240,9 @@ def prepare(argv, environ=None):
         addons_path=paths,
         addon_note=_addon_note(added, provider),
         url=url,
-        dashboard=_dashboard(url, databases, db_report.get("module_state", {})),
+        dashboard=_dashboard(
+            url, databases, db_report.get("module_state", {}), addons.ADDON_NAME in (options.get("init") or {})
+        ),
         rows=plan.overrides(user_options, dropping_reload),
         command=redact_cmdline(command),
         # exec keeps the pid; with --dry-run nothing will run.

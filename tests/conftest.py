@@ -2,6 +2,9 @@ import os
 
 import pytest
 
+# Odoo addons used by the end-to-end servers, not test modules of this suite.
+collect_ignore = ["addons"]
+
 from odoo_harness import create_database, drop_database, odoo_available, unique_name
 
 

@@ -70,7 +70,11 @@ def test_is_odoo_cmdline():
     assert engine.is_odoo_cmdline(["/usr/bin/python3", "/srv/odoo/odoo-bin", "-c", "o.conf"])
     assert engine.is_odoo_cmdline(["odoo: WorkerHTTP 12 "])
     assert engine.is_odoo_cmdline(["/usr/bin/odoo", "--dev=all"])
+    assert engine.is_odoo_cmdline(["python3", "-X", "frozen_modules=off", "-m", "debugpy", "--listen", "5678",
+                                   "/srv/odoo/odoo-bin", "-d", "x"])
+    assert engine.is_odoo_cmdline(["python3", "-m", "odoo", "server"])
     assert not engine.is_odoo_cmdline(["/usr/bin/python3", "-m", "http.server"])
+    assert not engine.is_odoo_cmdline(["/usr/bin/python3", "-m", "pytest", "tests/test_odoo.py"])
     assert not engine.is_odoo_cmdline(["postgres: odoo db [local] idle"])
 
 

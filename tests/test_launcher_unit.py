@@ -7,15 +7,21 @@ needed (what Odoo's own parser says is covered by test_launcher_e2e.py).
 import importlib.util
 import json
 import os
+import shutil
 import socket
 import stat
+import subprocess
 import sys
+import tempfile
 import textwrap
+from pathlib import Path
 
 import pytest
 
 from launcher import addons, checks, cli, locate, plan
 from launcher.errors import LauncherError
+
+REPO = Path(__file__).resolve().parent.parent
 
 SECRETS = ("Db-S3cret-pw", "Master-S3cret-pw", "Smtp-S3cret-pw", "Uri-S3cret-pw")
 
@@ -215,13 +221,36 @@ def test_a_given_config_file_that_does_not_exist_is_an_error(tmp_path):
         cli._config_file(None, {"ODOO_RC": str(missing)})
 
 
-@pytest.mark.skipif(os.geteuid() == 0, reason="root reads any file: an unreadable file cannot be made as root")
 def test_an_unreadable_config_file_is_an_error(tmp_path):
-    conf = tmp_path / "locked.conf"
-    conf.write_text("[options]\n")
-    conf.chmod(0)
-    with pytest.raises(LauncherError, match="is not readable"):
-        cli._config_file(str(conf), {})
+    shared = tempfile.mkdtemp(prefix="wi-locked-")
+    os.chmod(shared, 0o755)
+    conf = os.path.join(shared, "locked.conf")
+    try:
+        with open(conf, "w") as handle:
+            handle.write("[options]\n")
+        os.chmod(conf, 0)
+        code = (
+            "import sys; from launcher import cli\n"
+            "try:\n    cli._config_file(sys.argv[1], {})\n"
+            "except cli.LauncherError as exc:\n    print(exc)\n"
+        )
+        command = [sys.executable, "-c", code, conf]
+        if os.geteuid() == 0:
+            # Root reads any file: run the check without the capabilities that let it.
+            setpriv = shutil.which("setpriv")
+            if not setpriv:
+                pytest.skip("running as root without util-linux's setpriv: cannot make a file unreadable")
+            command = [setpriv, "--bounding-set=-dac_override,-dac_read_search"] + command
+        out = subprocess.run(command, capture_output=True, text=True, cwd=str(REPO), check=True).stdout
+        assert out.strip() == "config file %s (from -c/--config) is not readable: Permission denied" % conf
+    finally:
+        os.chmod(conf, 0o600)
+        shutil.rmtree(shared)
+
+
+def test_a_directory_as_config_file_is_an_error(tmp_path):
+    with pytest.raises(LauncherError, match="is a directory"):
+        cli._config_file(str(tmp_path), {})
 
 
 # --- finding Odoo ---------------------------------------------------------------
@@ -440,3 +469,14 @@ def test_help_comes_from_the_docstring(capsys):
     assert "Start Odoo in debug-safe mode." in out
     for option in ("--config", "--database", "--odoo-bin", "--debugpy", "--wait-for-client", "--quiet", "--traceback"):
         assert option in out
+
+
+def test_dashboard_url_when_installed_or_being_installed():
+    from launcher.cli import _dashboard  # noqa: PLC0415
+
+    url = "http://localhost:8069/odoo"
+    action = url + "/action-worker_inspector.action_worker_inspector_dashboard"
+    assert _dashboard(url, ["db"], {"db": "installed"}) == action
+    assert _dashboard(url, ["db"], {}, installing=True) == action
+    assert _dashboard(url, ["db"], {"db": "uninstalled"}).startswith("not installed in db: add -i worker_inspector")
+    assert _dashboard(url, ["a", "b"], {"a": "installed"}) is None

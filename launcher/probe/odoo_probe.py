@@ -45,6 +45,7 @@ REPORTED_OPTIONS = (
     "http_enable",
     "http_interface",
     "http_port",
+    "init",
     "limit_memory_hard",
     "limit_memory_soft",
     "limit_time_cpu",

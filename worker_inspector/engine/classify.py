@@ -41,14 +41,20 @@ def is_gevent_cmdline(cmdline):
 
 
 def is_odoo_cmdline(cmdline):
-    """Whether a command line looks like an Odoo server process."""
+    """Whether a command line looks like an Odoo server process.
+
+    Looks at every argument, so that Odoo run through a wrapper
+    (``python -m debugpy ... odoo-bin``, ``python -m odoo``) is recognised.
+    """
     if not cmdline:
         return False
     if parse_title(cmdline):
         return True
-    for arg in cmdline[:3]:
+    for index, arg in enumerate(cmdline):
         base = arg.rsplit("/", 1)[-1]
-        if base in ("odoo-bin", "odoo", "odoo.py") or arg in ("odoo", "odoo.cli"):
+        if base in ("odoo-bin", "odoo", "odoo.py"):
+            return True
+        if arg == "-m" and index + 1 < len(cmdline) and cmdline[index + 1] in ("odoo", "odoo.cli"):
             return True
         if base == "__main__.py" and "/odoo/" in arg:
             return True
