@@ -20,6 +20,9 @@
         "web.assets_tests": [
             "worker_inspector/static/tests/tours/*",
         ],
+        "web.assets_unit_tests": [
+            "worker_inspector/static/tests/**/*.test.js",
+        ],
     },
     "installable": True,
     "application": False,
