@@ -394,7 +394,6 @@ export class WorkerInspectorDashboard extends Component {
         return {
             cells,
             counts,
-            hasActivity: "utilization" in snapshot,
             utilization: snapshot.utilization,
             httpBusy: snapshot.http_busy,
             httpCapacity: snapshot.http_capacity,
