@@ -1,8 +1,12 @@
-import { beforeEach, describe, expect, test } from "@odoo/hoot";
-import { patchTranslations, patchWithCleanup } from "@web/../tests/web_test_helpers";
-import { localization } from "@web/core/l10n/localization";
+import {beforeEach, describe, expect, test} from "@odoo/hoot";
+import {patchTranslations, patchWithCleanup} from "@web/../tests/web_test_helpers";
+import {localization} from "@web/core/l10n/localization";
 
-import { formatBytes, formatPercent, formatSeconds } from "@worker_inspector/dashboard/format";
+import {
+    formatBytes,
+    formatPercent,
+    formatSeconds,
+} from "@worker_inspector/dashboard/format";
 import {
     countByRole,
     memoryGauge,
@@ -17,7 +21,11 @@ describe.current.tags("headless");
 beforeEach(() => {
     // An English user: untranslated terms, "." decimal point.
     patchTranslations();
-    patchWithCleanup(localization, { decimalPoint: ".", thousandsSep: ",", grouping: [3, 0] });
+    patchWithCleanup(localization, {
+        decimalPoint: ".",
+        thousandsSep: ",",
+        grouping: [3, 0],
+    });
 });
 
 const MiB = 1024 * 1024;
@@ -42,28 +50,33 @@ function activity(state, since, extra = {}) {
 // Shaped like GET /worker_inspector/api/snapshot of a prefork server.
 function preforkSnapshot() {
     return {
-        server: { mode: "prefork", pid: 100, odoo_version: "18.0" },
+        server: {mode: "prefork", pid: 100, odoo_version: "18.0"},
         served_by: 102,
         taken_at: NOW,
         processes: [
-            { pid: 100, role: "master", activity: null, sql: [] },
-            { pid: 105, role: "gevent", activity: null, sql: [] },
+            {pid: 100, role: "master", activity: null, sql: []},
+            {pid: 105, role: "gevent", activity: null, sql: []},
             {
                 pid: 104,
                 role: "cron",
-                activity: activity("busy", NOW - 30, { kind: "cron" }),
+                activity: activity("busy", NOW - 30, {kind: "cron"}),
                 sql: [],
             },
-            { pid: 103, role: "http", activity: activity("idle", NOW - 5), sql: [] },
+            {pid: 103, role: "http", activity: activity("idle", NOW - 5), sql: []},
             {
                 pid: 101,
                 role: "http",
                 activity: activity("busy", NOW - 12),
                 sql: [
-                    { state: "active", wait_event: "PgSleep", duration: 11.5, query: "SELECT 1" },
+                    {
+                        state: "active",
+                        wait_event: "PgSleep",
+                        duration: 11.5,
+                        query: "SELECT 1",
+                    },
                 ],
             },
-            { pid: 102, role: "http", activity: activity("busy", NOW - 0.01), sql: [] },
+            {pid: 102, role: "http", activity: activity("busy", NOW - 0.01), sql: []},
         ],
         threads: [],
     };
@@ -149,12 +162,12 @@ test("scoreboard of a prefork server: one cell per HTTP and cron worker", () => 
 
 test("scoreboard of a threaded server: one cell per request and cron thread", () => {
     const snapshot = {
-        server: { mode: "threaded", pid: 200 },
+        server: {mode: "threaded", pid: 200},
         served_by: 200,
         taken_at: NOW,
-        processes: [{ pid: 200, role: "server", activity: null, sql: [] }],
+        processes: [{pid: 200, role: "server", activity: null, sql: []}],
         threads: [
-            { ident: 1, native_id: 11, name: "MainThread", kind: "main", activity: null },
+            {ident: 1, native_id: 11, name: "MainThread", kind: "main", activity: null},
             {
                 ident: 2,
                 native_id: 12,
@@ -168,10 +181,21 @@ test("scoreboard of a threaded server: one cell per request and cron thread", ()
                 name: "odoo.service.http.request.3",
                 kind: "http",
                 activity: activity("busy", NOW - 2),
-                sql: [{ state: "active", duration: 1.5, query: "SELECT pg_sleep(5)" }],
+                sql: [{state: "active", duration: 1.5, query: "SELECT pg_sleep(5)"}],
             },
-            { ident: 4, native_id: 14, name: "odoo.service.httpd", kind: "httpd", activity: null },
-            { ident: 5, native_id: 15, name: "odoo.service.http.request.5", kind: "websocket" },
+            {
+                ident: 4,
+                native_id: 14,
+                name: "odoo.service.httpd",
+                kind: "httpd",
+                activity: null,
+            },
+            {
+                ident: 5,
+                native_id: 15,
+                name: "odoo.service.http.request.5",
+                kind: "websocket",
+            },
         ],
     };
     const cells = scoreboardCells(snapshot);
@@ -183,20 +207,28 @@ test("scoreboard of a threaded server: one cell per request and cron thread", ()
 
 test("workingSessions leaves out idle pooled connections", () => {
     const sessions = [
-        { state: "idle", query: "ROLLBACK" },
-        { state: "active", query: "SELECT 1" },
-        { state: "idle in transaction", query: "SELECT 2" },
+        {state: "idle", query: "ROLLBACK"},
+        {state: "active", query: "SELECT 1"},
+        {state: "idle in transaction", query: "SELECT 2"},
     ];
-    expect(workingSessions(sessions).map((s) => s.query)).toEqual(["SELECT 1", "SELECT 2"]);
+    expect(workingSessions(sessions).map((s) => s.query)).toEqual([
+        "SELECT 1",
+        "SELECT 2",
+    ]);
     expect(workingSessions(undefined)).toEqual([]);
 });
 
 test("sortThreads: threads doing something first, longest first", () => {
     const threads = [
-        { name: "MainThread", kind: "main", elapsed: null, db: "db1", url: null },
-        { name: "r1", kind: "http", elapsed: 0.5, db: "db1", url: "/a" },
-        { name: "cron0", kind: "cron", elapsed: 40, db: "db1", url: null },
-        { name: "r2", kind: "http", elapsed: 3, db: "db1", url: "/b" },
+        {name: "MainThread", kind: "main", elapsed: null, db: "db1", url: null},
+        {name: "r1", kind: "http", elapsed: 0.5, db: "db1", url: "/a"},
+        {name: "cron0", kind: "cron", elapsed: 40, db: "db1", url: null},
+        {name: "r2", kind: "http", elapsed: 3, db: "db1", url: "/b"},
     ];
-    expect(sortThreads(threads).map((t) => t.name)).toEqual(["r2", "r1", "cron0", "MainThread"]);
+    expect(sortThreads(threads).map((t) => t.name)).toEqual([
+        "r2",
+        "r1",
+        "cron0",
+        "MainThread",
+    ]);
 });

@@ -1,13 +1,19 @@
-import { Component, onMounted, onWillUnmount, useExternalListener, useState } from "@odoo/owl";
-import { browser } from "@web/core/browser/browser";
-import { formatDateTime } from "@web/core/l10n/dates";
-import { _t } from "@web/core/l10n/translation";
-import { registry } from "@web/core/registry";
-import { Layout } from "@web/search/layout";
-import { useService } from "@web/core/utils/hooks";
-import { session } from "@web/session";
-import { standardActionServiceProps } from "@web/webclient/actions/action_service";
-import { formatBytes, formatPercent, formatSeconds } from "./format";
+import {
+    Component,
+    onMounted,
+    onWillUnmount,
+    useExternalListener,
+    useState,
+} from "@odoo/owl";
+import {browser} from "@web/core/browser/browser";
+import {formatDateTime} from "@web/core/l10n/dates";
+import {_t} from "@web/core/l10n/translation";
+import {registry} from "@web/core/registry";
+import {Layout} from "@web/search/layout";
+import {useService} from "@web/core/utils/hooks";
+import {session} from "@web/session";
+import {standardActionServiceProps} from "@web/webclient/actions/action_service";
+import {formatBytes, formatPercent, formatSeconds} from "./format";
 import {
     GAUGE_BAR_CLASS,
     countByRole,
@@ -21,7 +27,7 @@ import {
     workingSessions,
 } from "./snapshot";
 
-const { DateTime } = luxon;
+const {DateTime} = luxon;
 
 export const SNAPSHOT_URL = "/worker_inspector/api/snapshot";
 export const REFRESH_INTERVALS = [1, 2, 5, 10, 30];
@@ -54,8 +60,8 @@ function loadInterval() {
  */
 export class WorkerInspectorDashboard extends Component {
     static template = "worker_inspector.Dashboard";
-    static components = { Layout };
-    static props = { ...standardActionServiceProps };
+    static components = {Layout};
+    static props = {...standardActionServiceProps};
 
     setup() {
         this.state = useState({
@@ -67,7 +73,7 @@ export class WorkerInspectorDashboard extends Component {
             interval: loadInterval(),
         });
         this.action = useService("action");
-        this.display = { controlPanel: {} };
+        this.display = {controlPanel: {}};
         this.intervals = REFRESH_INTERVALS;
         this.roleLabels = roleLabels();
         this.threadKindLabels = threadKindLabels();
@@ -78,7 +84,9 @@ export class WorkerInspectorDashboard extends Component {
         this.abortController = null;
         this.alive = true;
 
-        useExternalListener(document, "visibilitychange", () => this.onVisibilityChange());
+        useExternalListener(document, "visibilitychange", () =>
+            this.onVisibilityChange()
+        );
         onMounted(() => this.refresh());
         onWillUnmount(() => {
             this.alive = false;
@@ -107,7 +115,10 @@ export class WorkerInspectorDashboard extends Component {
         if (!this.alive || this.state.hidden || this.isDenied) {
             return;
         }
-        this.timer = browser.setTimeout(() => this.refresh(), this.state.interval * 1000);
+        this.timer = browser.setTimeout(
+            () => this.refresh(),
+            this.state.interval * 1000
+        );
     }
 
     async refresh() {
@@ -118,7 +129,9 @@ export class WorkerInspectorDashboard extends Component {
         this.state.fetching = true;
         this.abortController = new AbortController();
         try {
-            const { snapshot, error } = await this.fetchSnapshot(this.abortController.signal);
+            const {snapshot, error} = await this.fetchSnapshot(
+                this.abortController.signal
+            );
             if (!this.alive) {
                 return;
             }
@@ -152,7 +165,7 @@ export class WorkerInspectorDashboard extends Component {
             response = await browser.fetch(SNAPSHOT_URL, {
                 credentials: "same-origin",
                 cache: "no-store",
-                headers: { Accept: "application/json" },
+                headers: {Accept: "application/json"},
                 signal,
             });
         } catch (error) {
@@ -170,7 +183,7 @@ export class WorkerInspectorDashboard extends Component {
             // A proxy error page, a crash page...: not our JSON.
         }
         if (response.ok && payload && !payload.error) {
-            return { snapshot: payload };
+            return {snapshot: payload};
         }
         const status = payload?.error?.status ?? response.status;
         let reason = payload?.error?.reason;
@@ -180,7 +193,7 @@ export class WorkerInspectorDashboard extends Component {
                 text: response.statusText || "",
             });
         }
-        return { error: { status, reason } };
+        return {error: {status, reason}};
     }
 
     onVisibilityChange() {
@@ -227,7 +240,7 @@ export class WorkerInspectorDashboard extends Component {
      * @returns {"loading"|"forbidden"|"unauthenticated"|"error"|"ready"}
      */
     get status() {
-        const { snapshot, error } = this.state;
+        const {snapshot, error} = this.state;
         if (error?.status === 403) {
             return "forbidden";
         }
@@ -253,8 +266,8 @@ export class WorkerInspectorDashboard extends Component {
     }
 
     get summary() {
-        const { snapshot } = this.state;
-        const { config, host, processes, threads } = snapshot;
+        const {snapshot} = this.state;
+        const {config, host, processes, threads} = snapshot;
         const roles = countByRole(processes);
         const totalRss = processes.reduce((sum, p) => sum + (p.rss || 0), 0);
         const totalVms = processes.reduce((sum, p) => sum + (p.vms || 0), 0);
@@ -270,22 +283,27 @@ export class WorkerInspectorDashboard extends Component {
             totalVms,
             memoryTotal: host.memory_total,
             memoryAvailable: host.memory_available,
-            rssPercent: host.memory_total ? Math.min(100, (100 * totalRss) / host.memory_total) : 0,
+            rssPercent: host.memory_total
+                ? Math.min(100, (100 * totalRss) / host.memory_total)
+                : 0,
             cpuCount: host.cpu_count,
         };
     }
 
     get processRows() {
-        const { snapshot } = this.state;
+        const {snapshot} = this.state;
         return sortProcesses(snapshot.processes).map((process) => {
             const soft = process.limit_memory_soft || 0;
             const hard = process.limit_memory_hard || 0;
             const gauge = memoryGauge(process.vms, soft, hard);
             return {
                 process,
-                activity: process.activity ? this.describeActivity(process.activity) : null,
+                activity: process.activity
+                    ? this.describeActivity(process.activity)
+                    : null,
                 sessions: workingSessions(process.sql),
-                idleSessions: (process.sql || []).length - workingSessions(process.sql).length,
+                idleSessions:
+                    (process.sql || []).length - workingSessions(process.sql).length,
                 servedBy: process.pid === snapshot.served_by,
                 roleLabel: this.roleLabels[process.role] || process.role,
                 roleClass: ROLE_BADGE_CLASS[process.role] || "text-bg-secondary",
@@ -318,18 +336,24 @@ export class WorkerInspectorDashboard extends Component {
         if (!soft && !hard) {
             return _t("no limit");
         }
-        return [soft && _t("soft %s", formatBytes(soft)), hard && _t("hard %s", formatBytes(hard))]
+        return [
+            soft && _t("soft %s", formatBytes(soft)),
+            hard && _t("hard %s", formatBytes(hard)),
+        ]
             .filter(Boolean)
             .join(" · ");
     }
 
     get threadRows() {
         return sortThreads(this.state.snapshot.threads).map((thread) => {
-            const activity = thread.activity ? this.describeActivity(thread.activity) : null;
+            const activity = thread.activity
+                ? this.describeActivity(thread.activity)
+                : null;
             return {
                 thread,
                 kindLabel: this.threadKindLabels[thread.kind] || thread.kind,
-                user: thread.activity?.login || thread.uid || thread.activity?.uid || "",
+                user:
+                    thread.activity?.login || thread.uid || thread.activity?.uid || "",
                 activity,
                 what: (activity?.busy && activity.what) || thread.url || "",
                 sessions: workingSessions(thread.sql),
@@ -348,7 +372,7 @@ export class WorkerInspectorDashboard extends Component {
         if (!working.length) {
             return null;
         }
-        return { working, idleCount: sessions.length - working.length };
+        return {working, idleCount: sessions.length - working.length};
     }
 
     /**
@@ -360,7 +384,10 @@ export class WorkerInspectorDashboard extends Component {
         const job = activity.cron_job;
         let what = "";
         if (job) {
-            what = _t("Scheduled action “%(name)s” (#%(id)s)", { name: job.name, id: job.id });
+            what = _t("Scheduled action “%(name)s” (#%(id)s)", {
+                name: job.name,
+                id: job.id,
+            });
         } else if (activity.url) {
             what = activity.url;
         }
@@ -380,14 +407,14 @@ export class WorkerInspectorDashboard extends Component {
     }
 
     get scoreboard() {
-        const { snapshot } = this.state;
+        const {snapshot} = this.state;
         const cells = scoreboardCells(snapshot).map((cell) => ({
             ...cell,
             className: CELL_STATE_CLASS[cell.state],
             title: this.cellTitle(cell),
             elapsed: isBusy(cell.activity) ? formatSeconds(cell.activity.elapsed) : "",
         }));
-        const counts = { idle: 0, busy: 0, sql: 0 };
+        const counts = {idle: 0, busy: 0, sql: 0};
         for (const cell of cells) {
             counts[cell.state]++;
         }
@@ -405,7 +432,10 @@ export class WorkerInspectorDashboard extends Component {
     cellTitle(cell) {
         const who =
             cell.tid === null
-                ? _t("%(role)s %(pid)s", { role: this.roleLabels[cell.role], pid: cell.pid })
+                ? _t("%(role)s %(pid)s", {
+                      role: this.roleLabels[cell.role],
+                      pid: cell.pid,
+                  })
                 : _t("%(kind)s thread %(tid)s", {
                       kind: this.threadKindLabels[cell.role],
                       tid: cell.label,
@@ -423,7 +453,7 @@ export class WorkerInspectorDashboard extends Component {
     }
 
     get cron() {
-        const { snapshot } = this.state;
+        const {snapshot} = this.state;
         const cron = snapshot.cron;
         if (!cron) {
             return null;
@@ -436,7 +466,9 @@ export class WorkerInspectorDashboard extends Component {
                 label: prefork
                     ? _t("Cron worker %s", runner.pid)
                     : runner.name || _t("thread %s", runner.tid),
-                activity: runner.activity ? this.describeActivity(runner.activity) : null,
+                activity: runner.activity
+                    ? this.describeActivity(runner.activity)
+                    : null,
                 job: isBusy(runner.activity) ? runner.activity.cron_job : null,
             })),
             overdue: cron.overdue,
@@ -461,4 +493,6 @@ export class WorkerInspectorDashboard extends Component {
     }
 }
 
-registry.category("actions").add("worker_inspector.dashboard", WorkerInspectorDashboard);
+registry
+    .category("actions")
+    .add("worker_inspector.dashboard", WorkerInspectorDashboard);

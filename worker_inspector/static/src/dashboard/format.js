@@ -1,5 +1,5 @@
-import { _t } from "@web/core/l10n/translation";
-import { formatFloat } from "@web/core/utils/numbers";
+import {_t} from "@web/core/l10n/translation";
+import {formatFloat} from "@web/core/utils/numbers";
 
 // Binary units: Odoo's limit_memory_* options are powers of two (2048 MiB...).
 const BYTE_UNITS = ["B", "KiB", "MiB", "GiB", "TiB", "PiB"];
@@ -20,8 +20,9 @@ export function formatBytes(bytes) {
         value /= 1024;
         unit++;
     }
-    const decimals = unit === 0 ? 0 : Math.abs(value) < 10 ? 2 : Math.abs(value) < 100 ? 1 : 0;
-    return `${formatFloat(value, { digits: [0, decimals] })} ${BYTE_UNITS[unit]}`;
+    const decimals =
+        unit === 0 ? 0 : Math.abs(value) < 10 ? 2 : Math.abs(value) < 100 ? 1 : 0;
+    return `${formatFloat(value, {digits: [0, decimals]})} ${BYTE_UNITS[unit]}`;
 }
 
 /**
@@ -40,7 +41,7 @@ export function formatSeconds(seconds) {
         return _t("%s ms", Math.round(abs * 1000));
     }
     if (abs < 60) {
-        return _t("%s s", formatFloat(abs, { digits: [0, abs < 10 ? 1 : 0] }));
+        return _t("%s s", formatFloat(abs, {digits: [0, abs < 10 ? 1 : 0]}));
     }
     const total = Math.floor(abs);
     const pad = (n) => String(n).padStart(2, "0");
@@ -70,5 +71,5 @@ export function formatPercent(value) {
     if (value === null || value === undefined || Number.isNaN(value)) {
         return "";
     }
-    return `${formatFloat(value, { digits: [0, value < 10 ? 1 : 0] })} %`;
+    return `${formatFloat(value, {digits: [0, value < 10 ? 1 : 0]})} %`;
 }

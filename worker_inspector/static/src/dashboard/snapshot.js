@@ -1,8 +1,8 @@
-import { _t } from "@web/core/l10n/translation";
+import {_t} from "@web/core/l10n/translation";
 
 // Reading order of a server: its root first, then the workers that serve
 // requests, then cron, then the websocket process.
-const ROLE_ORDER = { master: 0, server: 0, http: 1, cron: 2, gevent: 3 };
+const ROLE_ORDER = {master: 0, server: 0, http: 1, cron: 2, gevent: 3};
 // Roles (prefork) and thread kinds (threaded) that serve requests or run jobs.
 export const WORKER_ROLES = ["http", "cron"];
 const THREAD_KIND_ORDER = {
@@ -115,7 +115,8 @@ export function scoreboardCells(snapshot) {
  * Threads doing something first (longest running first), then by kind.
  */
 export function sortThreads(threads) {
-    const busy = (thread) => Boolean(thread.url || thread.db) && thread.elapsed !== null;
+    const busy = (thread) =>
+        Boolean(thread.url || thread.db) && thread.elapsed !== null;
     return [...threads].sort(
         (a, b) =>
             busy(b) - busy(a) ||
@@ -126,7 +127,7 @@ export function sortThreads(threads) {
 }
 
 export function countByRole(processes) {
-    const counts = { master: 0, server: 0, http: 0, cron: 0, gevent: 0 };
+    const counts = {master: 0, server: 0, http: 0, cron: 0, gevent: 0};
     for (const process of processes) {
         counts[process.role] = (counts[process.role] || 0) + 1;
     }
@@ -147,7 +148,7 @@ export function countByRole(processes) {
 export function memoryGauge(vms, soft, hard) {
     const scale = Math.max(hard || 0, soft || 0);
     if (!scale) {
-        return { percent: 0, softPercent: null, level: "none", scale: 0 };
+        return {percent: 0, softPercent: null, level: "none", scale: 0};
     }
     let level = "ok";
     if (hard && vms >= hard) {

@@ -1,6 +1,7 @@
-import { registry } from "@web/core/registry";
+import {registry} from "@web/core/registry";
 
-const PROCESS_ROWS = ".o_worker_inspector_processes tbody tr.o_worker_inspector_process";
+const PROCESS_ROWS =
+    ".o_worker_inspector_processes tbody tr.o_worker_inspector_process";
 const THREAD_ROWS = ".o_worker_inspector_threads tbody tr.o_worker_inspector_thread";
 const SCOREBOARD_CELLS = ".o_worker_inspector_scoreboard .o_worker_inspector_cell";
 // Roles (prefork) and thread kinds (threaded) that serve requests or run jobs.
@@ -10,7 +11,7 @@ const DASHBOARD_MENU = "worker_inspector.menu_worker_inspector_dashboard";
 async function fetchSnapshot() {
     const response = await fetch("/worker_inspector/api/snapshot", {
         credentials: "same-origin",
-        headers: { Accept: "application/json" },
+        headers: {Accept: "application/json"},
     });
     if (!response.ok) {
         throw new Error(`The snapshot API answered HTTP ${response.status}`);
@@ -54,7 +55,8 @@ registry.category("web_tour.tours").add("worker_inspector_dashboard", {
             trigger: `.o_worker_inspector[data-status="ready"] ${PROCESS_ROWS}`,
         },
         {
-            content: "One row per process of the API, same pids, the serving one marked",
+            content:
+                "One row per process of the API, same pids, the serving one marked",
             trigger: `.o_worker_inspector[data-status="ready"] ${PROCESS_ROWS}`,
             async run() {
                 const snapshot = await fetchSnapshot();
@@ -67,20 +69,28 @@ registry.category("web_tour.tours").add("worker_inspector_dashboard", {
                     );
                 }
                 if (JSON.stringify(shownPids) !== JSON.stringify(apiPids)) {
-                    throw new Error(`Rows show pids ${shownPids}, the API lists ${apiPids}`);
+                    throw new Error(
+                        `Rows show pids ${shownPids}, the API lists ${apiPids}`
+                    );
                 }
                 // In prefork mode the tour's request and the dashboard's may
                 // be served by different workers: check one marked row.
                 const served = document.querySelectorAll(
                     `${PROCESS_ROWS}.o_worker_inspector_served`
                 );
-                if (served.length !== 1 || !apiPids.includes(Number(served[0].dataset.pid))) {
-                    throw new Error(`${served.length} rows marked as serving, expected one`);
+                if (
+                    served.length !== 1 ||
+                    !apiPids.includes(Number(served[0].dataset.pid))
+                ) {
+                    throw new Error(
+                        `${served.length} rows marked as serving, expected one`
+                    );
                 }
             },
         },
         {
-            content: "The scoreboard has one cell per worker, the one that answered busy",
+            content:
+                "The scoreboard has one cell per worker, the one that answered busy",
             trigger: `.o_worker_inspector[data-status="ready"] ${SCOREBOARD_CELLS}`,
             async run() {
                 const snapshot = await fetchSnapshot();
@@ -90,31 +100,43 @@ registry.category("web_tour.tours").add("worker_inspector_dashboard", {
                 if (snapshot.server.mode === "prefork") {
                     // Worker processes are the same for the dashboard and this request.
                     expected = sortedNumbers(
-                        snapshot.processes.filter((p) => WORKERS.includes(p.role)).map((p) => p.pid)
+                        snapshot.processes
+                            .filter((p) => WORKERS.includes(p.role))
+                            .map((p) => p.pid)
                     );
                     shown = sortedNumbers(cells.map((cell) => cell.dataset.pid));
                 } else {
                     // Request threads come and go: compare with the thread
                     // table rendered from the same snapshot as the scoreboard.
                     const threadRows = WORKERS.flatMap((kind) => [
-                        ...document.querySelectorAll(`${THREAD_ROWS}[data-kind="${kind}"]`),
+                        ...document.querySelectorAll(
+                            `${THREAD_ROWS}[data-kind="${kind}"]`
+                        ),
                     ]);
-                    expected = sortedNumbers(threadRows.map((row) => row.dataset.nativeId));
+                    expected = sortedNumbers(
+                        threadRows.map((row) => row.dataset.nativeId)
+                    );
                     shown = sortedNumbers(cells.map((cell) => cell.dataset.tid));
                 }
                 if (JSON.stringify(shown) !== JSON.stringify(expected)) {
                     throw new Error(`Scoreboard cells ${shown}, expected ${expected}`);
                 }
                 // The request that took the dashboard's snapshot was running.
-                const busy = cells.filter((cell) => ["busy", "sql"].includes(cell.dataset.state));
+                const busy = cells.filter((cell) =>
+                    ["busy", "sql"].includes(cell.dataset.state)
+                );
                 if (!busy.length) {
-                    throw new Error("No busy cell: the dashboard's own request is not shown");
+                    throw new Error(
+                        "No busy cell: the dashboard's own request is not shown"
+                    );
                 }
                 const servedPid = document.querySelector(
                     `${PROCESS_ROWS}.o_worker_inspector_served`
                 ).dataset.pid;
                 if (busy.every((cell) => cell.dataset.pid !== servedPid)) {
-                    throw new Error(`The worker that answered (${servedPid}) is not busy`);
+                    throw new Error(
+                        `The worker that answered (${servedPid}) is not busy`
+                    );
                 }
             },
         },
