@@ -63,7 +63,8 @@ def backend_pid(cr):
     """PostgreSQL backend of an Odoo cursor (no round trip): ties a session in
     pg_stat_activity to the thread using it, whatever its application_name."""
     try:
-        return cr._cnx.info.backend_pid
+        # Not ``_cnx.info``: Odoo's connection builds a class on each access.
+        return cr._cnx.get_backend_pid()
     except (AttributeError, psycopg2.Error):  # a test cursor, a closed connection: no tie then
         return 0
 
