@@ -155,6 +155,14 @@ def test_full_board_records_nothing_more_and_never_raises(base):
         rec.close()
 
 
+def test_a_dropped_recorder_does_nothing_at_fork(base):
+    recorder = Recorder(lambda: (SERVER, 2), base=base, report_at_fork=True)
+    del recorder
+    pid = _fork(lambda: None)
+    os.waitpid(pid, 0)
+    assert not os.path.exists(board.root_dir(base))
+
+
 def test_disabled_or_failing_recorders_record_nothing(base):
     silent = Recorder(lambda: None, base=base)
     assert silent.begin_request("/websocket") is None
@@ -182,7 +190,8 @@ def test_dead_process_never_shows_and_its_file_goes(recorder, base):
     ready_r, ready_w = os.pipe()
 
     def child():
-        Recorder(lambda: (SERVER, 2), base=base).begin_request("/stuck")
+        stuck = Recorder(lambda: (SERVER, 2), base=base)
+        stuck.begin_request("/stuck")
         os.write(ready_w, b"x")
         time.sleep(60)
 
@@ -241,8 +250,38 @@ def test_forked_child_writes_its_own_file_not_its_parents(recorder, base):
     assert own_records(base)[1][0]["state"] == "idle"
 
 
+def test_workers_forked_after_the_recorder_report_idle_at_once(base):
+    recorder = Recorder(lambda: (SERVER, 4), base=base, report_at_fork=True)
+    ready_r, ready_w = os.pipe()
+
+    def child():
+        os.write(ready_w, b"x")  # forked: nothing served yet
+        time.sleep(60)
+
+    try:
+        forked_at = time.time()
+        pid = _fork(child)
+        os.read(ready_r, 1)
+        requests, [record] = wait_for(lambda: read_board(SERVER, base=base).get(pid))
+        assert (record["state"], record["kind"], record["url"], requests) == ("idle", None, None, 0)
+        assert record["since"] >= forked_at - 0.01
+        # The recording process itself opened nothing.
+        assert os.getpid() not in read_board(SERVER, base=base)
+    finally:
+        os.kill(pid, signal.SIGKILL)
+        os.waitpid(pid, 0)
+        recorder.close()
+
+
 def test_reader_never_sees_a_torn_record(base):
     """A writer process rewrites its record as fast as it can; every read is whole."""
+
+    def pause():
+        # A few microseconds in each state (a real request writes three times
+        # per request, milliseconds apart): the reader gets windows between writes.
+        until = time.perf_counter() + 5e-6
+        while time.perf_counter() < until:
+            pass
 
     def child():
         rec = Recorder(lambda: (SERVER, 2), base=base)
@@ -250,9 +289,11 @@ def test_reader_never_sees_a_torn_record(base):
         while True:
             n += 1
             slot = rec.begin_request(f"/n/{n}")
-            for _ in range(3):  # stay a while in the state with a user
-                rec.set_user(f"db{n}", n, f"login{n}")
+            pause()
+            rec.set_user(f"db{n}", n, f"login{n}")
+            pause()
             rec.end_request(slot)
+            pause()
 
     pid = _fork(child)
     try:
@@ -326,11 +367,18 @@ def test_prefork_activity_utilization_and_cron():
     snap = _snapshot(
         "prefork",
         [(10, "master"), (11, "http"), (12, "http"), (13, "http"), (14, "cron"), (15, "gevent")],
-        threads=[(11, "MainThread", "main"), (99, "Worker 11 workthread", "worker")],
+        # Python leaves the master's native_id (10) on a forked worker's main thread.
+        threads=[(10, "MainThread", "main"), (99, "Worker 11 workthread", "worker"), (98, "other", "other")],
     )
     job = {"id": 5, "name": "Sleep", "db": "prod"}
     board_records = {
-        11: (40, [_record(11, 11, "busy", 150.0, url="/worker_inspector/api/snapshot", requests=40)]),
+        11: (
+            40,
+            [
+                _record(11, 11, "idle", 90.0, kind=None, requests=0),  # the main thread, since the fork
+                _record(11, 99, "busy", 150.0, url="/worker_inspector/api/snapshot", requests=40),
+            ],
+        ),
         12: (7, [_record(12, 12, "busy", 130.0, url="/slow", requests=7, backend_pid=501)]),
         13: (3, [_record(13, 13, "idle", 120.0, requests=3)]),
         14: (0, [_record(14, 14, "busy", 100.0, kind="cron", requests=0, cron_job=job)]),
@@ -363,11 +411,12 @@ def test_prefork_activity_utilization_and_cron():
     assert procs[12]["sql"][0]["query"] == "SELECT pg_sleep(60)" and "application_name" not in procs[12]["sql"][0]
     assert procs[11]["sql"] == [] and procs[10]["sql"] == []
     assert [s["backend_pid"] for s in snap["sql_unattributed"]] == [502]
-    # The serving worker's main thread is the one with a record.
+    # The serving worker's work thread serves requests; its main thread idles.
     threads = {t["native_id"]: t for t in snap["threads"]}
-    assert threads[11]["activity"]["url"] == "/worker_inspector/api/snapshot"
-    assert threads[99]["activity"] is None
-    assert threads[11]["sql"] == []
+    assert threads[99]["activity"]["url"] == "/worker_inspector/api/snapshot"
+    assert (threads[10]["activity"]["state"], threads[10]["activity"]["kind"]) == ("idle", None)
+    assert threads[98]["activity"] is None and threads[99]["sql"] == []
+    assert procs[11]["activity"]["url"] == "/worker_inspector/api/snapshot"
     assert (snap["utilization"], snap["http_busy"], snap["http_capacity"]) == (0.667, 2, 3)
     assert snap["utilization_basis"] == "http_workers"
     assert snap["longest_busy"] == 60.0  # the cron job; other servers' records do not count

@@ -12,6 +12,7 @@ import atexit
 import logging
 import os
 import threading
+import weakref
 
 from .board import ProcessBoard, remove_dead_servers
 
@@ -19,7 +20,8 @@ _logger = logging.getLogger(__name__)
 
 # Records per process: a prefork worker serves requests or runs jobs in one
 # thread; the threaded server has a thread per connection and per cron thread.
-PREFORK_SLOTS = 2
+# (A prefork worker's main thread holds one from its fork, its work thread another.)
+PREFORK_SLOTS = 4
 THREADED_SLOTS = 256
 
 
@@ -29,18 +31,24 @@ class Recorder:
     ``locate`` returns ``(server_pid, slots)`` for this process, or None when
     it must not record (the gevent process). The board is opened on first use
     in each process, so forked workers get their own file without a restart;
-    each thread gets its own record, given back when the thread ends.
+    each thread gets its own record, given back when the thread ends. With
+    ``report_at_fork``, a process forked after the recorder was created (a
+    prefork worker of a master that preloaded the addon) shows idle from its
+    first instant instead of nothing until its first request.
     """
 
-    def __init__(self, locate, base=None):
+    def __init__(self, locate, base=None, report_at_fork=False):
         self._locate = locate
         self._base = base
+        self._report_at_fork = report_at_fork
         self._board = None
         self._disabled = False
         self._lock = threading.Lock()
         self._tls = threading.local()
-        os.register_at_fork(after_in_child=self._after_fork)
-        atexit.register(self.close)
+        # Through a weak reference: a dropped recorder leaves no work to forks and exit.
+        alive = weakref.ref(self)
+        os.register_at_fork(after_in_child=lambda: (recorder := alive()) and recorder._after_fork())
+        atexit.register(lambda: (recorder := alive()) and recorder.close())
 
     @property
     def board(self):
@@ -54,6 +62,11 @@ class Recorder:
         if board is not None:
             board.detach()
         self._tls = threading.local()
+        if self._report_at_fork:
+            try:
+                self.slot()
+            except Exception:  # the inspector must never break Odoo
+                _logger.debug("no record at fork", exc_info=True)
 
     def _open(self):
         with self._lock:
@@ -257,9 +270,12 @@ def add_activity(snapshot, board, sql_sessions=None, overdue_crons=None, environ
     served_by = snapshot["served_by"]
     own = {r["tid"]: r for r in board.get(served_by, (0, []))[1]}
     for thread in snapshot["threads"]:
-        record = own.get(thread["native_id"])
+        # After a fork Python keeps the parent's native_id on the main thread,
+        # whose real id is the process's pid.
+        tid = served_by if thread["kind"] == "main" else thread["native_id"]
+        record = own.get(tid)
         thread["activity"] = public_activity(record, record["requests"], now) if record else None
-        thread["sql"] = per_thread.get((served_by, thread["native_id"]), [])
+        thread["sql"] = per_thread.get((served_by, tid), [])
     snapshot["sql_unattributed"] = unattributed
     snapshot.update(_utilization(snapshot, board, environ))
     snapshot["longest_busy"] = _longest_busy(snapshot, board)

@@ -61,6 +61,8 @@ SLOT_SIZE = 640
 assert _SEQ.size + _BODY.size <= SLOT_SIZE
 assert _CRON_AT + _CRON.size == _SEQ.size + _BODY.size
 
+# Kernel flag of a task that has started to exit (/proc/<pid>/stat field 9).
+_PF_EXITING = 0x4
 _NO_USER = (0, 0, b"", b"")
 _NO_CRON = (0, b"", b"")
 _READ_RETRIES = 200
@@ -70,7 +72,8 @@ _FILE_SUFFIX = ".board"
 def start_ticks(pid):
     """Start time of ``pid`` in clock ticks since boot, or None if it is gone.
 
-    A zombie (killed, not yet reaped by its parent) is gone too.
+    A process that is exiting, or a zombie (not yet reaped by its parent), is
+    gone too.
     """
     try:
         with open(f"/proc/{pid}/stat", "rb") as handle:
@@ -80,7 +83,7 @@ def start_ticks(pid):
     # The command name (field 2) may hold spaces and parentheses: split after it.
     try:
         fields = stat[stat.rindex(b")") + 2 :].split()
-        if fields[0] in (b"Z", b"X"):
+        if fields[0] in (b"Z", b"X") or int(fields[6]) & _PF_EXITING:
             return None
         return int(fields[19])
     except (ValueError, IndexError):

@@ -35,7 +35,8 @@ def _locate_server():
     return server.pid, THREADED_SLOTS if server.mode == engine.MODE_THREADED else PREFORK_SLOTS
 
 
-RECORDER = Recorder(_locate_server)
+# Workers forked by a master that preloaded the addon report idle from birth.
+RECORDER = Recorder(_locate_server, report_at_fork=True)
 
 
 def _install_wsgi_hook():
