@@ -47,20 +47,24 @@ class Hold:
 
 
 class Background(threading.Thread):
-    """A GET in its own connection (closed after), so the test can look meanwhile."""
+    """A request in its own connection (closed after), so the test can look meanwhile:
+    a GET with ``token``, or a JSON-RPC POST of ``rpc`` params."""
 
-    def __init__(self, server, session, path, token):
+    def __init__(self, server, session, path, token=None, rpc=None):
         super().__init__(daemon=True)
-        self.url, self.params = server.url + path, {"token": token}
+        self.url, self.token, self.rpc = server.url + path, token, rpc
         self.cookies = session.cookies.copy()
         self.response = self.error = None
         self.start()
 
     def run(self):
+        options = {"cookies": self.cookies, "headers": {"Connection": "close"}, "timeout": 120}
         try:
-            self.response = requests.get(
-                self.url, params=self.params, cookies=self.cookies, headers={"Connection": "close"}, timeout=120
-            )
+            if self.rpc is None:
+                self.response = requests.get(self.url, params={"token": self.token}, **options)
+            else:
+                body = {"jsonrpc": "2.0", "method": "call", "params": self.rpc}
+                self.response = requests.post(self.url, json=body, **options)
         except requests.RequestException as exc:
             self.error = exc
 
@@ -109,6 +113,12 @@ def session_uid(server, session):
         server.url + "/web/session/get_session_info", json={"jsonrpc": "2.0", "method": "call", "params": {}}
     ).json()
     return body["result"]["uid"]
+
+
+def arm_cron(server, session, token):
+    response = session.post(server.url + "/worker_inspector_test/cron/arm", data={"token": token}, timeout=60)
+    response.raise_for_status()
+    return response.json()["cron_id"]
 
 
 def trigger_cron(server, session, token):
@@ -254,6 +264,27 @@ class ActivityChecks:
 
             _snap, after = poll(server, session, done, "cron job done")
             assert after["activity"]["state"] == "idle" and after["activity"]["cron_job"] is None
+
+    def test_run_manually_shows_the_job_on_the_request(self, server, session):
+        url = "/web/dataset/call_button/ir.cron/method_direct_trigger"
+
+        def running(s):
+            found = busy_on(s, url)
+            job = found and found[1]["activity"]["cron_job"]
+            return found if job and job["id"] == cron_id else None
+
+        with Hold() as hold:
+            cron_id = arm_cron(server, session, hold.token)
+            rpc = {"model": "ir.cron", "method": "method_direct_trigger", "args": [[cron_id]], "kwargs": {}}
+            call = Background(server, session, url, rpc=rpc)
+            _snap, (_place, entry) = poll(server, session, running, "job run manually")
+            activity = entry["activity"]
+            assert (activity["kind"], activity["login"]) == ("http", "admin")
+            assert activity["cron_job"] == {"id": cron_id, "name": CRON_NAME, "db": server.db}
+            hold.release()
+            response = call.result()
+            assert response.status_code == 200 and "error" not in response.json(), response.text
+        assert busy_on(server.snapshot(session), url) is None
 
 
 class TestPrefork(ActivityChecks):

@@ -29,6 +29,12 @@ class WorkerInspectorTestController(http.Controller):
             request.env.cr.execute("SELECT pg_sleep(0.5)")
         return _json({"held": round(time.monotonic() - started, 3)})
 
+    @http.route("/worker_inspector_test/cron/arm", type="http", auth="user", methods=["POST"], csrf=False)
+    def arm_cron(self, token):
+        """Make the sleeping scheduled action sleep, when it runs, while the test holds ``token``."""
+        request.env["ir.config_parameter"].sudo().set_param(TOKEN_PARAM, token)
+        return _json({"cron_id": request.env.ref("worker_inspector_test.ir_cron_sleep").id})
+
     @http.route("/worker_inspector_test/cron/trigger", type="http", auth="user", methods=["POST"], csrf=False)
     def trigger_cron(self, token):
         """Run the sleeping scheduled action now; it sleeps while the test holds ``token``."""
