@@ -22,7 +22,7 @@ import psutil
 ROOT = Path(__file__).resolve().parent.parent
 sys.path[:0] = [str(ROOT)]
 
-from worker_inspector import engine  # noqa: E402
+from worker_inspector import engine
 
 FAKE_TREE = ROOT / "tests" / "fake_prefork_tree.py"
 CONFIG = {"workers": 16, "max_cron_threads": 2, "limit_memory_soft": 2 << 30, "limit_memory_hard": 5 << 29}
@@ -31,7 +31,9 @@ CONFIG = {"workers": 16, "max_cron_threads": 2, "limit_memory_soft": 2 << 30, "l
 def start_tree(http, cron):
     proc = subprocess.Popen(
         [sys.executable, str(FAKE_TREE), "master", "--titles", "--http", str(http), "--cron", str(cron)],
-        stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True,
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        text=True,
     )
     pids = [int(proc.stdout.readline().split()[1]) for _ in range(http + cron + 1)]
     deadline = time.monotonic() + 20
@@ -49,8 +51,18 @@ def raw_psutil(pids):
     for pid in pids:
         p = psutil.Process(pid)
         with p.oneshot():
-            out.append((p.ppid(), p.create_time(), p.cmdline(), p.cpu_times(), p.memory_info(), p.num_threads(),
-                        p.nice(), p.status()))
+            out.append(
+                (
+                    p.ppid(),
+                    p.create_time(),
+                    p.cmdline(),
+                    p.cpu_times(),
+                    p.memory_info(),
+                    p.num_threads(),
+                    p.nice(),
+                    p.status(),
+                )
+            )
     return out
 
 
@@ -85,13 +97,15 @@ def main():
         proc.stdin.close()
         proc.wait(10)
     raw_ms, snap_ms = statistics.median(raw) * 1e3, statistics.median(snap) * 1e3
-    print("processes: %d (1 master, %d http, %d cron, 1 gevent); rounds: %d; cpus: %d"
-          % (len(pids), opts.http, opts.cron, opts.rounds, os.cpu_count()))
-    print("%-40s %10s" % ("", "median ms"))
-    print("%-40s %10.3f" % ("psutil read of the same pids (floor)", raw_ms))
-    print("%-40s %10.3f" % ("worker_inspector snapshot", snap_ms))
+    print(
+        f"processes: {len(pids)} (1 master, {opts.http} http, {opts.cron} cron, 1 gevent); "
+        f"rounds: {opts.rounds}; cpus: {os.cpu_count()}"
+    )
+    print(f"{'':40} {'median ms':>10}")
+    print(f"{'psutil read of the same pids (floor)':40} {raw_ms:10.3f}")
+    print(f"{'worker_inspector snapshot':40} {snap_ms:10.3f}")
     ratio = snap_ms / raw_ms
-    print("ratio snapshot / psutil floor: %.2f  (goal <= 2.0: %s)" % (ratio, "met" if ratio <= 2.0 else "NOT met"))
+    print(f"ratio snapshot / psutil floor: {ratio:.2f}  (goal <= 2.0: {'met' if ratio <= 2.0 else 'NOT met'})")
     return 0
 
 

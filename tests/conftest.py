@@ -12,7 +12,7 @@ def pytest_collection_modifyitems(config, items):
     available, reason = odoo_available() if any(i.get_closest_marker("odoo") for i in items) else (True, "")
     if available:
         return
-    skip = pytest.mark.skip(reason="Odoo tests skipped: %s" % reason)
+    skip = pytest.mark.skip(reason=f"Odoo tests skipped: {reason}")
     for item in items:
         if item.get_closest_marker("odoo"):
             item.add_marker(skip)

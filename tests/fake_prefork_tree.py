@@ -22,7 +22,7 @@ def child(title, nice):
     if nice:
         os.nice(nice)
     if title:
-        from setproctitle import setproctitle  # noqa: PLC0415
+        from setproctitle import setproctitle
 
         setproctitle(title % os.getpid())
     while os.getppid() != 1:
@@ -32,6 +32,7 @@ def child(title, nice):
 
 def main():
     if sys.argv[1] == "gevent":
+        print("ready", flush=True)  # started up: its memory no longer moves
         while os.getppid() != 1:
             time.sleep(0.2)
         return
@@ -42,7 +43,8 @@ def main():
             counts[role] = int(sys.argv[sys.argv.index("--" + role) + 1])
     children = [("http", child("odoo: WorkerHTTP %d " if titles else None, 0)) for _ in range(counts["http"])]
     children += [("cron", child("odoo: WorkerCron %d somedb" if titles else None, 10)) for _ in range(counts["cron"])]
-    gevent = subprocess.Popen([sys.executable, sys.argv[0], "gevent"])
+    gevent = subprocess.Popen([sys.executable, sys.argv[0], "gevent"], stdout=subprocess.PIPE, text=True)
+    gevent.stdout.readline()
     children.append(("gevent", gevent.pid))
     for role, pid in children:
         print(role, pid)

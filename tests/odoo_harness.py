@@ -39,22 +39,27 @@ if __name__ == "__main__":
 def odoo_available():
     """``(True, version)`` or ``(False, reason)``: can these tests run Odoo here?"""
     if importlib.util.find_spec("odoo") is None:
-        return False, "Odoo is not importable by %s (install Odoo 18 so `import odoo` works)" % sys.executable
+        return False, f"Odoo is not importable by {sys.executable} (install Odoo 18 so `import odoo` works)"
     try:
         version = subprocess.run(
             [sys.executable, "-c", "import odoo.release as r; print(r.major_version)"],
-            capture_output=True, text=True, timeout=120, check=True, cwd=tempfile.gettempdir(),
+            capture_output=True,
+            text=True,
+            timeout=120,
+            check=True,
+            cwd=tempfile.gettempdir(),
         ).stdout.strip()
     except (subprocess.SubprocessError, OSError) as exc:
         return False, "`import odoo` fails: %s" % (getattr(exc, "stderr", "") or exc)
     if version != "18.0":
-        return False, "these tests target Odoo 18.0, found %s" % version
+        return False, f"these tests target Odoo 18.0, found {version}"
     try:
-        import psycopg2  # noqa: PLC0415 - only when Odoo is there
+        import psycopg2
 
         psycopg2.connect(dbname="postgres").close()
     except Exception as exc:  # noqa: BLE001 - any failure means "no database server"
-        return False, "PostgreSQL is not reachable as %s: %s" % (os.environ.get("USER", "this user"), str(exc).strip())
+        user = os.environ.get("USER", "this user")
+        return False, f"PostgreSQL is not reachable as {user}: {str(exc).strip()}"
     return True, version
 
 
@@ -101,12 +106,12 @@ def free_port():
 
 
 def unique_name(prefix):
-    return "%s_%s" % (prefix, uuid.uuid4().hex[:8])
+    return f"{prefix}_{uuid.uuid4().hex[:8]}"
 
 
 def _log_path(name):
     ARTIFACTS.mkdir(parents=True, exist_ok=True)
-    return ARTIFACTS / ("%s.log" % name)
+    return ARTIFACTS / (f"{name}.log")
 
 
 def _tail(path, lines=60):
@@ -120,19 +125,31 @@ def run_odoo(args, log_name, timeout=900):
     """Run odoo-bin to completion (install, update); raise with the log tail on failure."""
     log = _log_path(log_name)
     cmd = odoo_bin_command() + list(args) + ["--logfile", str(log)]
-    proc = subprocess.run(cmd, cwd=tempfile.gettempdir(), timeout=timeout, capture_output=True, text=True)
+    proc = subprocess.run(cmd, cwd=tempfile.gettempdir(), timeout=timeout, capture_output=True, text=True, check=False)
     if proc.returncode != 0:
-        raise RuntimeError("%s failed (%s):\n%s%s" % (" ".join(cmd), proc.returncode, proc.stderr, _tail(log)))
+        raise RuntimeError("{} failed ({}):\n{}{}".format(" ".join(cmd), proc.returncode, proc.stderr, _tail(log)))
     return proc
 
 
 def create_database(name, modules=None, demo=False):
     """Create database ``name`` with ``modules`` installed (admin/admin)."""
-    args = ["-d", name, "-i", ",".join(modules or test_modules()), "--addons-path", addons_path(),
-            "--stop-after-init", "--no-http", "--max-cron-threads", "0", "--log-level", "warn"]
+    args = [
+        "-d",
+        name,
+        "-i",
+        ",".join(modules or test_modules()),
+        "--addons-path",
+        addons_path(),
+        "--stop-after-init",
+        "--no-http",
+        "--max-cron-threads",
+        "0",
+        "--log-level",
+        "warn",
+    ]
     if not demo:
         args.append("--without-demo=all")
-    run_odoo(args, "install-%s" % name)
+    run_odoo(args, f"install-{name}")
     return name
 
 
@@ -157,8 +174,8 @@ class OdooServer:
         self.max_cron_threads = max_cron_threads
         self.port = free_port()
         self.gevent_port = free_port()
-        self.url = "http://127.0.0.1:%d" % self.port
-        self.name = name or unique_name("server-%s-w%d" % (db, workers))
+        self.url = f"http://127.0.0.1:{self.port}"
+        self.name = name or unique_name(f"server-{db}-w{workers}")
         self.log = _log_path(self.name)
         self.extra_args = list(extra_args)
         self.env = dict(env or {})
@@ -174,14 +191,32 @@ class OdooServer:
         return self.proc.pid
 
     def command(self):
-        return odoo_bin_command() + [
-            "-d", self.db, "--db-filter", "^%s$" % self.db,
-            "--addons-path", addons_path(),
-            "--http-interface", "127.0.0.1", "--http-port", str(self.port),
-            "--gevent-port", str(self.gevent_port),
-            "--workers", str(self.workers), "--max-cron-threads", str(self.max_cron_threads),
-            "--logfile", str(self.log), "--log-level", "info",
-        ] + self.extra_args
+        return (
+            odoo_bin_command()
+            + [
+                "-d",
+                self.db,
+                "--db-filter",
+                f"^{self.db}$",
+                "--addons-path",
+                addons_path(),
+                "--http-interface",
+                "127.0.0.1",
+                "--http-port",
+                str(self.port),
+                "--gevent-port",
+                str(self.gevent_port),
+                "--workers",
+                str(self.workers),
+                "--max-cron-threads",
+                str(self.max_cron_threads),
+                "--logfile",
+                str(self.log),
+                "--log-level",
+                "info",
+            ]
+            + self.extra_args
+        )
 
     def popen_options(self):
         """Where the server runs and where its output goes (a subclass may keep it)."""
@@ -207,12 +242,12 @@ class OdooServer:
         return []
 
     def wait_ready(self, timeout=120):
-        import requests  # noqa: PLC0415 - test dependency
+        import requests
 
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
             if self.proc.poll() is not None:
-                raise RuntimeError("Odoo exited with %s:\n%s" % (self.proc.returncode, _tail(self.log)))
+                raise RuntimeError(f"Odoo exited with {self.proc.returncode}:\n{_tail(self.log)}")
             try:
                 ok = requests.get(self.url + "/web/health", timeout=5).status_code == 200
             except requests.RequestException:
@@ -220,7 +255,7 @@ class OdooServer:
             if ok and self._children_ready():
                 return
             time.sleep(0.3)
-        raise TimeoutError("Odoo on %s not ready in %ss:\n%s" % (self.url, timeout, _tail(self.log)))
+        raise TimeoutError(f"Odoo on {self.url} not ready in {timeout}s:\n{_tail(self.log)}")
 
     def _children_ready(self):
         children = self.children()
@@ -265,19 +300,18 @@ class OdooServer:
 
     def login_session(self, login=ADMIN_LOGIN, password=ADMIN_PASSWORD):
         """A requests.Session logged in as ``login`` (raises if the login fails)."""
-        import requests  # noqa: PLC0415
+        import requests
 
         session = requests.Session()
         response = session.post(
             self.url + "/web/session/authenticate",
-            json={"jsonrpc": "2.0", "method": "call",
-                  "params": {"db": self.db, "login": login, "password": password}},
+            json={"jsonrpc": "2.0", "method": "call", "params": {"db": self.db, "login": login, "password": password}},
             timeout=60,
         )
         response.raise_for_status()
         body = response.json()
         if body.get("error") or not (body.get("result") or {}).get("uid"):
-            raise RuntimeError("login as %s failed: %s" % (login, body.get("error")))
+            raise RuntimeError("login as {} failed: {}".format(login, body.get("error")))
         return session
 
     def snapshot(self, session, **params):

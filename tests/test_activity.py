@@ -367,8 +367,8 @@ def test_prefork_activity_utilization_and_cron():
     snap = _snapshot(
         "prefork",
         [(10, "master"), (11, "http"), (12, "http"), (13, "http"), (14, "cron"), (15, "gevent")],
-        # Python leaves the master's native_id (10) on a forked worker's main thread.
-        threads=[(10, "MainThread", "main"), (99, "Worker 11 workthread", "worker"), (98, "other", "other")],
+        # read_threads reports the worker's pid as its main thread's id.
+        threads=[(11, "MainThread", "main"), (99, "Worker 11 workthread", "worker"), (98, "other", "other")],
     )
     job = {"id": 5, "name": "Sleep", "db": "prod"}
     board_records = {
@@ -414,7 +414,7 @@ def test_prefork_activity_utilization_and_cron():
     # The serving worker's work thread serves requests; its main thread idles.
     threads = {t["native_id"]: t for t in snap["threads"]}
     assert threads[99]["activity"]["url"] == "/worker_inspector/api/snapshot"
-    assert (threads[10]["activity"]["state"], threads[10]["activity"]["kind"]) == ("idle", None)
+    assert (threads[11]["activity"]["state"], threads[11]["activity"]["kind"]) == ("idle", None)
     assert threads[98]["activity"] is None and threads[99]["sql"] == []
     assert procs[11]["activity"]["url"] == "/worker_inspector/api/snapshot"
     assert (snap["utilization"], snap["http_busy"], snap["http_capacity"]) == (0.667, 2, 3)

@@ -70,8 +70,9 @@ def test_is_odoo_cmdline():
     assert engine.is_odoo_cmdline(["/usr/bin/python3", "/srv/odoo/odoo-bin", "-c", "o.conf"])
     assert engine.is_odoo_cmdline(["odoo: WorkerHTTP 12 "])
     assert engine.is_odoo_cmdline(["/usr/bin/odoo", "--dev=all"])
-    assert engine.is_odoo_cmdline(["python3", "-X", "frozen_modules=off", "-m", "debugpy", "--listen", "5678",
-                                   "/srv/odoo/odoo-bin", "-d", "x"])
+    assert engine.is_odoo_cmdline(
+        ["python3", "-X", "frozen_modules=off", "-m", "debugpy", "--listen", "5678", "/srv/odoo/odoo-bin", "-d", "x"]
+    )
     assert engine.is_odoo_cmdline(["python3", "-m", "odoo", "server"])
     assert not engine.is_odoo_cmdline(["/usr/bin/python3", "-m", "http.server"])
     assert not engine.is_odoo_cmdline(["/usr/bin/python3", "-m", "pytest", "tests/test_odoo.py"])
@@ -98,19 +99,31 @@ def test_redact_cmdline(args, expected):
 
 def test_effective_config_keeps_only_known_non_secret_options():
     options = {
-        "workers": "4", "limit_memory_soft": 2147483648, "http_port": 8069,
-        "db_password": "hunter2", "admin_passwd": "hunter2", "smtp_password": "hunter2",
+        "workers": "4",
+        "limit_memory_soft": 2147483648,
+        "http_port": 8069,
+        "db_password": "hunter2",
+        "admin_passwd": "hunter2",
+        "smtp_password": "hunter2",
         "server_wide_modules": ("base", "web"),
     }
     config = engine.effective_config(options)
-    assert config == {"workers": 4, "limit_memory_soft": 2147483648, "http_port": 8069,
-                      "server_wide_modules": ["base", "web"]}
+    assert config == {
+        "workers": 4,
+        "limit_memory_soft": 2147483648,
+        "http_port": 8069,
+        "server_wide_modules": ["base", "web"],
+    }
     assert "hunter2" not in repr(config)
 
 
 def test_effective_memory_limits_per_role():
-    config = {"limit_memory_soft": 100, "limit_memory_hard": 200, "limit_memory_soft_gevent": 300,
-              "limit_memory_hard_gevent": False}
+    config = {
+        "limit_memory_soft": 100,
+        "limit_memory_hard": 200,
+        "limit_memory_soft_gevent": 300,
+        "limit_memory_hard_gevent": False,
+    }
     assert engine.effective_memory_limits(config, "http") == (100, 200)
     assert engine.effective_memory_limits(config, "gevent") == (300, 200)
     assert engine.effective_memory_limits({}, "cron") == (0, 0)
@@ -134,7 +147,8 @@ def fake_prefork(request):
         gevent = next(pid for pid, role in children.items() if role == "gevent")
         ready = psutil.Process(cron).nice() == 10 and "gevent" in psutil.Process(gevent).cmdline()
         if ready and titles:
-            ready = all(psutil.Process(p).cmdline()[0].startswith("odoo:") for p, r in children.items() if r != "gevent")
+            workers = [pid for pid, role in children.items() if role != "gevent"]
+            ready = all(psutil.Process(pid).cmdline()[0].startswith("odoo:") for pid in workers)
         if ready:
             break
         time.sleep(0.05)
@@ -212,7 +226,40 @@ def test_snapshot_shape_for_this_process():
     assert snap["server"] == {"mode": "threaded", "pid": os.getpid(), "odoo_version": "18.0"}
     assert snap["served_by"] == os.getpid()
     assert [p["pid"] for p in snap["processes"]] == [os.getpid()]
-    assert set(snap["processes"][0]) >= {"pid", "ppid", "role", "started_at", "cpu_percent", "rss", "vms",
-                                         "num_threads"}
+    assert set(snap["processes"][0]) >= {
+        "pid",
+        "ppid",
+        "role",
+        "started_at",
+        "cpu_percent",
+        "rss",
+        "vms",
+        "num_threads",
+    }
     assert snap["host"]["memory_total"] == psutil.virtual_memory().total
     assert "hunter2" not in repr(snap)
+
+
+def test_main_thread_id_is_the_pid_after_fork():
+    read, write = os.pipe()
+    pid = os.fork()
+    if pid == 0:  # child: report what the engine says of its main thread
+        os.close(read)
+        main = next(t for t in engine.read_threads() if t["kind"] == "main")
+        os.write(write, str(main["native_id"]).encode())
+        os._exit(0)
+    os.close(write)
+    reported = int(os.read(read, 64))
+    os.waitpid(pid, 0)
+    assert reported == pid
+
+
+def test_zombie_children_are_not_listed(fake_prefork):
+    master, children = fake_prefork
+    http = next(pid for pid, role in children.items() if role == "http")
+    os.kill(http, 9)  # the fake master never reaps it: a zombie, like a worker between death and waitpid
+    deadline = time.monotonic() + 10
+    while psutil.Process(http).status() != psutil.STATUS_ZOMBIE and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert psutil.Process(http).status() == psutil.STATUS_ZOMBIE
+    assert http not in engine.server_pids(master, "prefork")

@@ -242,7 +242,7 @@ def test_an_unreadable_config_file_is_an_error(tmp_path):
                 pytest.skip("running as root without util-linux's setpriv: cannot make a file unreadable")
             command = [setpriv, "--bounding-set=-dac_override,-dac_read_search"] + command
         out = subprocess.run(command, capture_output=True, text=True, cwd=str(REPO), check=True).stdout
-        assert out.strip() == "config file %s (from -c/--config) is not readable: Permission denied" % conf
+        assert out.strip() == f"config file {conf} (from -c/--config) is not readable: Permission denied"
     finally:
         os.chmod(conf, 0o600)
         shutil.rmtree(shared)
@@ -472,7 +472,7 @@ def test_help_comes_from_the_docstring(capsys):
 
 
 def test_dashboard_url_when_installed_or_being_installed():
-    from launcher.cli import _dashboard  # noqa: PLC0415
+    from launcher.cli import _dashboard
 
     url = "http://localhost:8069/odoo"
     action = url + "/action-worker_inspector.action_worker_inspector_dashboard"

@@ -7,7 +7,6 @@ import tempfile
 import psutil
 import pytest
 import requests
-
 from odoo_harness import OdooServer
 
 pytestmark = pytest.mark.odoo
@@ -29,15 +28,15 @@ def prefork(odoo_db):
 @pytest.fixture(scope="module")
 def threaded(odoo_db):
     # Secrets on the command line and in the config file must never come out.
-    conf = tempfile.NamedTemporaryFile("w", suffix=".conf", delete=False)
-    conf.write("[options]\nadmin_passwd = %s\n" % ADMIN_PASSWD)
-    conf.close()
-    args = ["-c", conf.name, "--db_password", DB_PASSWORD]
+    fd, conf = tempfile.mkstemp(suffix=".conf")
+    with os.fdopen(fd, "w") as handle:
+        handle.write(f"[options]\nadmin_passwd = {ADMIN_PASSWD}\n")
+    args = ["-c", conf, "--db_password", DB_PASSWORD]
     try:
         with OdooServer(odoo_db, workers=0, max_cron_threads=2, extra_args=args) as server:
             yield server
     finally:
-        os.unlink(conf.name)
+        os.unlink(conf)
 
 
 def test_prefork_lists_exactly_the_real_process_tree(prefork):
@@ -65,7 +64,8 @@ def test_prefork_lists_exactly_the_real_process_tree(prefork):
         assert proc["num_threads"] >= 1
         title = " ".join(real.cmdline())
         if proc["role"] in ("http", "cron"):
-            assert title.startswith("odoo: Worker%s %d" % ("HTTP" if proc["role"] == "http" else "Cron", pid))
+            worker_class = "WorkerHTTP" if proc["role"] == "http" else "WorkerCron"
+            assert title.startswith(f"odoo: {worker_class} {pid}")
     # The answer came from one of the HTTP workers, whose threads are listed.
     assert reported[snap["served_by"]]["role"] == "http"
     assert any(t["kind"] == "worker" for t in snap["threads"])
@@ -124,13 +124,26 @@ def test_threaded_snapshot_never_shows_secrets(threaded):
 
 def _create_internal_user(server, admin):
     login = "wi_plain_user"
-    response = admin.post(server.url + "/web/dataset/call_kw/res.users/create", json={
-        "jsonrpc": "2.0", "method": "call", "params": {
-            "model": "res.users", "method": "create", "args": [{
-                "name": "Plain internal user", "login": login, "password": "plain-user-pw",
-            }], "kwargs": {"context": {"no_reset_password": True}},
+    response = admin.post(
+        server.url + "/web/dataset/call_kw/res.users/create",
+        json={
+            "jsonrpc": "2.0",
+            "method": "call",
+            "params": {
+                "model": "res.users",
+                "method": "create",
+                "args": [
+                    {
+                        "name": "Plain internal user",
+                        "login": login,
+                        "password": "plain-user-pw",
+                    }
+                ],
+                "kwargs": {"context": {"no_reset_password": True}},
+            },
         },
-    }, timeout=60)
+        timeout=60,
+    )
     body = response.json()
     if body.get("error") and "already exists" not in str(body["error"]) and "same login" not in str(body["error"]):
         raise AssertionError(body["error"])

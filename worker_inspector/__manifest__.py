@@ -24,6 +24,4 @@
             "worker_inspector/static/tests/**/*.test.js",
         ],
     },
-    "installable": True,
-    "application": False,
 }

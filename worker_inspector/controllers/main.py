@@ -54,7 +54,7 @@ class WorkerInspectorController(http.Controller):
     @http.route("/worker_inspector/api/snapshot", type="http", auth="public", methods=["GET"], readonly=True)
     def snapshot(self, **params):
         if params:
-            return json_error(400, "Unknown parameter(s): %s." % ", ".join(sorted(params)))
+            return json_error(400, "Unknown parameter(s): {}.".format(", ".join(sorted(params))))
         inspector, error = self._inspector()
         if error:
             return error
@@ -64,7 +64,7 @@ class WorkerInspectorController(http.Controller):
     def metrics(self, **params):
         """The snapshot in Prometheus' text format, for scrapers (use an API key)."""
         if params:
-            return json_error(400, "Unknown parameter(s): %s." % ", ".join(sorted(params)))
+            return json_error(400, "Unknown parameter(s): {}.".format(", ".join(sorted(params))))
         inspector, error = self._inspector()
         if error:
             return error

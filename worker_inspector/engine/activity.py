@@ -200,7 +200,7 @@ def request_thread_capacity(config, environ):
         try:
             return max(int(value), 1), UTILIZATION_MAX_HTTP_THREADS
         except ValueError:
-            pass  # Odoo then uses its computed value
+            _logger.debug("ODOO_MAX_HTTP_THREADS=%r is not a number: Odoo ignores it", value)
     maxconn = config.get("db_maxconn") or 64
     crons = config.get("max_cron_threads") or 0
     return max((int(maxconn) - int(crons)) // 2, 1), UTILIZATION_DB_MAXCONN
@@ -270,9 +270,7 @@ def add_activity(snapshot, board, sql_sessions=None, overdue_crons=None, environ
     served_by = snapshot["served_by"]
     own = {r["tid"]: r for r in board.get(served_by, (0, []))[1]}
     for thread in snapshot["threads"]:
-        # After a fork Python keeps the parent's native_id on the main thread,
-        # whose real id is the process's pid.
-        tid = served_by if thread["kind"] == "main" else thread["native_id"]
+        tid = thread["native_id"]
         record = own.get(tid)
         thread["activity"] = public_activity(record, record["requests"], now) if record else None
         thread["sql"] = per_thread.get((served_by, tid), [])

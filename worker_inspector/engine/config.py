@@ -47,9 +47,7 @@ INT_KEYS = {
 }
 REDACTED = "********"
 _SECRET_WORDS = ("password", "passwd", "secret", "token", "api_key", "apikey")
-_SECRET_OPTION_RE = re.compile(
-    r"^(--?[\w-]*(?:%s)[\w-]*)(=.*)?$" % "|".join(_SECRET_WORDS), re.IGNORECASE
-)
+_SECRET_OPTION_RE = re.compile(r"^(--?[\w-]*(?:{})[\w-]*)(=.*)?$".format("|".join(_SECRET_WORDS)), re.IGNORECASE)
 # Odoo's short option for --db_password.
 _DB_PASSWORD_SHORT = "-w"
 _URI_PASSWORD_RE = re.compile(r"(\w+://[^:/@\s]+:)[^@\s]+(@)")

@@ -19,10 +19,16 @@ _PROCESS_GAUGES = (
     # (metric name, snapshot key, help)
     ("odoo_worker_rss_bytes", "rss", "Resident memory of the process."),
     ("odoo_worker_vms_bytes", "vms", "Virtual memory of the process, which Odoo's memory limits check."),
-    ("odoo_worker_memory_soft_limit_bytes", "limit_memory_soft",
-     "limit_memory_soft for the process's role: the worker is recycled above it (0: none)."),
-    ("odoo_worker_memory_hard_limit_bytes", "limit_memory_hard",
-     "limit_memory_hard for the process's role: allocations fail above it (0: none)."),
+    (
+        "odoo_worker_memory_soft_limit_bytes",
+        "limit_memory_soft",
+        "limit_memory_soft for the process's role: the worker is recycled above it (0: none).",
+    ),
+    (
+        "odoo_worker_memory_hard_limit_bytes",
+        "limit_memory_hard",
+        "limit_memory_hard for the process's role: allocations fail above it (0: none).",
+    ),
     ("odoo_worker_cpu_percent", "cpu_percent", "CPU use of the process, percent of one core."),
     ("odoo_worker_threads", "num_threads", "Threads of the process."),
     ("odoo_worker_start_time_seconds", "started_at", "Start time of the process, epoch seconds."),
@@ -40,8 +46,14 @@ class _SnapshotCollector:
     def collect(self):
         snap = self.snapshot
         info = InfoMetricFamily("odoo_server", "The Odoo server inspected.")
-        info.add_metric([], {"mode": snap["server"]["mode"], "pid": str(snap["server"]["pid"]),
-                             "odoo_version": str(snap["server"]["odoo_version"])})
+        info.add_metric(
+            [],
+            {
+                "mode": snap["server"]["mode"],
+                "pid": str(snap["server"]["pid"]),
+                "odoo_version": str(snap["server"]["odoo_version"]),
+            },
+        )
         yield info
 
         processes = snap["processes"]
@@ -58,10 +70,12 @@ class _SnapshotCollector:
                     family.add_metric([str(proc["pid"]), proc["role"]], proc[key])
             yield family
 
-        busy = GaugeMetricFamily("odoo_worker_busy", "1 while the process serves a request or runs a job.",
-                                 labels=["pid", "role"])
-        requests = GaugeMetricFamily("odoo_worker_requests", "Requests served by the process since it started.",
-                                     labels=["pid", "role"])
+        busy = GaugeMetricFamily(
+            "odoo_worker_busy", "1 while the process serves a request or runs a job.", labels=["pid", "role"]
+        )
+        requests = GaugeMetricFamily(
+            "odoo_worker_requests", "Requests served by the process since it started.", labels=["pid", "role"]
+        )
         for proc in processes:
             activity = proc.get("activity")
             if activity:
@@ -73,8 +87,9 @@ class _SnapshotCollector:
         yield requests
 
         threads = collections.Counter(thread["kind"] for thread in snap.get("threads", []))
-        kinds = GaugeMetricFamily("odoo_serving_process_threads", "Threads of the process that answered, by kind.",
-                                  labels=["kind"])
+        kinds = GaugeMetricFamily(
+            "odoo_serving_process_threads", "Threads of the process that answered, by kind.", labels=["kind"]
+        )
         for kind in sorted(threads):
             kinds.add_metric([kind], threads[kind])
         yield kinds
@@ -84,12 +99,13 @@ class _SnapshotCollector:
             ("longest_busy", "Seconds the longest running request or job has been busy."),
         ):
             if snap.get(key) is not None:
-                yield GaugeMetricFamily("odoo_%s" % key, help_text, value=snap[key])
+                yield GaugeMetricFamily(f"odoo_{key}", help_text, value=snap[key])
 
         host = snap["host"]
         yield GaugeMetricFamily("odoo_host_memory_total_bytes", "Memory of the host.", value=host["memory_total"])
-        yield GaugeMetricFamily("odoo_host_memory_available_bytes", "Memory available on the host.",
-                                value=host["memory_available"])
+        yield GaugeMetricFamily(
+            "odoo_host_memory_available_bytes", "Memory available on the host.", value=host["memory_available"]
+        )
         yield GaugeMetricFamily("odoo_host_cpu_count", "CPUs of the host.", value=host["cpu_count"])
 
 

@@ -1,5 +1,6 @@
 """The threads of the current process, with what Odoo sets on them."""
 
+import os
 import threading
 import time
 from urllib.parse import urlsplit
@@ -14,7 +15,7 @@ def url_path(url):
     return urlsplit(str(url)).path or "/"
 
 
-def describe_thread(thread, now, main_ident):
+def describe_thread(thread, now, main_ident, pid=None):
     # Odoo sets these ad hoc attributes: http.py (dbname, uid, url,
     # query_count/query_time/perf_t0 during a request), the threaded server
     # (type, start_time), ir_cron (start_time while running jobs).
@@ -23,7 +24,9 @@ def describe_thread(thread, now, main_ident):
     started = attrs.get("perf_t0") if in_request else attrs.get("start_time")
     return {
         "ident": thread.ident,
-        "native_id": getattr(thread, "native_id", None),
+        # After a fork Python keeps the parent's native_id on the main thread;
+        # on Linux the main thread's id is the process's pid.
+        "native_id": (pid or os.getpid()) if thread.ident == main_ident else getattr(thread, "native_id", None),
         "name": thread.name,
         "kind": thread_kind(thread.name, attrs.get("type"), thread.ident == main_ident),
         "daemon": thread.daemon,
@@ -42,4 +45,5 @@ def read_threads(threads=None):
     main_ident = threading.main_thread().ident
     if threads is None:
         threads = threading.enumerate()
-    return [describe_thread(t, now, main_ident) for t in threads]
+    pid = os.getpid()
+    return [describe_thread(t, now, main_ident, pid) for t in threads]

@@ -106,13 +106,13 @@ def read_processes(server_pid, mode, config=None, cpu_meter=_CPU_METER):
                 info = _read(psutil.Process(pid))
             except psutil.Error:
                 continue  # exited meanwhile
+            if info["status"] == psutil.STATUS_ZOMBIE:
+                continue  # a worker that exited and is not reaped yet is gone
             info["role"] = classify_child(info["cmdline"], info["nice"], root["nice"])
             found.append(info)
     now = time.time()
     for info in found:
-        info["cpu_percent"] = cpu_meter.percent(
-            info["pid"], info["started_at"], info.pop("cpu_seconds"), now
-        )
+        info["cpu_percent"] = cpu_meter.percent(info["pid"], info["started_at"], info.pop("cpu_seconds"), now)
         soft, hard = effective_memory_limits(config, info["role"])
         info["limit_memory_soft"] = soft
         info["limit_memory_hard"] = hard

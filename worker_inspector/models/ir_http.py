@@ -75,9 +75,10 @@ class IrHttp(models.AbstractModel):
 
     @classmethod
     def _authenticate(cls, endpoint):
-        super()._authenticate(endpoint)
+        result = super()._authenticate(endpoint)
         env = request.env
         uid = env.uid
         session = request.session
         login = session.login if uid and session.uid == uid else None
         RECORDER.set_user(request.db, uid, login, backend_pid(env.cr))
+        return result

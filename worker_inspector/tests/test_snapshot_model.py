@@ -59,7 +59,7 @@ class TestSnapshotApi(HttpCase):
     def test_api_key_authenticates_monitoring_tools(self):
         admin = self.env.ref("base.user_admin")
         key = self.env["res.users.apikeys"].with_user(admin)._generate(None, "monitoring", None)
-        response = self.url_open(API, headers={"Authorization": "Bearer %s" % key})
+        response = self.url_open(API, headers={"Authorization": f"Bearer {key}"})
         self.assertEqual(response.status_code, 200)
         self.assertIn("processes", json.loads(response.content))
         bad = self.url_open(API, headers={"Authorization": "Bearer not-a-key"})
@@ -73,7 +73,7 @@ class TestSnapshotApi(HttpCase):
         text = response.text
         self.assertIn('odoo_server_info{mode="threaded"', text)
         self.assertIn('odoo_server_processes{role="server"} 1.0', text)
-        self.assertIn('odoo_worker_vms_bytes{pid="%d",role="server"}' % os.getpid(), text)
+        self.assertIn(f'odoo_worker_vms_bytes{{pid="{os.getpid()}",role="server"}}', text)
         self.assertNotIn("admin_passwd", text)
 
     def test_metrics_refuse_anonymous_and_plain_users(self):
