@@ -4,7 +4,9 @@ Goal (issue: walking skeleton): one snapshot of a server with 16 HTTP
 workers costs at most about twice what reading those processes' /proc
 entries with psutil costs. Both are measured side by side, interleaved, in
 one run on a real process tree shaped like an Odoo prefork server (master,
-16 titled HTTP workers, 2 niced cron workers, a gevent process).
+16 titled HTTP workers, 2 niced cron workers, a gevent process), each worker
+publishing a busy request or scheduled action on the activity board, which
+the snapshot reads too.
 
     python benchmarks/bench_snapshot.py [--rounds 200]
 """
@@ -23,6 +25,7 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path[:0] = [str(ROOT)]
 
 from worker_inspector import engine
+from worker_inspector.engine.board import read_board
 
 FAKE_TREE = ROOT / "tests" / "fake_prefork_tree.py"
 CONFIG = {"workers": 16, "max_cron_threads": 2, "limit_memory_soft": 2 << 30, "limit_memory_hard": 5 << 29}
@@ -30,7 +33,7 @@ CONFIG = {"workers": 16, "max_cron_threads": 2, "limit_memory_soft": 2 << 30, "l
 
 def start_tree(http, cron):
     proc = subprocess.Popen(
-        [sys.executable, str(FAKE_TREE), "master", "--titles", "--http", str(http), "--cron", str(cron)],
+        [sys.executable, str(FAKE_TREE), "master", "--titles", "--board", "--http", str(http), "--cron", str(cron)],
         stdin=subprocess.PIPE,
         stdout=subprocess.PIPE,
         text=True,
@@ -39,7 +42,7 @@ def start_tree(http, cron):
     deadline = time.monotonic() + 20
     while time.monotonic() < deadline:
         titled = sum(" ".join(psutil.Process(p).cmdline()).startswith("odoo:") for p in pids)
-        if titled == http + cron:
+        if titled == http + cron and len(read_board(proc.pid)) == http + cron:
             break
         time.sleep(0.05)
     return proc, [proc.pid] + pids
@@ -85,7 +88,10 @@ def main():
     opts = parser.parse_args()
     proc, pids = start_tree(opts.http, opts.cron)
     try:
-        assert len(product_snapshot(proc.pid)["processes"]) == len(pids), "snapshot does not see the whole tree"
+        first = product_snapshot(proc.pid)
+        assert len(first["processes"]) == len(pids), "snapshot does not see the whole tree"
+        busy = sum(1 for p in first["processes"] if (p.get("activity") or {}).get("state") == "busy")
+        assert busy == opts.http + opts.cron, "the workers' activity is not on the board"
         raw, snap = [], []
         for _ in range(10):  # warm-up
             raw_psutil(pids)

@@ -5,8 +5,9 @@ it forks N HTTP-like children (default 1), M children that lower their
 priority like WorkerCron (default 1), and starts
 ``python fake_prefork_tree.py gevent`` like PreforkServer.long_polling_spawn.
 With ``--titles`` the children name themselves like Odoo does with
-setproctitle. It prints the children's pids as ``role pid`` lines, then waits
-for stdin to close.
+setproctitle; with ``--board`` they publish a busy request or scheduled action
+on the activity board, as Odoo workers with the addon do. It prints the
+children's pids as ``role pid`` lines, then waits for stdin to close.
 """
 
 import os
@@ -15,7 +16,8 @@ import sys
 import time
 
 
-def child(title, nice):
+def child(title, nice, board=False):
+    master = os.getpid()
     pid = os.fork()
     if pid:
         return pid
@@ -25,9 +27,24 @@ def child(title, nice):
         from setproctitle import setproctitle
 
         setproctitle(title % os.getpid())
+    recorder = publish_activity(master, cron=bool(nice)) if board else None
     while os.getppid() != 1:
         time.sleep(0.2)
+    del recorder
     os._exit(0)
+
+
+def publish_activity(master, cron):
+    sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+    from worker_inspector.engine.activity import Recorder
+
+    recorder = Recorder(lambda: (master, 4))
+    if cron:
+        recorder.begin_cron(7, "Mail: Email Queue Manager", "prod", uid=1)
+    else:
+        recorder.begin_request("/web/dataset/call_kw/sale.order/web_read")
+        recorder.set_user("prod", 2, "admin")
+    return recorder  # the caller keeps it for as long as the child lives
 
 
 def main():
@@ -41,8 +58,11 @@ def main():
     for role in counts:
         if "--" + role in sys.argv:
             counts[role] = int(sys.argv[sys.argv.index("--" + role) + 1])
-    children = [("http", child("odoo: WorkerHTTP %d " if titles else None, 0)) for _ in range(counts["http"])]
-    children += [("cron", child("odoo: WorkerCron %d somedb" if titles else None, 10)) for _ in range(counts["cron"])]
+    board = "--board" in sys.argv
+    children = [("http", child("odoo: WorkerHTTP %d " if titles else None, 0, board)) for _ in range(counts["http"])]
+    children += [
+        ("cron", child("odoo: WorkerCron %d somedb" if titles else None, 10, board)) for _ in range(counts["cron"])
+    ]
     gevent = subprocess.Popen([sys.executable, sys.argv[0], "gevent"], stdout=subprocess.PIPE, text=True)
     gevent.stdout.readline()
     children.append(("gevent", gevent.pid))
