@@ -40,7 +40,10 @@ class WorkerInspectorController(http.Controller):
             return None
         return request.env
 
-    def _inspector(self):
+    def _inspector(self, params):
+        """``(worker.inspector of the caller, None)`` or ``(None, error response)``."""
+        if params:
+            return None, json_error(400, "Unknown parameter(s): {}.".format(", ".join(sorted(params))))
         env = self._authenticated_env()
         if env is None:
             return None, json_error(401, "Authentication required: log in or send an API key as a Bearer token.")
@@ -53,9 +56,7 @@ class WorkerInspectorController(http.Controller):
 
     @http.route("/worker_inspector/api/snapshot", type="http", auth="public", methods=["GET"], readonly=True)
     def snapshot(self, **params):
-        if params:
-            return json_error(400, "Unknown parameter(s): {}.".format(", ".join(sorted(params))))
-        inspector, error = self._inspector()
+        inspector, error = self._inspector(params)
         if error:
             return error
         return json_response(inspector.get_snapshot())
@@ -63,9 +64,7 @@ class WorkerInspectorController(http.Controller):
     @http.route("/worker_inspector/metrics", type="http", auth="public", methods=["GET"], readonly=True)
     def metrics(self, **params):
         """The snapshot in Prometheus' text format, for scrapers (use an API key)."""
-        if params:
-            return json_error(400, "Unknown parameter(s): {}.".format(", ".join(sorted(params))))
-        inspector, error = self._inspector()
+        inspector, error = self._inspector(params)
         if error:
             return error
         if not metrics.available():

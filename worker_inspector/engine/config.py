@@ -2,9 +2,8 @@
 
 import re
 
-# Shown as they are; anything not listed here (db_password, admin_passwd,
-# smtp_password, ...) is never exposed.
-CONFIG_KEYS = (
+# Numbers: worker counts, limits (bytes, seconds, requests), ports, pool sizes.
+INT_KEYS = (
     "workers",
     "max_cron_threads",
     "limit_memory_soft",
@@ -16,35 +15,22 @@ CONFIG_KEYS = (
     "limit_time_real_cron",
     "limit_time_worker_cron",
     "limit_request",
-    "http_interface",
     "http_port",
     "gevent_port",
-    "http_enable",
-    "proxy_mode",
     "db_maxconn",
     "db_maxconn_gevent",
+)
+# Shown as they are; anything not listed in CONFIG_KEYS (db_password,
+# admin_passwd, smtp_password, ...) is never exposed.
+CONFIG_KEYS = INT_KEYS + (
+    "http_interface",
+    "http_enable",
+    "proxy_mode",
     "db_name",
     "dev_mode",
     "server_wide_modules",
     "list_db",
 )
-INT_KEYS = {
-    "workers",
-    "max_cron_threads",
-    "limit_memory_soft",
-    "limit_memory_hard",
-    "limit_memory_soft_gevent",
-    "limit_memory_hard_gevent",
-    "limit_time_cpu",
-    "limit_time_real",
-    "limit_time_real_cron",
-    "limit_time_worker_cron",
-    "limit_request",
-    "http_port",
-    "gevent_port",
-    "db_maxconn",
-    "db_maxconn_gevent",
-}
 REDACTED = "********"
 _SECRET_WORDS = ("password", "passwd", "secret", "token", "api_key", "apikey")
 _SECRET_OPTION_RE = re.compile(r"^(--?[\w-]*(?:{})[\w-]*)(=.*)?$".format("|".join(_SECRET_WORDS)), re.IGNORECASE)
