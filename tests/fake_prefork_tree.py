@@ -11,6 +11,7 @@ children's pids as ``role pid`` lines, then waits for stdin to close.
 """
 
 import os
+import signal
 import subprocess
 import sys
 import time
@@ -21,6 +22,9 @@ def child(title, nice, board=False):
     pid = os.fork()
     if pid:
         return pid
+    stopping = []
+    # Like Odoo's Worker.signal_handler: SIGINT ends the loop; SIGTERM stays fatal.
+    signal.signal(signal.SIGINT, lambda *_args: stopping.append(True))
     if nice:
         os.nice(nice)
     if title:
@@ -28,7 +32,7 @@ def child(title, nice, board=False):
 
         setproctitle(title % os.getpid())
     recorder = publish_activity(master, cron=bool(nice)) if board else None
-    while os.getppid() != 1:
+    while os.getppid() != 1 and not stopping:
         time.sleep(0.2)
     del recorder
     os._exit(0)

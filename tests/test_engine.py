@@ -263,3 +263,52 @@ def test_zombie_children_are_not_listed(fake_prefork):
         time.sleep(0.05)
     assert psutil.Process(http).status() == psutil.STATUS_ZOMBIE
     assert http not in engine.server_pids(master, "prefork")
+
+
+def _wait_gone(pid, timeout=10):
+    """Whether ``pid`` exited (the fake master never reaps: a zombie counts)."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        try:
+            if psutil.Process(pid).status() == psutil.STATUS_ZOMBIE:
+                return True
+        except psutil.NoSuchProcess:
+            return True
+        time.sleep(0.05)
+    return False
+
+
+@pytest.mark.parametrize("force", [False, True], ids=["graceful", "force"])
+def test_recycle_signals_only_the_chosen_worker(fake_prefork, force):
+    master, children = fake_prefork
+    for role in ("http", "cron"):
+        pid = next(pid for pid, r in children.items() if r == role)
+        result = engine.recycle_worker(master, "prefork", pid, force=force)
+        assert result == {"pid": pid, "role": role, "signal": "SIGTERM" if force else "SIGINT", "graceful": not force}
+        assert _wait_gone(pid)
+    survivors = engine.server_pids(master, "prefork")
+    gevent = next(pid for pid, r in children.items() if r == "gevent")
+    assert survivors == {master, gevent}
+
+
+def test_recycle_refuses_the_master_gevent_and_foreign_pids(fake_prefork):
+    master, children = fake_prefork
+    gevent = next(pid for pid, role in children.items() if role == "gevent")
+    refusals = {
+        master: "master process",
+        gevent: "gevent process",
+        os.getpid(): "not a worker of this Odoo server",
+        os.getppid(): "not a worker of this Odoo server",
+        0: "Not a process id",
+        -1: "Not a process id",
+        "123": "Not a process id",
+        True: "Not a process id",
+    }
+    for pid, reason in refusals.items():
+        with pytest.raises(engine.RecycleRefused, match=reason):
+            engine.recycle_worker(master, "prefork", pid, force=True)
+    with pytest.raises(engine.RecycleRefused, match="threaded"):
+        engine.recycle_worker(master, "threaded", next(iter(children)))
+    # Nothing was signalled: every process is still there and running.
+    assert engine.server_pids(master, "prefork") == {master, *children}
+    assert all(psutil.Process(pid).status() != psutil.STATUS_ZOMBIE for pid in children)

@@ -20,6 +20,7 @@ from .classify import (
 )
 from .config import effective_config, effective_memory_limits, redact_cmdline
 from .host import read_host
+from .recycle import RECYCLABLE_ROLES, RecycleRefused, recycle_worker
 from .snapshot import MODE_PREFORK, MODE_THREADED, ServerInfo, take_snapshot
 from .threads import read_threads
 from .tree import child_pids, find_server_processes, read_processes, server_pids

@@ -1,14 +1,17 @@
 # License LGPL-3.0 or later (https://www.gnu.org/licenses/lgpl).
+import logging
 import os
 
 import odoo
 from odoo import api, models, release
-from odoo.exceptions import AccessError
+from odoo.exceptions import AccessError, UserError
 from odoo.service import server as odoo_server
 from odoo.tools import config
 
 from .. import engine
 from ..engine import database
+
+_logger = logging.getLogger(__name__)
 
 
 def current_server():
@@ -46,6 +49,23 @@ class WorkerInspector(models.AbstractModel):
             sql_sessions=self._read_pg_sessions(),
             overdue_crons=self._read_overdue_crons(),
         )
+
+    @api.model
+    def recycle_worker(self, pid, force=False):
+        """Ask HTTP or cron worker ``pid`` of this server to exit; the master forks a new one.
+
+        Graceful (SIGINT) by default: the worker ends its current request or
+        job first. ``force`` sends SIGTERM, which kills it at once (see
+        ``engine.recycle``). Raises UserError when the pid is refused.
+        """
+        self._check_access()
+        server = current_server()
+        try:
+            result = engine.recycle_worker(server.pid, server.mode, pid, force=force)
+        except engine.RecycleRefused as exc:
+            raise UserError(str(exc)) from None
+        _logger.info("Worker %s recycled by %s (%s)", pid, self.env.user.login, result["signal"])
+        return result
 
     @api.model
     def _read_pg_sessions(self):

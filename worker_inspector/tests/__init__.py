@@ -1,2 +1,3 @@
 from . import test_snapshot_model
 from . import test_ui
+from . import test_recycle

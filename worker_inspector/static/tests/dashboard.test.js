@@ -8,6 +8,7 @@ import {
     formatSeconds,
 } from "@worker_inspector/dashboard/format";
 import {
+    canRecycle,
     countByRole,
     memoryGauge,
     scoreboardCells,
@@ -138,6 +139,16 @@ test("memoryGauge places virtual memory against the soft and hard limits", () =>
 test("sortProcesses puts the longest busy first, then the server's reading order", () => {
     const pids = sortProcesses(preforkSnapshot().processes).map((p) => p.pid);
     expect(pids).toEqual([104, 101, 102, 100, 103, 105]);
+});
+
+test("canRecycle offers only the HTTP and cron workers of a prefork server", () => {
+    const snapshot = preforkSnapshot();
+    const recyclable = snapshot.processes
+        .filter((process) => canRecycle(snapshot, process))
+        .map((process) => process.pid);
+    expect(recyclable).toEqual([104, 103, 101, 102]);
+    const threaded = {server: {mode: "threaded", pid: 200}};
+    expect(canRecycle(threaded, {pid: 200, role: "server"})).toBe(false);
 });
 
 test("countByRole", () => {

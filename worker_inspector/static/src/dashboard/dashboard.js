@@ -6,6 +6,7 @@ import {
     useState,
 } from "@odoo/owl";
 import {browser} from "@web/core/browser/browser";
+import {ConfirmationDialog} from "@web/core/confirmation_dialog/confirmation_dialog";
 import {formatDateTime} from "@web/core/l10n/dates";
 import {_t} from "@web/core/l10n/translation";
 import {registry} from "@web/core/registry";
@@ -16,6 +17,7 @@ import {standardActionServiceProps} from "@web/webclient/actions/action_service"
 import {formatBytes, formatPercent, formatSeconds} from "./format";
 import {
     GAUGE_BAR_CLASS,
+    canRecycle,
     countByRole,
     isBusy,
     memoryGauge,
@@ -30,6 +32,7 @@ import {
 const {DateTime} = luxon;
 
 export const SNAPSHOT_URL = "/worker_inspector/api/snapshot";
+export const RECYCLE_URL = "/worker_inspector/api/recycle";
 export const REFRESH_INTERVALS = [1, 2, 5, 10, 30];
 export const DEFAULT_INTERVAL = 5;
 export const INTERVAL_STORAGE_KEY = "worker_inspector.dashboard.interval";
@@ -73,6 +76,8 @@ export class WorkerInspectorDashboard extends Component {
             interval: loadInterval(),
         });
         this.action = useService("action");
+        this.dialog = useService("dialog");
+        this.notification = useService("notification");
         this.display = {controlPanel: {}};
         this.intervals = REFRESH_INTERVALS;
         this.roleLabels = roleLabels();
@@ -196,6 +201,69 @@ export class WorkerInspectorDashboard extends Component {
         return {error: {status, reason}};
     }
 
+    // ------------------------------------------------------------------
+    // Recycling a worker
+    // ------------------------------------------------------------------
+
+    onRecycleClick(process) {
+        this.dialog.add(ConfirmationDialog, {
+            title: _t("Recycle %(role)s %(pid)s?", {
+                role: this.roleLabels[process.role],
+                pid: process.pid,
+            }),
+            body: _t(
+                "The worker finishes its current request, then exits; the master starts a new one."
+            ),
+            confirmLabel: _t("Recycle"),
+            confirm: () => this.recycle(process.pid),
+            cancel: () => {},
+        });
+    }
+
+    /**
+     * POST to the recycle route (graceful: SIGINT), with the page's CSRF
+     * token, then refresh to show the new worker.
+     */
+    async recycle(pid) {
+        let response;
+        let payload = null;
+        try {
+            response = await browser.fetch(RECYCLE_URL, {
+                method: "POST",
+                credentials: "same-origin",
+                headers: {Accept: "application/json"},
+                body: new URLSearchParams({pid, csrf_token: odoo.csrf_token}),
+            });
+            payload = await response.json();
+        } catch (error) {
+            if (!response) {
+                this.notification.add(
+                    _t("The server could not be reached (%s).", error.message),
+                    {type: "danger"}
+                );
+                return;
+            }
+        }
+        if (response.ok && payload && !payload.error) {
+            this.notification.add(
+                _t("Worker %s is being recycled; the master starts a new one.", pid),
+                {type: "success"}
+            );
+        } else {
+            const reason =
+                payload?.error?.reason ||
+                _t("The server answered HTTP %(status)s %(text)s.", {
+                    status: response.status,
+                    text: response.statusText || "",
+                });
+            this.notification.add(reason, {
+                title: _t("Worker %s was not recycled", pid),
+                type: "danger",
+            });
+        }
+        this.refresh();
+    }
+
     onVisibilityChange() {
         this.state.hidden = document.visibilityState === "hidden";
         if (this.state.hidden) {
@@ -305,6 +373,7 @@ export class WorkerInspectorDashboard extends Component {
                 idleSessions:
                     (process.sql || []).length - workingSessions(process.sql).length,
                 servedBy: process.pid === snapshot.served_by,
+                recyclable: canRecycle(snapshot, process),
                 roleLabel: this.roleLabels[process.role] || process.role,
                 roleClass: ROLE_BADGE_CLASS[process.role] || "text-bg-secondary",
                 uptime: formatSeconds(snapshot.taken_at - process.started_at),

@@ -126,6 +126,14 @@ export function sortThreads(threads) {
     );
 }
 
+/**
+ * Whether the dashboard offers to recycle a process: an HTTP or cron worker
+ * of a prefork server, which the master replaces when it exits.
+ */
+export function canRecycle(snapshot, process) {
+    return snapshot.server.mode === "prefork" && WORKER_ROLES.includes(process.role);
+}
+
 export function countByRole(processes) {
     const counts = {master: 0, server: 0, http: 0, cron: 0, gevent: 0};
     for (const process of processes) {
