@@ -314,6 +314,27 @@ class OdooServer:
             raise RuntimeError("login as {} failed: {}".format(login, body.get("error")))
         return session
 
+    def create_internal_user(self, admin, login="wi_plain_user", password="plain-user-pw"):
+        """An internal user without Settings rights (created once per database), via ``admin``'s session."""
+        body = admin.post(
+            self.url + "/web/dataset/call_kw/res.users/create",
+            json={
+                "jsonrpc": "2.0",
+                "method": "call",
+                "params": {
+                    "model": "res.users",
+                    "method": "create",
+                    "args": [{"name": "Plain internal user", "login": login, "password": password}],
+                    "kwargs": {"context": {"no_reset_password": True}},
+                },
+            },
+            timeout=60,
+        ).json()
+        error = str(body.get("error") or "")
+        if error and "already exists" not in error and "same login" not in error:
+            raise AssertionError(body["error"])
+        return login, password
+
     def snapshot(self, session, **params):
         response = session.get(self.url + "/worker_inspector/api/snapshot", params=params, timeout=60)
         response.raise_for_status()

@@ -8,9 +8,8 @@ import time
 import psutil
 import pytest
 import requests
+from activity_helpers import BUSY_URL, Background, Hold, busy_on, poll
 from odoo_harness import OdooServer
-from test_activity_e2e import BUSY_URL, Background, Hold, busy_on, poll
-from test_snapshot_e2e import _create_internal_user
 
 pytestmark = pytest.mark.odoo
 
@@ -182,7 +181,7 @@ def test_refusals_kill_nothing(prefork, admin):
 
 def test_only_settings_administrators_may_recycle(prefork, admin):
     http = pid_of(prefork, "http")
-    login, password = _create_internal_user(prefork, admin)
+    login, password = prefork.create_internal_user(admin)
     user = prefork.login_session(login, password)
     denied = recycle(prefork, user, csrf_token(prefork, user), pid=str(http))
     assert denied.status_code == 403

@@ -122,40 +122,12 @@ def test_threaded_snapshot_never_shows_secrets(threaded):
     assert "--db_password ********" in response.json()["processes"][0]["cmdline"]
 
 
-def _create_internal_user(server, admin):
-    login = "wi_plain_user"
-    response = admin.post(
-        server.url + "/web/dataset/call_kw/res.users/create",
-        json={
-            "jsonrpc": "2.0",
-            "method": "call",
-            "params": {
-                "model": "res.users",
-                "method": "create",
-                "args": [
-                    {
-                        "name": "Plain internal user",
-                        "login": login,
-                        "password": "plain-user-pw",
-                    }
-                ],
-                "kwargs": {"context": {"no_reset_password": True}},
-            },
-        },
-        timeout=60,
-    )
-    body = response.json()
-    if body.get("error") and "already exists" not in str(body["error"]) and "same login" not in str(body["error"]):
-        raise AssertionError(body["error"])
-    return login, "plain-user-pw"
-
-
 def test_access_admin_user_anonymous(threaded):
     admin = threaded.login_session()
     api = threaded.url + "/worker_inspector/api/snapshot"
     assert admin.get(api, timeout=60).status_code == 200
 
-    login, password = _create_internal_user(threaded, admin)
+    login, password = threaded.create_internal_user(admin)
     user = threaded.login_session(login, password)
     denied = user.get(api, timeout=60)
     assert denied.status_code == 403
