@@ -5,7 +5,7 @@ import pytest
 # Odoo addons used by the end-to-end servers, not test modules of this suite.
 collect_ignore = ["addons"]
 
-from odoo_harness import create_database, drop_database, odoo_available, unique_name
+from odoo_harness import OdooServer, create_database, drop_database, odoo_available, unique_name
 
 
 def pytest_collection_modifyitems(config, items):
@@ -35,3 +35,10 @@ def odoo_db():
         yield name
     finally:
         drop_database(name)
+
+
+@pytest.fixture(scope="module")
+def prefork(odoo_db):
+    """A real prefork server (2 HTTP workers, 1 cron worker, gevent), one per test module."""
+    with OdooServer(odoo_db, workers=2, max_cron_threads=1) as server:
+        yield server

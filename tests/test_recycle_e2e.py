@@ -18,12 +18,6 @@ WORKER_TITLES = {"http": "odoo: WorkerHTTP", "cron": "odoo: WorkerCron"}
 
 
 @pytest.fixture(scope="module")
-def prefork(odoo_db):
-    with OdooServer(odoo_db, workers=2, max_cron_threads=1) as server:
-        yield server
-
-
-@pytest.fixture(scope="module")
 def admin(prefork):
     return prefork.login_session()
 

@@ -20,12 +20,6 @@ def within(reported, measured, tolerance=0.10):
 
 
 @pytest.fixture(scope="module")
-def prefork(odoo_db):
-    with OdooServer(odoo_db, workers=2, max_cron_threads=1) as server:
-        yield server
-
-
-@pytest.fixture(scope="module")
 def threaded(odoo_db):
     # Secrets on the command line and in the config file must never come out.
     fd, conf = tempfile.mkstemp(suffix=".conf")
