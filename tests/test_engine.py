@@ -16,6 +16,11 @@ from worker_inspector.engine.tree import CpuMeter
 FAKE_TREE = Path(__file__).with_name("fake_prefork_tree.py")
 
 
+def server_pids(master):
+    """The pids the engine lists for the prefork server rooted at ``master``."""
+    return {proc["pid"] for proc in engine.read_processes(master, "prefork")}
+
+
 @pytest.mark.parametrize(
     ("cmdline", "expected"),
     [
@@ -171,12 +176,12 @@ def test_read_processes_classifies_a_real_tree(fake_prefork):
         assert proc["cpu_percent"] >= 0
         soft = 1 << 30 if proc["role"] == "gevent" else 1 << 31
         assert (proc["limit_memory_soft"], proc["limit_memory_hard"]) == (soft, 1 << 32)
-    assert engine.server_pids(master, "prefork") == {master, *children}
+    assert server_pids(master) == {master, *children}
 
 
 def test_threaded_mode_is_the_process_alone(fake_prefork):
     master, _children = fake_prefork
-    assert engine.find_server_processes(master, "threaded") == [(master, "server")]
+    assert [(p["pid"], p["role"]) for p in engine.read_processes(master, "threaded")] == [(master, "server")]
 
 
 def test_vanished_server_gives_empty_list():
@@ -262,7 +267,7 @@ def test_zombie_children_are_not_listed(fake_prefork):
     while psutil.Process(http).status() != psutil.STATUS_ZOMBIE and time.monotonic() < deadline:
         time.sleep(0.05)
     assert psutil.Process(http).status() == psutil.STATUS_ZOMBIE
-    assert http not in engine.server_pids(master, "prefork")
+    assert http not in server_pids(master)
 
 
 def _wait_gone(pid, timeout=10):
@@ -286,7 +291,7 @@ def test_recycle_signals_only_the_chosen_worker(fake_prefork, force):
         result = engine.recycle_worker(master, "prefork", pid, force=force)
         assert result == {"pid": pid, "role": role, "signal": "SIGTERM" if force else "SIGINT", "graceful": not force}
         assert _wait_gone(pid)
-    survivors = engine.server_pids(master, "prefork")
+    survivors = server_pids(master)
     gevent = next(pid for pid, r in children.items() if r == "gevent")
     assert survivors == {master, gevent}
 
@@ -310,5 +315,5 @@ def test_recycle_refuses_the_master_gevent_and_foreign_pids(fake_prefork):
     with pytest.raises(engine.RecycleRefused, match="threaded"):
         engine.recycle_worker(master, "threaded", next(iter(children)))
     # Nothing was signalled: every process is still there and running.
-    assert engine.server_pids(master, "prefork") == {master, *children}
+    assert server_pids(master) == {master, *children}
     assert all(psutil.Process(pid).status() != psutil.STATUS_ZOMBIE for pid in children)

@@ -23,4 +23,4 @@ from .host import read_host
 from .recycle import RECYCLABLE_ROLES, RecycleRefused, recycle_worker
 from .snapshot import MODE_PREFORK, MODE_THREADED, ServerInfo, take_snapshot
 from .threads import read_threads
-from .tree import child_pids, find_server_processes, read_processes, server_pids
+from .tree import child_pids, read_processes

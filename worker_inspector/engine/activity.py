@@ -223,17 +223,13 @@ def _utilization(snapshot, board, environ):
     }
 
 
-def _longest_busy(snapshot, board):
-    """Seconds the longest running request or scheduled action has been busy."""
-    pids = {p["pid"] for p in snapshot["processes"]}
-    since = [
-        r["since"]
-        for pid, (_requests, records) in board.items()
-        if pid in pids
-        for r in records
-        if r["state"] == "busy"
-    ]
-    return round(max(snapshot["taken_at"] - min(since), 0.0), 3) if since else None
+def _longest_busy(snapshot):
+    """Seconds the longest running request or scheduled action has been busy.
+
+    Each process's ``activity`` is already its longest-busy record.
+    """
+    elapsed = [p["activity"]["elapsed"] for p in snapshot["processes"] if (p["activity"] or {}).get("state") == "busy"]
+    return max(elapsed) if elapsed else None
 
 
 def _cron_section(snapshot, overdue_crons):
@@ -276,7 +272,7 @@ def add_activity(snapshot, board, sql_sessions=None, overdue_crons=None, environ
         thread["sql"] = per_thread.get((served_by, tid), [])
     snapshot["sql_unattributed"] = unattributed
     snapshot.update(_utilization(snapshot, board, environ))
-    snapshot["longest_busy"] = _longest_busy(snapshot, board)
+    snapshot["longest_busy"] = _longest_busy(snapshot)
     snapshot["cron"] = _cron_section(snapshot, overdue_crons)
     return snapshot
 

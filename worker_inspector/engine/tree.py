@@ -118,13 +118,3 @@ def read_processes(server_pid, mode, config=None, cpu_meter=_CPU_METER):
         info["limit_memory_hard"] = hard
     cpu_meter.forget_except({(info["pid"], info["started_at"]) for info in found})
     return found
-
-
-def find_server_processes(server_pid, mode):
-    """``(pid, role)`` of every process of the server."""
-    return [(p["pid"], p["role"]) for p in read_processes(server_pid, mode)]
-
-
-def server_pids(server_pid, mode):
-    """The pids of this server: check a pid against it before acting on it."""
-    return {pid for pid, _role in find_server_processes(server_pid, mode)}
