@@ -36,7 +36,7 @@ sys.path[:0] = [str(ROOT), str(ROOT / "tests")]
 from odoo_harness import OdooServer, create_database, drop_database, odoo_available
 
 from worker_inspector.engine import board
-from worker_inspector.engine.activity import PREFORK_SLOTS, Recorder
+from worker_inspector.engine.recorder import PREFORK_SLOTS, Recorder
 
 ROUTE = "/web/health"
 GOAL_LOSS = 0.02

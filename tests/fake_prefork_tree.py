@@ -40,7 +40,7 @@ def child(title, nice, board=False):
 
 def publish_activity(master, cron):
     sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-    from worker_inspector.engine.activity import Recorder
+    from worker_inspector.engine.recorder import Recorder
 
     recorder = Recorder(lambda: (master, 4))
     if cron:

@@ -8,8 +8,9 @@ import time
 import pytest
 
 from worker_inspector.engine import activity, board
-from worker_inspector.engine.activity import Recorder, add_activity
+from worker_inspector.engine.activity import add_activity
 from worker_inspector.engine.board import ProcessBoard, read_board, start_ticks
+from worker_inspector.engine.recorder import Recorder
 
 SERVER = os.getpid()
 
@@ -323,9 +324,10 @@ def test_reader_never_sees_a_torn_record(base):
 
 
 def test_boards_of_dead_servers_are_removed(base):
-    dead = board.server_dir(SERVER, start_ticks(SERVER) - 1, base)
-    os.makedirs(dead)
     live = ProcessBoard(SERVER, 1, base=base)
+    dead = board.server_dir(SERVER, start_ticks(SERVER) - 1, base)
+    os.mkdir(dead, 0o700)
+    open(os.path.join(dead, "1-2.board"), "w").close()
     board.remove_dead_servers(base)
     assert not os.path.exists(dead)
     assert os.path.exists(live.path)

@@ -11,6 +11,7 @@ import psutil
 import pytest
 
 from worker_inspector import engine
+from worker_inspector.engine.identity import ProcessKey
 from worker_inspector.engine.tree import CpuMeter
 
 FAKE_TREE = Path(__file__).with_name("fake_prefork_tree.py")
@@ -193,15 +194,16 @@ def test_vanished_server_gives_empty_list():
 def test_cpu_meter_measures_between_snapshots():
     meter = CpuMeter()
     started = 1000.0
+    first, reused = ProcessKey(1, 100000), ProcessKey(1, 101150)
     # First sighting: average over the lifetime.
-    assert meter.percent(1, started, cpu_seconds=5.0, now=1010.0) == 50.0
+    assert meter.percent(first, started, cpu_seconds=5.0, now=1010.0) == 50.0
     # Then: the delta since the previous snapshot.
-    assert meter.percent(1, started, cpu_seconds=5.5, now=1011.0) == 50.0
-    assert meter.percent(1, started, cpu_seconds=5.5, now=1012.0) == 0.0
-    # A reused pid (another start time) starts afresh.
-    assert meter.percent(1, 1011.5, cpu_seconds=0.25, now=1012.0) == 50.0
-    meter.forget_except({(1, 1011.5)})
-    assert list(meter._last) == [(1, 1011.5)]
+    assert meter.percent(first, started, cpu_seconds=5.5, now=1011.0) == 50.0
+    assert meter.percent(first, started, cpu_seconds=5.5, now=1012.0) == 0.0
+    # A reused pid (another start) starts afresh.
+    assert meter.percent(reused, 1011.5, cpu_seconds=0.25, now=1012.0) == 50.0
+    meter.forget_except({reused})
+    assert list(meter._last) == [reused]
 
 
 def test_read_threads_reports_what_odoo_sets():

@@ -9,24 +9,36 @@ Layout::
 
     <base>/worker_inspector-<euid>/<server pid>-<server start>/<pid>-<start>.board
 
-``start`` is the process start time in clock ticks since boot (field 22 of
-``/proc/<pid>/stat``): a pid plus its start time names one process for good,
-so a reused pid never inherits a dead process's records. Each file holds a
-header and ``slots`` records of ``SLOT_SIZE`` bytes. Each record has a single
-writer (its thread) and starts with a sequence number that is odd while the
-record is being written (a seqlock): readers retry, and never see a torn one.
+``start`` is the process start time in clock ticks since boot (see
+``identity``): a pid plus its start time names one process for good, so a
+reused pid never inherits a dead process's records. Each file holds a header
+and ``slots`` records of ``SLOT_SIZE`` bytes. Each record has a single writer
+(its thread) and starts with a sequence number that is odd while the record is
+being written (a seqlock): readers retry, and never see a torn one.
+
+Trust: the base (``/dev/shm``, ``/tmp``) is shared with other users, so
+nothing below it is used by name. Both directories must be created by this
+user with mode 0700; each is opened with ``O_NOFOLLOW`` relative to the
+already verified directory above it, and checked with ``fstat`` on the open
+descriptor. Anything else raises ``UntrustedBoard``: nothing is deleted,
+opened or read there. Board files are opened the same way, must be regular
+files of this user, and every field read is validated.
 """
 
+import collections
 import contextlib
 import errno
 import itertools
+import math
 import mmap
 import os
-import shutil
+import stat
 import struct
 import tempfile
 import threading
 import time
+
+from .identity import ProcessKey, is_alive, start_ticks
 
 MAGIC = b"WIAB"
 VERSION = 1
@@ -36,58 +48,69 @@ STATES = {STATE_IDLE: "idle", STATE_BUSY: "busy"}
 KIND_NONE, KIND_HTTP, KIND_CRON = 0, 1, 2
 KINDS = {KIND_NONE: None, KIND_HTTP: "http", KIND_CRON: "cron"}
 
+
+def _layout(name, *fields):
+    """A struct and a named tuple of its values, from ``(name, format)`` pairs
+    (a name of None is padding): each binary layout is declared once."""
+    fmt = "<" + "".join(code for _name, code in fields)
+    return struct.Struct(fmt), collections.namedtuple(name, [field for field, _code in fields if field])
+
+
 # Header: magic, version, slot count, pid, start ticks, requests started by
 # the process (8-aligned, so one 8-byte store updates it).
-_HEADER = struct.Struct("<4sHHI4xQQ")
+_HEADER, Header = _layout(
+    "Header",
+    ("magic", "4s"),
+    ("version", "H"),
+    ("slots", "H"),
+    ("pid", "I"),
+    (None, "4x"),
+    ("start", "Q"),
+    ("requests", "Q"),
+)
 _HEADER_SIZE = 64
 _REQUESTS_OFFSET = _HEADER.size - 8
 assert _REQUESTS_OFFSET % 8 == 0
-_U64 = struct.Struct("<Q")
 
 # A record: sequence, then the body. The body groups what each write changes
 # together: the head, the user (set once authenticated), the URL, the cron job.
-_SEQ = _U64
-_HEAD = struct.Struct("<qBB6xdQ")  # tid, kind, state, since, requests of this slot
+_SEQ = struct.Struct("<Q")
+_U64 = _SEQ
+_HEAD_FIELDS = (("tid", "q"), ("kind", "B"), ("state", "B"), (None, "6x"), ("since", "d"), ("requests", "Q"))
 # uid (0: none), PostgreSQL backend pid of the current cursor (0: none), db, login
-_USER = struct.Struct("<qi64p64p")
-_URL = struct.Struct("<256p")  # URL path, no query string
-_CRON = struct.Struct("<q128p64p")  # cron id (0: none), name, db
-_BODY = struct.Struct("<qBB6xdQqi64p64p256pq128p64p")
+_USER_FIELDS = (("uid", "q"), ("backend_pid", "i"), ("db", "64p"), ("login", "64p"))
+_URL_FIELDS = (("url", "256p"),)  # URL path, no query string
+_CRON_FIELDS = (("cron_id", "q"), ("cron_name", "128p"), ("cron_db", "64p"))  # cron id 0: none
+_HEAD, _ = _layout("Head", *_HEAD_FIELDS)
+_USER, _ = _layout("User", *_USER_FIELDS)
+_URL, _ = _layout("Url", *_URL_FIELDS)
+_CRON, _ = _layout("Cron", *_CRON_FIELDS)
+_BODY, RawRecord = _layout("RawRecord", *_HEAD_FIELDS, *_USER_FIELDS, *_URL_FIELDS, *_CRON_FIELDS)
 _HEAD_AT = _SEQ.size
 _USER_AT = _HEAD_AT + _HEAD.size
 _URL_AT = _USER_AT + _USER.size
 _CRON_AT = _URL_AT + _URL.size
 SLOT_SIZE = 640
-assert _SEQ.size + _BODY.size <= SLOT_SIZE
-assert _CRON_AT + _CRON.size == _SEQ.size + _BODY.size
+assert _CRON_AT + _CRON.size == _SEQ.size + _BODY.size <= SLOT_SIZE
 
-# Kernel flag of a task that has started to exit (/proc/<pid>/stat field 9).
-_PF_EXITING = 0x4
+# Bounds of what a reader accepts (a file is never trusted to be well formed).
+MAX_SLOTS = 4096
+_MAX_FILE_SIZE = _HEADER_SIZE + MAX_SLOTS * SLOT_SIZE
+_MAX_ID = 2**31  # pids, tids, uids, cron ids, backend pids
+_MAX_COUNT = 2**53  # request counters: exact in JSON
+_CLOCK_SKEW = 60.0  # seconds a record may be ahead of the reader's clock
+
 _NO_USER = (0, 0, b"", b"")
 _NO_CRON = (0, b"", b"")
 _READ_RETRIES = 200
 _FILE_SUFFIX = ".board"
+_DIR_FLAGS = os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_CLOEXEC
+_WRITE_FLAGS = os.O_RDWR | os.O_CREAT | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_CLOEXEC
+_READ_FLAGS = os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_CLOEXEC
 
 
-def start_ticks(pid):
-    """Start time of ``pid`` in clock ticks since boot, or None if it is gone.
-
-    A process that is exiting, or a zombie (not yet reaped by its parent), is
-    gone too.
-    """
-    try:
-        with open(f"/proc/{pid}/stat", "rb") as handle:
-            stat = handle.read()
-    except OSError:
-        return None
-    # The command name (field 2) may hold spaces and parentheses: split after it.
-    try:
-        fields = stat[stat.rindex(b")") + 2 :].split()
-        if fields[0] in (b"Z", b"X") or int(fields[6]) & _PF_EXITING:
-            return None
-        return int(fields[19])
-    except (ValueError, IndexError):
-        return None
+class UntrustedBoard(PermissionError):
+    """A board directory or file is not this user's own private one: not used."""
 
 
 def default_base():
@@ -99,50 +122,135 @@ def default_base():
     return tempfile.gettempdir()
 
 
-def _private_dir(path):
-    """Create ``path`` (mode 0700) or accept it only if it is ours and private."""
-    with contextlib.suppress(FileExistsError):
-        os.mkdir(path, 0o700)
-    info = os.lstat(path)
-    if not os.path.isdir(path) or os.path.islink(path) or info.st_uid != os.geteuid():
-        raise PermissionError(errno.EPERM, "not a private directory of this user", path)
-    if info.st_mode & 0o077:
-        os.chmod(path, 0o700)
-    return path
+def _root_name():
+    return f"worker_inspector-{os.geteuid()}"
+
+
+def _key_name(key):
+    return f"{key[0]}-{key[1]}"
 
 
 def root_dir(base=None):
-    return os.path.join(base or default_base(), f"worker_inspector-{os.geteuid()}")
+    return os.path.join(base or default_base(), _root_name())
 
 
 def server_dir(server_pid, server_start, base=None):
-    return os.path.join(root_dir(base), f"{server_pid}-{server_start}")
+    return os.path.join(root_dir(base), _key_name((server_pid, server_start)))
 
 
 def _parse_key(name):
-    """``(pid, start)`` from ``<pid>-<start>[.board]``, or None."""
+    """``ProcessKey`` from ``<pid>-<start>[.board]``, or None."""
     name = name.removesuffix(_FILE_SUFFIX)
     pid, sep, start = name.partition("-")
-    if not sep or not pid.isdigit() or not start.isdigit():
+    if not sep or not pid.isdigit() or not start.isdigit() or len(pid) > 10 or len(start) > 20:
         return None
-    return int(pid), int(start)
+    return ProcessKey(int(pid), int(start))
 
 
-def is_alive(pid, start):
-    return start_ticks(pid) == start
+def _open_private_dir(parent_fd, name, shown_path, create):
+    """A descriptor of directory ``name`` under ``parent_fd``, only if this user
+    created it with mode 0700 (checked on the open descriptor, not the name).
+
+    Returns None when it does not exist (and ``create`` is false).
+    """
+    if create:
+        with contextlib.suppress(FileExistsError):
+            os.mkdir(name, 0o700, dir_fd=parent_fd)
+    try:
+        fd = os.open(name, _DIR_FLAGS, dir_fd=parent_fd)
+    except FileNotFoundError:
+        if create:
+            raise
+        return None
+    except OSError as exc:
+        if exc.errno in (errno.ELOOP, errno.ENOTDIR):
+            raise UntrustedBoard(
+                errno.EPERM, "not used: a symlink or not a directory (another user may have created it)", shown_path
+            ) from None
+        raise
+    info = os.fstat(fd)
+    if info.st_uid != os.geteuid() or stat.S_IMODE(info.st_mode) != 0o700:
+        os.close(fd)
+        raise UntrustedBoard(
+            errno.EPERM,
+            f"not used: owned by uid {info.st_uid} with mode {stat.S_IMODE(info.st_mode):o}, "
+            f"expected uid {os.geteuid()} and mode 700",
+            shown_path,
+        )
+    return fd
+
+
+def _open_root(base, create):
+    """The verified ``worker_inspector-<euid>`` directory of ``base`` (None: none yet)."""
+    base = base or default_base()
+    try:
+        base_fd = os.open(base, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
+    except FileNotFoundError:
+        if create:
+            raise
+        return None
+    try:
+        return _open_private_dir(base_fd, _root_name(), root_dir(base), create)
+    finally:
+        os.close(base_fd)
+
+
+def _open_server_dir(server_key, base, create):
+    root_fd = _open_root(base, create)
+    if root_fd is None:
+        return None
+    try:
+        return _open_private_dir(root_fd, _key_name(server_key), server_dir(*server_key, base), create)
+    finally:
+        os.close(root_fd)
+
+
+def _remove_server_dir(root_fd, name):
+    """Delete a dead server's board: its files, then the directory itself."""
+    try:
+        fd = _open_private_dir(root_fd, name, name, create=False)
+    except OSError:
+        return  # not ours to delete
+    if fd is None:
+        return
+    try:
+        for entry in os.listdir(fd):
+            with contextlib.suppress(OSError):
+                if not stat.S_ISDIR(os.stat(entry, dir_fd=fd, follow_symlinks=False).st_mode):
+                    os.unlink(entry, dir_fd=fd)
+    finally:
+        os.close(fd)
+    with contextlib.suppress(OSError):
+        os.rmdir(name, dir_fd=root_fd)
 
 
 def remove_dead_servers(base=None):
-    """Delete the boards of servers that are gone (their pid died or was reused)."""
-    root = root_dir(base)
-    try:
-        names = os.listdir(root)
-    except OSError:
+    """Delete the boards of servers that are gone (their pid died or was reused).
+
+    Only inside the verified directory; raises ``UntrustedBoard`` otherwise.
+    """
+    root_fd = _open_root(base, create=False)
+    if root_fd is None:
         return
-    for name in names:
-        key = _parse_key(name)
-        if key and not is_alive(*key):
-            shutil.rmtree(os.path.join(root, name), ignore_errors=True)
+    try:
+        for name in os.listdir(root_fd):
+            key = _parse_key(name)
+            if key and not is_alive(key):
+                _remove_server_dir(root_fd, name)
+    finally:
+        os.close(root_fd)
+
+
+def _allocate(fd, size):
+    """Give the file ``size`` bytes of real storage: a sparse file would raise
+    SIGBUS at the first write to a page the full filesystem cannot supply."""
+    os.ftruncate(fd, 0)
+    try:
+        os.posix_fallocate(fd, 0, size)
+    except OSError as exc:
+        if exc.errno not in (errno.EOPNOTSUPP, errno.EINVAL):
+            raise
+        os.pwrite(fd, bytes(size), 0)  # allocates too, or fails with ENOSPC
 
 
 def _encode(text, size):
@@ -193,6 +301,7 @@ class Slot:
 
     def begin_request(self, path):
         """A request starts: busy on ``path`` (bytes, no query string)."""
+        self.board.ensure_intact()
         self.requests += 1
         _U64.pack_into(self.board.mm, _REQUESTS_OFFSET, next(self.board.requests))
         self.in_request = True
@@ -216,6 +325,7 @@ class Slot:
 
     def begin_cron(self, job_id, name, db, uid=None, backend_pid=0):
         """A scheduled action starts; inside a request ("Run Manually") the request stays."""
+        self.board.ensure_intact()
         self.in_cron = True
         cron = (job_id or 0, _encode(name, 128), _encode(db, 64))
         if self.in_request:
@@ -249,7 +359,11 @@ class Slot:
 
 
 class ProcessBoard:
-    """The board file of one process, with ``slots`` records for its threads."""
+    """The board file of one process, with ``slots`` records for its threads.
+
+    Raises ``UntrustedBoard`` when the board directory is not this user's
+    private one, ``OSError`` when the file cannot be created and allocated.
+    """
 
     def __init__(self, server_pid, slots, base=None, pid=None):
         self.pid = pid or os.getpid()
@@ -257,23 +371,62 @@ class ProcessBoard:
         server_start = start_ticks(server_pid)
         if self.start is None or server_start is None:
             raise ProcessLookupError(f"no /proc entry for pid {self.pid} or server {server_pid}")
-        _private_dir(root_dir(base))
-        self.dir = _private_dir(server_dir(server_pid, server_start, base))
-        self.path = os.path.join(self.dir, f"{self.pid}-{self.start}{_FILE_SUFFIX}")
+        if not 0 < slots <= MAX_SLOTS:
+            raise ValueError(f"slots must be 1..{MAX_SLOTS}")
+        self.dir = server_dir(server_pid, server_start, base)
+        self.name = f"{_key_name((self.pid, self.start))}{_FILE_SUFFIX}"
+        self.path = os.path.join(self.dir, self.name)
         self.slots = slots
-        size = _HEADER_SIZE + slots * SLOT_SIZE
-        fd = os.open(self.path, os.O_RDWR | os.O_CREAT | os.O_TRUNC | os.O_NOFOLLOW, 0o600)
+        self.size = _HEADER_SIZE + slots * SLOT_SIZE
+        self.closed = True
+        self._dir_fd = _open_server_dir((server_pid, server_start), base, create=True)
         try:
-            os.ftruncate(fd, size)
-            self.mm = mmap.mmap(fd, size)
-        finally:
-            os.close(fd)
-        _HEADER.pack_into(self.mm, 0, MAGIC, VERSION, slots, self.pid, self.start, 0)
+            self._fd = os.open(
+                self.name,
+                os.O_RDWR | os.O_CREAT | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_CLOEXEC,
+                0o600,
+                dir_fd=self._dir_fd,
+            )
+            try:
+                info = os.fstat(self._fd)
+                if not stat.S_ISREG(info.st_mode) or info.st_uid != os.geteuid():
+                    raise UntrustedBoard(errno.EPERM, "not a regular file of this user", self.path)
+                _allocate(self._fd, self.size)
+                self.mm = mmap.mmap(self._fd, self.size)
+            except BaseException:
+                os.close(self._fd)
+                raise
+        except BaseException:
+            os.close(self._dir_fd)
+            raise
+        self._write_header()
         self.closed = False
         # Requests started by the process: ``next`` is atomic under the GIL.
         self.requests = itertools.count(1)
         self._free = list(range(slots - 1, -1, -1))
         self._lock = threading.Lock()
+        self.repairs = 0
+
+    def _write_header(self):
+        _HEADER.pack_into(self.mm, 0, MAGIC, VERSION, self.slots, self.pid, self.start, 0)
+
+    def ensure_intact(self):
+        """Re-extend the file if something shrank it, before writing to it.
+
+        A page of the mapping past the end of the file would raise SIGBUS and
+        kill Odoo; only this user or root can shrink the file (the directory
+        is private), and this check runs as each request or job begins.
+        """
+        if os.fstat(self._fd).st_size >= self.size:
+            return
+        with self._lock:
+            if os.fstat(self._fd).st_size < self.size:
+                try:
+                    os.posix_fallocate(self._fd, 0, self.size)
+                except OSError:
+                    os.ftruncate(self._fd, self.size)  # the pages exist again, as holes
+                self._write_header()
+                self.repairs += 1
 
     def claim(self, tid=None):
         """A record for the calling thread, or None when all are taken."""
@@ -296,48 +449,68 @@ class ProcessBoard:
 
     def detach(self):
         """Stop using the file without deleting it (a forked child's copy)."""
+        if self.closed:
+            return
         self.closed = True
         with contextlib.suppress(ValueError, BufferError):
             self.mm.close()
+        for fd in (self._fd, self._dir_fd):
+            with contextlib.suppress(OSError):
+                os.close(fd)
 
     def close(self):
         """Delete the file: the process is done."""
         if self.closed:
             return
-        self.detach()
         with contextlib.suppress(OSError):
-            os.unlink(self.path)
+            os.unlink(self.name, dir_fd=self._dir_fd)
+        self.detach()
 
 
-def _read_record(mm, offset):
-    """A consistent copy of one record, or None if it stayed mid-write."""
+def _valid_record(raw, now):
+    """The record as a dict, or None when a field is out of bounds."""
+    if raw.state not in STATES or raw.kind not in KINDS:
+        return None
+    if not 0 < raw.tid < _MAX_ID or not 0 <= raw.requests < _MAX_COUNT:
+        return None
+    if not 0 <= raw.uid < _MAX_ID or not 0 <= raw.backend_pid < _MAX_ID or not 0 <= raw.cron_id < _MAX_ID:
+        return None
+    if not (math.isfinite(raw.since) and 0 < raw.since <= now + _CLOCK_SKEW):
+        return None
+    return {
+        "tid": raw.tid,
+        "kind": KINDS[raw.kind],
+        "state": STATES[raw.state],
+        "since": raw.since,
+        "requests": raw.requests,
+        "uid": raw.uid or None,
+        "backend_pid": raw.backend_pid or None,
+        "db": _decode(raw.db),
+        "login": _decode(raw.login),
+        "url": _decode(raw.url),
+        "cron_job": (
+            {"id": raw.cron_id, "name": _decode(raw.cron_name), "db": _decode(raw.cron_db)} if raw.cron_id else None
+        ),
+    }
+
+
+def _read_record(fd, offset):
+    """A consistent copy of one record's body, or None if it stayed mid-write.
+
+    Read with ``pread``, never through a mapping: a file shrunk meanwhile
+    gives a short read, not SIGBUS.
+    """
+    size = _SEQ.size + _BODY.size
     for attempt in range(_READ_RETRIES):
-        seq = _SEQ.unpack_from(mm, offset)[0]
-        if not seq & 1:
-            body = _BODY.unpack_from(mm, offset + _HEAD_AT)
-            if _SEQ.unpack_from(mm, offset)[0] == seq:
-                return body
+        data = os.pread(fd, size, offset)
+        if len(data) < size:
+            return None
+        seq = _SEQ.unpack_from(data)[0]
+        if not seq & 1 and os.pread(fd, _SEQ.size, offset) == data[: _SEQ.size]:
+            return RawRecord._make(_BODY.unpack_from(data, _HEAD_AT))
         # The writer was preempted mid-write: let it run.
         time.sleep(0 if attempt < 10 else 0.0005)
     return None
-
-
-def _record_dict(pid, body):
-    (tid, kind, state, since, requests, uid, backend_pid, db, login, url, cron_id, cron_name, cron_db) = body
-    return {
-        "pid": pid,
-        "tid": tid,
-        "kind": KINDS.get(kind),
-        "state": STATES[state],
-        "since": since,
-        "requests": requests,
-        "uid": uid or None,
-        "backend_pid": backend_pid or None,
-        "db": _decode(db),
-        "login": _decode(login),
-        "url": _decode(url),
-        "cron_job": {"id": cron_id, "name": _decode(cron_name), "db": _decode(cron_db)} if cron_id else None,
-    }
 
 
 def _live_tids(pid):
@@ -347,61 +520,92 @@ def _live_tids(pid):
         return set()
 
 
-def read_file(path, pid):
-    """``(requests, records)`` of one board file; records of live threads only."""
-    with open(path, "rb") as handle:
-        size = os.fstat(handle.fileno()).st_size
-        if size < _HEADER_SIZE:
-            return 0, []
-        mm = mmap.mmap(handle.fileno(), size, access=mmap.ACCESS_READ)
-    with mm:
-        magic, version, slots, _pid, _start, requests = _HEADER.unpack_from(mm, 0)
-        if magic != MAGIC or version != VERSION:
-            return 0, []
-        slots = min(slots, (size - _HEADER_SIZE) // SLOT_SIZE)
-        records = []
-        for index in range(slots):
-            offset = _HEADER_SIZE + index * SLOT_SIZE
-            if not _SEQ.unpack_from(mm, offset)[0]:
-                continue  # never used
-            body = _read_record(mm, offset)
-            if body is None or body[2] not in STATES:
-                continue
-            records.append(_record_dict(pid, body))
+def _read_open_file(fd, key, now):
+    info = os.fstat(fd)
+    if (
+        not stat.S_ISREG(info.st_mode)
+        or info.st_uid != os.geteuid()
+        or info.st_mode & 0o077
+        or not _HEADER_SIZE <= info.st_size <= _MAX_FILE_SIZE
+    ):
+        return None
+    # One read for the header and every sequence number; records in use are re-read one by one.
+    data = os.pread(fd, info.st_size, 0)
+    if len(data) < _HEADER_SIZE:
+        return None
+    header = Header._make(_HEADER.unpack_from(data, 0))
+    if (header.magic, header.version, header.pid, header.start) != (MAGIC, VERSION, *key):
+        return None
+    if not 0 <= header.requests < _MAX_COUNT:
+        return None
+    slots = min(header.slots, (len(data) - _HEADER_SIZE) // SLOT_SIZE)
+    records = []
+    for index in range(slots):
+        offset = _HEADER_SIZE + index * SLOT_SIZE
+        if not _SEQ.unpack_from(data, offset)[0]:
+            continue  # never used
+        raw = _read_record(fd, offset)
+        record = raw and _valid_record(raw, now)
+        if record:
+            record["pid"] = key.pid
+            records.append(record)
     if records:
-        tids = _live_tids(pid)
+        tids = _live_tids(key.pid)
         records = [r for r in records if r["tid"] in tids]
-    return requests, records
+    return header.requests, records
+
+
+def read_file(path, pid=None):
+    """``(requests, records)`` of one board file, or None if it is not a valid one."""
+    directory, name = os.path.split(path)
+    key = _parse_key(name)
+    dir_fd = os.open(directory or ".", os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
+    try:
+        return _read_entry(dir_fd, name, key, time.time())
+    finally:
+        os.close(dir_fd)
+
+
+def _read_entry(dir_fd, name, key, now):
+    try:
+        fd = os.open(name, _READ_FLAGS, dir_fd=dir_fd)
+    except OSError:
+        return None  # removed meanwhile, a symlink, a FIFO without writer...
+    try:
+        return _read_open_file(fd, key, now)
+    finally:
+        os.close(fd)
 
 
 def read_board(server_pid, base=None, cleanup=True):
     """Activity of the live processes of a server: ``{pid: (requests, records)}``.
 
     Files of processes that are gone, or whose pid now names another process,
-    are skipped and (with ``cleanup``) deleted.
+    are skipped and (with ``cleanup``) deleted; files that are not valid
+    boards of this user are skipped. Raises ``UntrustedBoard`` when the board
+    directory is not this user's private one.
     """
     server_start = start_ticks(server_pid)
     if server_start is None:
         return {}
-    directory = server_dir(server_pid, server_start, base)
-    try:
-        names = os.listdir(directory)
-    except OSError:
+    dir_fd = _open_server_dir((server_pid, server_start), base, create=False)
+    if dir_fd is None:
         return {}
     found = {}
-    for name in names:
-        key = _parse_key(name) if name.endswith(_FILE_SUFFIX) else None
-        if key is None:
-            continue
-        pid, start = key
-        path = os.path.join(directory, name)
-        if not is_alive(pid, start):
-            if cleanup:
-                with contextlib.suppress(OSError):
-                    os.unlink(path)
-            continue
-        try:
-            found[pid] = read_file(path, pid)
-        except (OSError, ValueError):
-            continue  # removed meanwhile
+    now = time.time()
+    try:
+        for name in os.listdir(dir_fd):
+            key = _parse_key(name) if name.endswith(_FILE_SUFFIX) else None
+            if key is None:
+                continue
+            if not is_alive(key):
+                if cleanup:
+                    with contextlib.suppress(OSError):
+                        os.unlink(name, dir_fd=dir_fd)
+                continue
+            result = _read_entry(dir_fd, name, key, now)
+            if result is not None:
+                found[key.pid] = result
+    finally:
+        os.close(dir_fd)
     return found

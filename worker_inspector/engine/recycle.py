@@ -14,6 +14,7 @@ import signal
 import psutil
 
 from .classify import ROLE_CRON, ROLE_HTTP
+from .identity import process_key
 from .snapshot import MODE_PREFORK
 from .tree import read_processes
 
@@ -55,7 +56,7 @@ def recycle_worker(server_pid, mode, pid, force=False):
     try:
         target = psutil.Process(pid)
         # The pid must still be the process read above, not a reused one.
-        if target.create_time() != proc["started_at"]:
+        if process_key(pid) != proc["key"]:
             raise psutil.NoSuchProcess(pid)
         target.send_signal(sig)
     except psutil.NoSuchProcess:

@@ -5,7 +5,7 @@ import time
 from dataclasses import dataclass, field
 
 from .activity import add_activity
-from .board import read_board
+from .board import UntrustedBoard, read_board
 from .config import effective_config, redact_cmdline
 from .host import read_host
 from .threads import read_threads
@@ -27,16 +27,31 @@ class ServerInfo:
 
 def _public_process(info):
     info = dict(info)
+    del info["key"]
     info["cmdline"] = " ".join(redact_cmdline(info["cmdline"]))
     return info
 
 
-def take_snapshot(server, options, threads=None, sql_sessions=None, overdue_crons=None):
+def read_activity_board(server_pid, problem=None, base=None):
+    """``(board, status)``: the server's activity board and the API's
+    ``activity_board`` field, which says why nothing is shown when the board
+    cannot be used (``problem``: why this process records nothing)."""
+    try:
+        board = read_board(server_pid, base=base)
+    except UntrustedBoard as exc:
+        return {}, {"available": False, "reason": f"Activity is not shown: {exc}"}
+    except OSError as exc:
+        return {}, {"available": False, "reason": f"The activity board cannot be read: {exc}"}
+    return board, {"available": problem is None, "reason": problem}
+
+
+def take_snapshot(server, options, threads=None, sql_sessions=None, overdue_crons=None, board_problem=None):
     """Snapshot of ``server`` with Odoo's config mapping ``options``.
 
     Threads are those of the calling process (the one serving the request).
     ``sql_sessions`` (``database.read_pg_sessions``) and ``overdue_crons``
     (``database.read_overdue_crons``) come from the caller's database cursor.
+    ``board_problem``: why this process cannot record its activity, if so.
     """
     config = effective_config(options)
     processes = read_processes(server.pid, server.mode, config)
@@ -53,4 +68,5 @@ def take_snapshot(server, options, threads=None, sql_sessions=None, overdue_cron
         "processes": [_public_process(p) for p in processes],
         "threads": read_threads(threads),
     }
-    return add_activity(snapshot, read_board(server.pid), sql_sessions, overdue_crons)
+    board, snapshot["activity_board"] = read_activity_board(server.pid, board_problem)
+    return add_activity(snapshot, board, sql_sessions, overdue_crons)

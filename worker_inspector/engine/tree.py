@@ -8,6 +8,7 @@ import psutil
 
 from .classify import ROLE_MASTER, ROLE_SERVER, classify_child
 from .config import effective_memory_limits
+from .identity import ProcessKey, start_ticks
 
 
 def child_pids(pid):
@@ -34,16 +35,15 @@ class CpuMeter:
     """CPU percent of a process between two snapshots taken by this process.
 
     The first sighting of a process gives its average over its lifetime, so a
-    snapshot never shows a meaningless 0. Entries are keyed on (pid, start
-    time), so a reused pid starts afresh.
+    snapshot never shows a meaningless 0. Entries are keyed on ``ProcessKey``
+    (pid and start), so a reused pid starts afresh.
     """
 
     def __init__(self):
         self._last = {}
         self._lock = threading.Lock()
 
-    def percent(self, pid, started_at, cpu_seconds, now):
-        key = (pid, started_at)
+    def percent(self, key, started_at, cpu_seconds, now):
         with self._lock:
             previous = self._last.get(key)
             self._last[key] = (cpu_seconds, now)
@@ -71,6 +71,8 @@ def _read(proc):
         mem = proc.memory_info()
         return {
             "pid": proc.pid,
+            # Internal (not in the API): which process this pid names.
+            "key": ProcessKey(proc.pid, start_ticks(proc.pid)),
             "ppid": proc.ppid(),
             "started_at": proc.create_time(),
             "cpu_seconds": cpu.user + cpu.system,
@@ -90,8 +92,9 @@ def read_processes(server_pid, mode, config=None, cpu_meter=_CPU_METER):
     ``mode`` is "threaded" (one process, role ``server``) or "prefork" (the
     master and its direct children: HTTP and cron workers, gevent). Returns
     dicts with pid, ppid, role, started_at, cpu_percent, rss, vms,
-    num_threads, nice, cmdline (unredacted: redact before showing), status
-    and the memory limits Odoo enforces on that role.
+    num_threads, nice, cmdline (unredacted: redact before showing), status,
+    the memory limits Odoo enforces on that role, and ``key`` (its
+    ``ProcessKey``, internal: drop before showing).
     """
     config = config or {}
     try:
@@ -112,9 +115,9 @@ def read_processes(server_pid, mode, config=None, cpu_meter=_CPU_METER):
             found.append(info)
     now = time.time()
     for info in found:
-        info["cpu_percent"] = cpu_meter.percent(info["pid"], info["started_at"], info.pop("cpu_seconds"), now)
+        info["cpu_percent"] = cpu_meter.percent(info["key"], info["started_at"], info.pop("cpu_seconds"), now)
         soft, hard = effective_memory_limits(config, info["role"])
         info["limit_memory_soft"] = soft
         info["limit_memory_hard"] = hard
-    cpu_meter.forget_except({(info["pid"], info["started_at"]) for info in found})
+    cpu_meter.forget_except({info["key"] for info in found})
     return found

@@ -22,7 +22,7 @@ from odoo import models
 from odoo.http import Application, request
 
 from .. import engine
-from ..engine.activity import PREFORK_SLOTS, THREADED_SLOTS, Recorder
+from ..engine.recorder import PREFORK_SLOTS, THREADED_SLOTS, Recorder
 from .worker_inspector import current_server
 
 

@@ -1,0 +1,156 @@
+"""Recording what every worker is doing: the hot path.
+
+``Recorder`` is what Odoo's hot path calls (a request begins and ends, a user
+is authenticated, a scheduled action runs): it writes the calling thread's
+record on this process's board (see ``board``) and never raises into Odoo.
+Turning boards into the API's fields is ``activity``'s job.
+"""
+
+import atexit
+import logging
+import os
+import threading
+import weakref
+
+from .board import ProcessBoard, remove_dead_servers
+
+_logger = logging.getLogger(__name__)
+
+# Records per process: a prefork worker serves requests or runs jobs in one
+# thread; the threaded server has a thread per connection and per cron thread.
+# (A prefork worker's main thread holds one from its fork, its work thread another.)
+PREFORK_SLOTS = 4
+THREADED_SLOTS = 256
+
+
+class Recorder:
+    """Records the calling thread's activity on this process's board.
+
+    ``locate`` returns ``(server_pid, slots)`` for this process, or None when
+    it must not record (the gevent process). The board is opened on first use
+    in each process, so forked workers get their own file without a restart;
+    each thread gets its own record, given back when the thread ends. With
+    ``report_at_fork``, a process forked after the recorder was created (a
+    prefork worker of a master that preloaded the addon) shows idle from its
+    first instant instead of nothing until its first request.
+    """
+
+    def __init__(self, locate, base=None, report_at_fork=False):
+        self._locate = locate
+        self._base = base
+        self._report_at_fork = report_at_fork
+        self._board = None
+        self._disabled = False
+        # Why this process records nothing (the board cannot be used), for the API.
+        self.problem = None
+        self._lock = threading.Lock()
+        self._tls = threading.local()
+        # Through a weak reference: a dropped recorder leaves no work to forks and exit.
+        alive = weakref.ref(self)
+        os.register_at_fork(after_in_child=lambda: (recorder := alive()) and recorder._after_fork())
+        atexit.register(lambda: (recorder := alive()) and recorder.close())
+
+    @property
+    def board(self):
+        return self._board
+
+    def _after_fork(self):
+        # The child must never write into its parent's file.
+        board, self._board = self._board, None
+        self._disabled = False
+        self.problem = None
+        self._lock = threading.Lock()
+        if board is not None:
+            board.detach()
+        self._tls = threading.local()
+        if self._report_at_fork:
+            try:
+                self.slot()
+            except Exception:  # the inspector must never break Odoo
+                _logger.debug("no record at fork", exc_info=True)
+
+    def _open(self):
+        with self._lock:
+            if self._board is None and not self._disabled:
+                try:
+                    located = self._locate()
+                    if located is None:
+                        self._disabled = True
+                    else:
+                        server_pid, slots = located
+                        remove_dead_servers(self._base)
+                        self._board = ProcessBoard(server_pid, slots, self._base)
+                except Exception as exc:  # the inspector must never break Odoo
+                    self.problem = f"process {os.getpid()} cannot record its activity: {exc}"
+                    _logger.warning(
+                        "Worker activity is not recorded: %s", self.problem, exc_info=not isinstance(exc, OSError)
+                    )
+                    self._disabled = True
+            return self._board
+
+    def _claim(self):
+        if self._disabled:
+            return None
+        board = self._board or self._open()
+        slot = board.claim() if board is not None else None
+        self._tls.slot = slot
+        return slot
+
+    def slot(self):
+        """The calling thread's record (claimed on first use), or None."""
+        slot = getattr(self._tls, "slot", None)
+        if slot is None or slot.board is not self._board:
+            slot = self._claim()
+        return slot
+
+    def begin_request(self, path):
+        """A request for ``path`` (WSGI ``PATH_INFO``) starts in this thread; returns its record."""
+        try:
+            slot = self.slot()
+            if slot is not None:
+                # PATH_INFO holds the raw bytes of the path decoded as latin-1.
+                slot.begin_request(path.encode("latin-1", "replace"))
+            return slot
+        except Exception:  # the inspector must never break Odoo
+            _logger.debug("begin_request failed", exc_info=True)
+            return None
+
+    @staticmethod
+    def end_request(slot):
+        try:
+            slot.end_request()
+        except Exception:
+            _logger.debug("end_request failed", exc_info=True)
+
+    def set_user(self, db, uid, login, backend_pid=0):
+        """The current request is authenticated; ``backend_pid``: PostgreSQL backend of its cursor."""
+        slot = getattr(self._tls, "slot", None)
+        if slot is not None and slot.board is self._board:
+            try:
+                slot.set_user(db, uid, login, backend_pid)
+            except Exception:
+                _logger.debug("set_user failed", exc_info=True)
+
+    def begin_cron(self, job_id, name, db, uid=None, backend_pid=0):
+        """A scheduled action starts in this thread; returns its record."""
+        try:
+            slot = self.slot()
+            if slot is not None:
+                slot.begin_cron(job_id, name, db, uid, backend_pid)
+            return slot
+        except Exception:
+            _logger.debug("begin_cron failed", exc_info=True)
+            return None
+
+    @staticmethod
+    def end_cron(slot):
+        try:
+            slot.end_cron()
+        except Exception:
+            _logger.debug("end_cron failed", exc_info=True)
+
+    def close(self):
+        """Delete this process's board file (at exit)."""
+        board = self._board
+        if board is not None and board.pid == os.getpid():
+            board.close()
