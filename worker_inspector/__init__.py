@@ -4,4 +4,4 @@
 # launcher, the tests and the benchmarks; the Odoo parts load only when Odoo
 # loads this folder as the ``worker_inspector`` addon.
 if __name__.startswith("odoo.addons."):
-    from . import controllers, models
+    from . import controllers, dbselect, models

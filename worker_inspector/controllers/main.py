@@ -1,4 +1,13 @@
 # License LGPL-3.0 or later (https://www.gnu.org/licenses/lgpl).
+"""The JSON API and the Prometheus endpoint.
+
+Every route goes through ``api_route``: it answers every error with the JSON
+envelope ``{"error": {"status", "reason"}}`` (never Odoo's HTML pages), in
+this order: method (405), caller (401, 403), parameters (400). A route body
+only does its job.
+"""
+
+import functools
 import json
 import re
 
@@ -6,6 +15,7 @@ from odoo import http
 from odoo.exceptions import AccessError, UserError
 from odoo.http import request
 
+from ..dbselect import DB_PARAM, named_database
 from ..engine import metrics
 
 _BEARER_RE = re.compile(r"^bearer\s+(.+)$", re.IGNORECASE)
@@ -13,88 +23,154 @@ _PID_RE = re.compile(r"[0-9]{1,10}")
 _FLAGS = {"": False, "0": False, "false": False, "1": True, "true": True}
 
 
-def json_response(payload, status=200):
+def json_response(payload, status=200, headers=()):
     return request.make_response(
         json.dumps(payload, default=str),
         headers=[
             ("Content-Type", "application/json"),
             ("Cache-Control", "no-store"),
+            *headers,
         ],
         status=status,
     )
 
 
-def json_error(status, reason):
-    return json_response({"error": {"status": status, "reason": reason}}, status)
+class ApiError(Exception):
+    """Ends a route with the JSON error envelope."""
+
+    def __init__(self, status, reason, headers=()):
+        super().__init__(reason)
+        self.status = status
+        self.reason = reason
+        self.headers = headers
+
+    def response(self):
+        return json_response({"error": {"status": self.status, "reason": self.reason}}, self.status, self.headers)
+
+
+def _pid(value):
+    if not _PID_RE.fullmatch(value):
+        raise ApiError(400, f"pid must be a process id, got {value!r}.")
+    return int(value)
+
+
+def _flag(value):
+    if value.lower() not in _FLAGS:
+        raise ApiError(400, f"force must be 0 or 1, got {value!r}.")
+    return _FLAGS[value.lower()]
+
+
+def _text(value):
+    return value
+
+
+class Caller:
+    """Who is calling: their ``worker.inspector`` and whether they sent an API key."""
+
+    def __init__(self, inspector, api_key):
+        self.inspector = inspector
+        self.api_key = api_key
+
+
+def _bearer_key():
+    match = _BEARER_RE.match(request.httprequest.headers.get("Authorization") or "")
+    return match and match.group(1)
+
+
+def _authenticated_env(key):
+    """The env of the caller: a session, or an API key for monitoring tools."""
+    if key:
+        uid = request.env["res.users.apikeys"]._check_credentials(scope="rpc", key=key)
+        return request.env(user=uid) if uid else None
+    if not request.env.uid or request.env.user._is_public():
+        return None
+    return request.env
+
+
+def _check_method(allowed):
+    if request.httprequest.method not in allowed:
+        allow = ", ".join(allowed)
+        raise ApiError(405, f"Use {allow} on this route.", headers=[("Allow", allow)])
+
+
+def _check_caller():
+    key = _bearer_key()
+    env = _authenticated_env(key)
+    if env is None:
+        raise ApiError(401, "Authentication required: log in or send an API key as a Bearer token.")
+    inspector = env["worker.inspector"]
+    try:
+        inspector._check_access()
+    except AccessError as exc:
+        raise ApiError(403, str(exc)) from None
+    return Caller(inspector, bool(key))
+
+
+def _check_params(params, parsers):
+    """Every parameter known and text (a file part is not), parsed by its parser."""
+    unknown = sorted(set(params) - set(parsers) - {DB_PARAM})
+    if unknown:
+        raise ApiError(400, "Unknown parameter(s): {}.".format(", ".join(unknown)))
+    for name, value in params.items():
+        if not isinstance(value, str):
+            raise ApiError(400, f"{name} must be a form field, not a file.")
+    named = named_database(request.httprequest) or params.get(DB_PARAM)
+    if named and named != request.db:
+        raise ApiError(400, f"This request was served on database {request.db!r}, not {named!r}.")
+    return {name: parsers[name](value) for name, value in params.items() if name in parsers}
+
+
+def api_route(route, methods, parsers=None, **routing):
+    """An API route: checks method, caller and parameters (raising ``ApiError``)
+    before calling ``func(self, caller, **parsed_params)``.
+
+    The route is declared for every method, so that a wrong one (Odoo adds
+    OPTIONS to every route it declares) gets the JSON envelope rather than an
+    HTML page, and never reaches the route's action.
+    """
+    parsers = parsers or {}
+
+    def decorator(func):
+        @http.route(route, type="http", auth="public", methods=None, csrf=False, **routing)
+        @functools.wraps(func)
+        def endpoint(self, **params):
+            try:
+                _check_method(methods)
+                caller = _check_caller()
+                return func(self, caller, **_check_params(params, parsers))
+            except ApiError as exc:
+                return exc.response()
+
+        return endpoint
+
+    return decorator
 
 
 class WorkerInspectorController(http.Controller):
-    def _bearer_key(self):
-        match = _BEARER_RE.match(request.httprequest.headers.get("Authorization") or "")
-        return match and match.group(1)
+    @api_route("/worker_inspector/api/snapshot", ("GET", "HEAD"), readonly=True)
+    def snapshot(self, caller):
+        return json_response(caller.inspector.get_snapshot())
 
-    def _authenticated_env(self):
-        """The env of the caller: a session, or an API key for monitoring tools."""
-        key = self._bearer_key()
-        if key:
-            uid = request.env["res.users.apikeys"]._check_credentials(scope="rpc", key=key)
-            if not uid:
-                return None
-            return request.env(user=uid)
-        if not request.env.uid or request.env.user._is_public():
-            return None
-        return request.env
-
-    def _inspector(self, params):
-        """``(worker.inspector of the caller, None)`` or ``(None, error response)``."""
-        if params:
-            return None, json_error(400, "Unknown parameter(s): {}.".format(", ".join(sorted(params))))
-        env = self._authenticated_env()
-        if env is None:
-            return None, json_error(401, "Authentication required: log in or send an API key as a Bearer token.")
-        inspector = env["worker.inspector"]
-        try:
-            inspector._check_access()
-        except AccessError as exc:
-            return None, json_error(403, str(exc))
-        return inspector, None
-
-    @http.route("/worker_inspector/api/snapshot", type="http", auth="public", methods=["GET"], readonly=True)
-    def snapshot(self, **params):
-        inspector, error = self._inspector(params)
-        if error:
-            return error
-        return json_response(inspector.get_snapshot())
-
-    @http.route("/worker_inspector/metrics", type="http", auth="public", methods=["GET"], readonly=True)
-    def metrics(self, **params):
+    @api_route("/worker_inspector/metrics", ("GET", "HEAD"), readonly=True)
+    def metrics(self, caller):
         """The snapshot in Prometheus' text format, for scrapers (use an API key)."""
-        inspector, error = self._inspector(params)
-        if error:
-            return error
         if not metrics.available():
-            return json_error(501, metrics.MISSING_LIBRARY)
+            raise ApiError(501, metrics.MISSING_LIBRARY)
         return request.make_response(
-            metrics.render(inspector.get_snapshot()),
+            metrics.render(caller.inspector.get_snapshot()),
             headers=[("Content-Type", metrics.CONTENT_TYPE), ("Cache-Control", "no-store")],
         )
 
-    # CSRF is checked below rather than by Odoo: an API-key caller has no
+    # CSRF is checked here rather than by Odoo: an API-key caller has no
     # session, hence no token, and a browser never adds its Authorization header.
-    @http.route("/worker_inspector/api/recycle", type="http", auth="public", methods=["POST"], csrf=False)
-    def recycle(self, pid=None, force="", csrf_token=None, **params):
+    @api_route("/worker_inspector/api/recycle", ("POST",), {"pid": _pid, "force": _flag, "csrf_token": _text})
+    def recycle(self, caller, pid=None, force=False, csrf_token=None):
         """Recycle one HTTP or cron worker (README: Recycling a worker)."""
-        inspector, error = self._inspector(params)
-        if error:
-            return error
-        if not self._bearer_key() and not request.validate_csrf(csrf_token):
-            return json_error(400, "Missing or invalid csrf_token (send the page's odoo.csrf_token).")
-        if not isinstance(pid, str) or not _PID_RE.fullmatch(pid):
-            return json_error(400, f"pid must be a process id, got {pid!r}.")
-        if force.lower() not in _FLAGS:
-            return json_error(400, f"force must be 0 or 1, got {force!r}.")
+        if not caller.api_key and not request.validate_csrf(csrf_token):
+            raise ApiError(400, "Missing or invalid csrf_token (send the page's odoo.csrf_token).")
+        if pid is None:
+            raise ApiError(400, "pid must be a process id, got None.")
         try:
-            result = inspector.recycle_worker(int(pid), force=_FLAGS[force.lower()])
+            return json_response(caller.inspector.recycle_worker(pid, force=force))
         except UserError as exc:
-            return json_error(400, str(exc))
-        return json_response(result)
+            raise ApiError(400, str(exc)) from None

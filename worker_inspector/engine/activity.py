@@ -184,3 +184,45 @@ def attribute_sessions(snapshot, board, sessions):
     per_pid = {key: _by_urgency(value) for key, value in per_pid.items()}
     per_thread = {key: _by_urgency(value) for key, value in per_thread.items()}
     return per_pid, per_thread, _by_urgency(unattributed)
+
+
+# What an activity, or a thread (what Odoo sets on it), shows of the request
+# or job it runs: hidden from the admins of another database (see
+# ``scope_to_database``).
+PRIVATE_ACTIVITY_FIELDS = ("db", "uid", "login", "url", "cron_job")
+PRIVATE_THREAD_FIELDS = ("db", "uid", "url")
+
+
+def _activity_db(activity):
+    return activity["db"] or (activity["cron_job"] or {}).get("db")
+
+
+def scope_to_database(snapshot, db, several_databases=True):
+    """Keep in ``snapshot`` only what the admins of database ``db`` may see.
+
+    Processes, memory and each worker's state stay server-wide (the server is
+    shared); what a worker does for another database (its database, user,
+    URL, scheduled action) is hidden, and so are the SQL sessions of other
+    databases. Activity not yet tied to a database (a request before its
+    authentication, a static file) is hidden only when the server serves
+    ``several_databases``. Marks hidden activities ``"hidden": True``.
+    """
+
+    def foreign(owner):
+        return owner != db and (owner is not None or several_databases)
+
+    activities = [p.get("activity") for p in snapshot["processes"]] + [t.get("activity") for t in snapshot["threads"]]
+    activities += [r.get("activity") for r in (snapshot.get("cron") or {}).get("runners", [])]
+    for activity in activities:
+        if activity and not activity.get("hidden") and foreign(_activity_db(activity)):
+            activity.update(dict.fromkeys(PRIVATE_ACTIVITY_FIELDS), hidden=True)
+    for thread in snapshot["threads"]:
+        if foreign(thread.get("db")) and (thread.get("db") or thread.get("url")):
+            thread.update(dict.fromkeys(PRIVATE_THREAD_FIELDS))
+    for entry in snapshot["processes"] + snapshot["threads"]:
+        if "sql" in entry:
+            entry["sql"] = [s for s in entry["sql"] if s.get("db") == db]
+    if "sql_unattributed" in snapshot:
+        snapshot["sql_unattributed"] = [s for s in snapshot["sql_unattributed"] if s.get("db") == db]
+    snapshot["scope"] = {"db": db}
+    return snapshot

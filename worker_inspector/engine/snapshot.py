@@ -69,4 +69,5 @@ def take_snapshot(server, options, threads=None, sql_sessions=None, overdue_cron
         "threads": read_threads(threads),
     }
     board, snapshot["activity_board"] = read_activity_board(server.pid, board_problem)
+    snapshot["scope"] = {"db": None}  # server-wide; see activity.scope_to_database
     return add_activity(snapshot, board, sql_sessions, overdue_crons)

@@ -2,14 +2,22 @@
 import logging
 import os
 
+import psycopg2
+
 import odoo
-from odoo import api, models, release
+from odoo import api, http, models, release
 from odoo.exceptions import AccessError, UserError
+from odoo.service import db as odoo_db
 from odoo.service import server as odoo_server
 from odoo.tools import config
 
 from .. import engine
 from ..engine import database
+from ..engine.activity import scope_to_database
+
+# Config file option (server-level, so no database's admin can set it): every
+# admin sees the activity and SQL of every database (README, "Security").
+SERVER_WIDE_OPTION = "worker_inspector_server_wide"
 
 _logger = logging.getLogger(__name__)
 
@@ -41,14 +49,56 @@ class WorkerInspector(models.AbstractModel):
 
     @api.model
     def get_snapshot(self):
-        """The snapshot of the JSON API (see README): processes, threads, config, host."""
+        """The snapshot of the JSON API (see README): processes, threads, config, host.
+
+        Activity and SQL of other databases are hidden unless the server's
+        config sets ``worker_inspector_server_wide``.
+        """
         self._check_access()
-        return engine.take_snapshot(
+        # Imported here: the recorder belongs to the WSGI hook's module.
+        from .ir_http import RECORDER
+
+        sessions, overdue, sql_problem = self._read_database()
+        snapshot = engine.take_snapshot(
             current_server(),
             config.options,
-            sql_sessions=self._read_pg_sessions(),
-            overdue_crons=self._read_overdue_crons(),
+            sql_sessions=sessions,
+            overdue_crons=overdue,
+            board_problem=RECORDER.problem,
         )
+        snapshot["sql_unavailable"] = sql_problem
+        if not self._server_wide_view():
+            scope_to_database(snapshot, self.env.cr.dbname, self._serves_several_databases())
+        return snapshot
+
+    @api.model
+    def _server_wide_view(self):
+        return str(config.get(SERVER_WIDE_OPTION) or "").lower() in ("1", "true", "yes")
+
+    @api.model
+    def _serves_several_databases(self):
+        """Whether requests of other databases than this one may reach this server."""
+        try:
+            names = odoo_db.list_dbs(True)
+        except psycopg2.Error:
+            return True
+        dbfilter = config.get("dbfilter") or ""
+        if "%h" not in dbfilter and "%d" not in dbfilter and http.request:
+            names = http.db_filter(names)
+        return len(names) > 1
+
+    @api.model
+    def _read_database(self):
+        """``(sessions, overdue crons, problem)``: PostgreSQL is read on a cursor of
+        its own, so that an outage there leaves a snapshot without SQL and the
+        reason rather than an error."""
+        try:
+            # The primary, even when a readonly route runs on a replica.
+            with self.env.registry.cursor() as cr:
+                return self._read_pg_sessions(cr), self._read_overdue_crons(cr), None
+        except psycopg2.Error as exc:
+            _logger.warning("Worker inspector: PostgreSQL could not be read: %s", exc)
+            return [], None, f"PostgreSQL could not be read: {str(exc).strip()}"
 
     @api.model
     def recycle_worker(self, pid, force=False):
@@ -68,16 +118,12 @@ class WorkerInspector(models.AbstractModel):
         return result
 
     @api.model
-    def _read_pg_sessions(self):
-        # pg_stat_activity of the primary: a readonly route may run on a replica.
-        if config.get("db_replica_host") or config.get("db_replica_port"):
-            with self.env.registry.cursor() as cr:
-                return database.read_pg_sessions(cr)
-        return database.read_pg_sessions(self.env.cr)
+    def _read_pg_sessions(self, cr):
+        return database.read_pg_sessions(cr)
 
     @api.model
-    def _read_overdue_crons(self):
+    def _read_overdue_crons(self, cr):
         """Due scheduled actions of this database, when cron is off (nothing runs them)."""
         if int(config.get("max_cron_threads") or 0):
             return None
-        return database.read_overdue_crons(self.env.cr, db=self.env.cr.dbname)
+        return database.read_overdue_crons(cr, db=cr.dbname)

@@ -1,6 +1,11 @@
 # License LGPL-3.0 or later (https://www.gnu.org/licenses/lgpl).
+import contextlib
+import inspect
 import json
+import os
 import time
+
+import psycopg2
 
 from odoo import http
 from odoo.http import request
@@ -49,3 +54,31 @@ class WorkerInspectorTestController(http.Controller):
         cron = request.env.ref("worker_inspector_test.ir_cron_sleep").sudo()
         request.env["ir.cron.trigger"].sudo().search([("cron_id", "=", cron.id)]).unlink()
         return _json({"cron_id": cron.id})
+
+    @http.route("/worker_inspector_test/apikey", type="http", auth="user", methods=["POST"], csrf=False)
+    def apikey(self):
+        """An API key of the logged-in user (``rpc`` scope), for Bearer callers."""
+        apikeys = request.env["res.users.apikeys"]
+        args = [None, "worker_inspector_test"]
+        if "expiration_date" in inspect.signature(apikeys._generate).parameters:
+            args.append(None)
+        return _json({"key": apikeys._generate(*args)})
+
+
+def _simulate_pg_outage():
+    """With WI_TEST_PG_OUTAGE set, PostgreSQL "goes away" just as the inspector
+    reads pg_stat_activity: the connection it reads on is terminated first."""
+    from odoo.addons.worker_inspector.engine import database
+
+    read_pg_sessions = database.read_pg_sessions
+
+    def read_during_outage(cr, *args, **kwargs):
+        with contextlib.suppress(psycopg2.Error):
+            cr.execute("SELECT pg_terminate_backend(pg_backend_pid())")
+        return read_pg_sessions(cr, *args, **kwargs)
+
+    database.read_pg_sessions = read_during_outage
+
+
+if os.environ.get("WI_TEST_PG_OUTAGE"):
+    _simulate_pg_outage()
