@@ -270,3 +270,18 @@ def test_api_keys_name_their_database_on_a_multi_database_server(odoo_db, second
         # The key belongs to the first database's admin only.
         envelope(get(SNAPSHOT, headers=headers, params={"db": second_db}), 401)
         envelope(get(SNAPSHOT, params={"db": odoo_db}), 401)
+
+
+# --- Secrets on the command line ----------------------------------------------
+
+
+def test_abbreviated_secret_options_never_show(odoo_db):
+    db_password, smtp_password = "Abbrev-Db-Pw-1", "Abbrev-Smtp-Pw-2"
+    args = [f"--db_passw={db_password}", "--smtp-pass", smtp_password]
+    with OdooServer(odoo_db, extra_args=args) as server:
+        session = server.login_session()
+        text = session.get(server.url + SNAPSHOT, timeout=60).text
+        assert "--db_passw=********" in text and "--smtp-pass ********" in text
+        metrics = session.get(server.url + METRICS, timeout=60).text
+        for secret in (db_password, smtp_password):
+            assert secret not in text and secret not in metrics

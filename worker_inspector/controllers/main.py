@@ -131,8 +131,6 @@ def api_route(route, methods, parsers=None, **routing):
     parsers = parsers or {}
 
     def decorator(func):
-        @http.route(route, type="http", auth="public", methods=None, csrf=False, **routing)
-        @functools.wraps(func)
         def endpoint(self, **params):
             try:
                 _check_method(methods)
@@ -141,7 +139,11 @@ def api_route(route, methods, parsers=None, **routing):
             except ApiError as exc:
                 return exc.response()
 
-        return endpoint
+        functools.update_wrapper(endpoint, func)
+        # Odoo passes an endpoint only the parameters its signature names:
+        # this one must get them all, to refuse the unknown ones.
+        del endpoint.__wrapped__
+        return http.route(route, type="http", auth="public", methods=None, csrf=False, **routing)(endpoint)
 
     return decorator
 

@@ -32,11 +32,71 @@ CONFIG_KEYS = INT_KEYS + (
     "list_db",
 )
 REDACTED = "********"
+# Odoo options whose value is a secret (optparse ``dest``).
+SECRET_DESTS = frozenset({"db_password", "smtp_password", "admin_passwd"})
+# Unknown options that look secret are hidden too.
 _SECRET_WORDS = ("password", "passwd", "secret", "token", "api_key", "apikey")
-_SECRET_OPTION_RE = re.compile(r"^(--?[\w-]*(?:{})[\w-]*)(=.*)?$".format("|".join(_SECRET_WORDS)), re.IGNORECASE)
-# Odoo's short option for --db_password.
-_DB_PASSWORD_SHORT = "-w"
-_URI_PASSWORD_RE = re.compile(r"(\w+://[^:/@\s]+:)[^@\s]+(@)")
+_SECRET_OPTION_RE = re.compile(r"^--?[\w-]*(?:{})".format("|".join(_SECRET_WORDS)), re.IGNORECASE)
+# A password in a URI (also with an empty user, postgresql://:pw@host) or a
+# password=... parameter of a URI or a libpq connection string.
+_URI_PASSWORD_RE = re.compile(r"(\b[a-z][a-z0-9+.-]*://[^:/@\s]*:)[^@\s]*(@)", re.IGNORECASE)
+_PASSWORD_PARAM_RE = re.compile(r"(\bpassword=)[^&\s]+", re.IGNORECASE)
+
+
+class OptionTable:
+    """How Odoo's parser (optparse) reads options: ``long`` maps ``--name`` and
+    ``short`` maps a letter to ``(dest, takes_value)``."""
+
+    def __init__(self, long, short):
+        self.long = dict(long)
+        self.short = dict(short)
+
+    @classmethod
+    def from_parser(cls, parser):
+        """The table of a live ``optparse.OptionParser`` (``odoo.tools.config.parser``)."""
+        return cls(
+            {name: (opt.dest, opt.takes_value()) for name, opt in parser._long_opt.items()},
+            {name[1:]: (opt.dest, opt.takes_value()) for name, opt in parser._short_opt.items()},
+        )
+
+    def long_is_secret(self, name):
+        """Whether Odoo would read ``--name``'s value as a secret.
+
+        optparse takes an exact option, else any unambiguous prefix of one
+        (``--db_pa``): a prefix of a secret option is secret even when it is
+        ambiguous (Odoo then refuses it, but it was typed).
+        """
+        if name in self.long:
+            return self.long[name][0] in SECRET_DESTS
+        if any(dest in SECRET_DESTS for option, (dest, _) in self.long.items() if option.startswith(name)):
+            return True
+        return bool(_SECRET_OPTION_RE.match(name))
+
+
+# Odoo 17-19's parser, for callers without Odoo at hand (the launcher before
+# Odoo runs, the tests): every short option, and the long ones that are
+# secret or a prefix of a secret one. The addon uses the live parser.
+ODOO_OPTIONS = OptionTable(
+    long={
+        "--db_password": ("db_password", True),
+        "--smtp-password": ("smtp_password", True),
+        "--smtp": ("smtp_server", True),
+    },
+    short={
+        "c": ("config", True),
+        "s": ("save", False),
+        "i": ("init", True),
+        "u": ("update", True),
+        "D": ("data_dir", True),
+        "P": ("import_partial", True),
+        "d": ("db_name", True),
+        "r": ("db_user", True),
+        "w": ("db_password", True),
+        "p": ("http_port", True),
+        "l": ("language", True),
+        "h": (None, False),
+    },
+)
 
 
 def _as_int(value):
@@ -72,34 +132,57 @@ def effective_memory_limits(config, role):
     return int(soft or 0), int(hard or 0)
 
 
-def redact_cmdline(args):
-    """A copy of a command line with every password-like value replaced."""
+def redact_cmdline(args, options=ODOO_OPTIONS):
+    """A copy of a command line with every secret value replaced.
+
+    Options are read the way Odoo's parser reads them (``options``): long
+    ones by any prefix (``--db_pa=x``, ``--smtp-pass x``), short ones
+    clustered (``-sw x``, ``-swx``); passwords in URIs go everywhere.
+    """
     redacted = []
-    hide_next = False
+    hide_next = options_done = False
     for arg in args or []:
         if hide_next:
             redacted.append(REDACTED)
             hide_next = False
-        elif arg.startswith("-"):
-            if arg == _DB_PASSWORD_SHORT:
-                redacted.append(arg)
-                hide_next = True
-            elif arg.startswith(_DB_PASSWORD_SHORT) and not arg.startswith("--"):
-                redacted.append(_DB_PASSWORD_SHORT + REDACTED)
-            elif match := _SECRET_OPTION_RE.match(arg):
-                if match.group(2) is None:
-                    redacted.append(arg)
-                    hide_next = True
-                else:
-                    redacted.append(match.group(1) + "=" + REDACTED)
-            else:
+        elif options_done or not arg.startswith("-") or arg == "-":
+            redacted.append(_redact_uri(arg))
+        elif arg == "--":
+            options_done = True  # optparse reads no option after it
+            redacted.append(arg)
+        elif arg.startswith("--"):
+            name, equals, _value = arg.partition("=")
+            if not options.long_is_secret(name):
                 redacted.append(_redact_uri(arg))
+            elif equals:
+                redacted.append(f"{name}={REDACTED}")
+            else:
+                redacted.append(name)
+                hide_next = True
         else:
+            arg, hide_next = _redact_short_cluster(arg, options)
             redacted.append(_redact_uri(arg))
     return redacted
 
 
+def _redact_short_cluster(arg, options):
+    """``-abc``: flags until the first option taking a value, which takes the
+    rest of the argument, or the next one. Returns ``(arg, hide_next)``."""
+    for index in range(1, len(arg)):
+        dest, takes_value = options.short.get(arg[index], (None, False))
+        if not takes_value:
+            continue  # a flag, or a letter Odoo does not know (it then refuses the line)
+        if dest not in SECRET_DESTS:
+            return arg, False
+        if index + 1 < len(arg):
+            return arg[: index + 1] + REDACTED, False
+        return arg, True
+    return arg, False
+
+
 def _redact_uri(arg):
-    if "@" not in arg:
-        return arg
-    return _URI_PASSWORD_RE.sub(r"\1" + REDACTED + r"\2", arg)
+    if "@" in arg:
+        arg = _URI_PASSWORD_RE.sub(r"\1" + REDACTED + r"\2", arg)
+    if "=" in arg:
+        arg = _PASSWORD_PARAM_RE.sub(r"\1" + REDACTED, arg)
+    return arg

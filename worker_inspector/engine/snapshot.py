@@ -6,7 +6,7 @@ from dataclasses import dataclass, field
 
 from .activity import add_activity
 from .board import UntrustedBoard, read_board
-from .config import effective_config, redact_cmdline
+from .config import ODOO_OPTIONS, effective_config, redact_cmdline
 from .host import read_host
 from .threads import read_threads
 from .tree import read_processes
@@ -25,10 +25,10 @@ class ServerInfo:
     served_by: int = field(default_factory=os.getpid)
 
 
-def _public_process(info):
+def _public_process(info, options):
     info = dict(info)
     del info["key"]
-    info["cmdline"] = " ".join(redact_cmdline(info["cmdline"]))
+    info["cmdline"] = " ".join(redact_cmdline(info["cmdline"], options))
     return info
 
 
@@ -45,13 +45,17 @@ def read_activity_board(server_pid, problem=None, base=None):
     return board, {"available": problem is None, "reason": problem}
 
 
-def take_snapshot(server, options, threads=None, sql_sessions=None, overdue_crons=None, board_problem=None):
+def take_snapshot(
+    server, options, threads=None, sql_sessions=None, overdue_crons=None, board_problem=None, option_table=None
+):
     """Snapshot of ``server`` with Odoo's config mapping ``options``.
 
     Threads are those of the calling process (the one serving the request).
     ``sql_sessions`` (``database.read_pg_sessions``) and ``overdue_crons``
     (``database.read_overdue_crons``) come from the caller's database cursor.
     ``board_problem``: why this process cannot record its activity, if so.
+    ``option_table``: how Odoo's parser reads options (``config.OptionTable``),
+    to redact command lines.
     """
     config = effective_config(options)
     processes = read_processes(server.pid, server.mode, config)
@@ -65,7 +69,7 @@ def take_snapshot(server, options, threads=None, sql_sessions=None, overdue_cron
         "taken_at": time.time(),
         "config": config,
         "host": read_host(),
-        "processes": [_public_process(p) for p in processes],
+        "processes": [_public_process(p, option_table or ODOO_OPTIONS) for p in processes],
         "threads": read_threads(threads),
     }
     board, snapshot["activity_board"] = read_activity_board(server.pid, board_problem)

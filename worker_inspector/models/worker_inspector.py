@@ -14,6 +14,7 @@ from odoo.tools import config
 from .. import engine
 from ..engine import database
 from ..engine.activity import scope_to_database
+from ..engine.config import ODOO_OPTIONS, OptionTable
 
 # Config file option (server-level, so no database's admin can set it): every
 # admin sees the activity and SQL of every database (README, "Security").
@@ -65,11 +66,18 @@ class WorkerInspector(models.AbstractModel):
             sql_sessions=sessions,
             overdue_crons=overdue,
             board_problem=RECORDER.problem,
+            option_table=self._option_table(),
         )
         snapshot["sql_unavailable"] = sql_problem
         if not self._server_wide_view():
             scope_to_database(snapshot, self.env.cr.dbname, self._serves_several_databases())
         return snapshot
+
+    @api.model
+    def _option_table(self):
+        """How this Odoo's own parser reads options, to redact command lines."""
+        parser = getattr(config, "parser", None)
+        return OptionTable.from_parser(parser) if parser is not None else ODOO_OPTIONS
 
     @api.model
     def _server_wide_view(self):
