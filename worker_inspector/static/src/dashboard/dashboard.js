@@ -296,6 +296,15 @@ export class WorkerInspectorDashboard extends Component {
         return this.state.snapshot.processes.some((process) => "activity" in process);
     }
 
+    /**
+     * Why part of the snapshot is missing: the activity board cannot be used
+     * (e.g. its directory is not private), or PostgreSQL could not be read.
+     */
+    get degradedReasons() {
+        const {activity_board: board, sql_unavailable: sql} = this.state.snapshot;
+        return [board && !board.available && board.reason, sql].filter(Boolean);
+    }
+
     formatTimestamp(seconds) {
         return seconds ? formatDateTime(DateTime.fromSeconds(seconds)) : "";
     }
