@@ -5,7 +5,7 @@ import os
 import psycopg2
 
 import odoo
-from odoo import api, http, models, release
+from odoo import api, http, models, release, sql_db
 from odoo.exceptions import AccessError, UserError
 from odoo.service import db as odoo_db
 from odoo.service import server as odoo_server
@@ -101,8 +101,10 @@ class WorkerInspector(models.AbstractModel):
         its own, so that an outage there leaves a snapshot without SQL and the
         reason rather than an error."""
         try:
-            # The primary, even when a readonly route runs on a replica.
-            with self.env.registry.cursor() as cr:
+            # A connection to the primary (pg_stat_activity is the primary's,
+            # and a readonly route may run on a replica), apart from the
+            # request's transaction, which a failure here must not break.
+            with sql_db.db_connect(self.env.cr.dbname).cursor() as cr:
                 return self._read_pg_sessions(cr), self._read_overdue_crons(cr), None
         except psycopg2.Error as exc:
             _logger.warning("Worker inspector: PostgreSQL could not be read: %s", exc)
