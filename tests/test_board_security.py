@@ -66,13 +66,18 @@ def sleeper():
     proc.wait()
 
 
-@needs_root
-def test_a_symlink_planted_by_another_user_is_never_followed(shared_base, victim, nobody):
-    before = tree(victim)
+@pytest.fixture
+def planted_link(shared_base, victim, nobody):
+    """``worker_inspector-<uid>``, planted first by another user: a symlink to the victim."""
     link = board.root_dir(shared_base)
     os.symlink(victim, link)
     os.lchown(link, *nobody)
+    return link
 
+
+@needs_root
+def test_a_symlink_planted_by_another_user_is_never_followed(shared_base, victim, planted_link):
+    before = tree(victim)
     rec = Recorder(lambda: (SERVER, 8), base=shared_base)
     assert rec.begin_request("/web") is None  # nothing recorded, and Odoo is not bothered
     assert "symlink" in rec.problem
@@ -84,20 +89,15 @@ def test_a_symlink_planted_by_another_user_is_never_followed(shared_base, victim
     assert found == {}
     assert status["available"] is False and "symlink" in status["reason"]
     assert tree(victim) == before
-    assert os.path.islink(link)  # not ours to remove either
+    assert os.path.islink(planted_link)  # not ours to remove either
 
 
 @needs_root
-def test_a_forked_worker_deletes_nothing_either(shared_base, victim, nobody):
+def test_a_forked_worker_deletes_nothing_either(shared_base, victim, planted_link):
     before = tree(victim)
-    link = board.root_dir(shared_base)
-    os.symlink(victim, link)
-    os.lchown(link, *nobody)
     rec = Recorder(lambda: (SERVER, 8), base=shared_base, report_at_fork=True)
-    pid = os.fork()
-    if pid == 0:  # a prefork worker: opens its board at birth
-        os._exit(0 if rec.board is None and rec.problem else 1)
-    assert os.waitstatus_to_exitcode(os.waitpid(pid, 0)[1]) == 0
+    # A prefork worker opens its board at birth.
+    assert _in_child(lambda: 0 if rec.board is None and rec.problem else 1) == 0
     assert tree(victim) == before
 
 
@@ -229,8 +229,8 @@ def test_a_truncated_file_is_skipped_by_the_reader(own_board, sleeper):
     assert read_board(SERVER, base=base) == {}
 
 
-def _in_child(body):
-    """Run ``body`` in a forked child; its exit status (a signal shows as negative)."""
+def _fork(body):
+    """Run ``body`` in a forked child; its pid."""
     pid = os.fork()
     if pid == 0:
         code = 1
@@ -238,7 +238,16 @@ def _in_child(body):
             code = body()
         finally:
             os._exit(code)
+    return pid
+
+
+def _wait(pid):
+    """The child's exit status (a signal shows as negative)."""
     return os.waitstatus_to_exitcode(os.waitpid(pid, 0)[1])
+
+
+def _in_child(body):
+    return _wait(_fork(body))
 
 
 def test_a_board_shrunk_under_a_running_process_never_kills_it(tmp_path):
@@ -256,21 +265,15 @@ def test_a_board_shrunk_under_a_running_process_never_kills_it(tmp_path):
         requests, _records = read_board(os.getpid(), base=base)[os.getpid()]
         return 0 if rec.board.repairs == 1 and requests == 4 else 2
 
-    pid = os.fork()
-    if pid == 0:
-        code = 1
-        try:
-            code = child()
-        finally:
-            os._exit(code)
+    pid = _fork(child)
     try:
         path = os.read(ready_r, 4096).decode()
         os.truncate(path, 0)
         os.write(go_w, b"x")
-        status = os.waitstatus_to_exitcode(os.waitpid(pid, 0)[1])
+        status = _wait(pid)
     except BaseException:
         os.kill(pid, signal.SIGKILL)
-        os.waitpid(pid, 0)
+        _wait(pid)
         raise
     assert status == 0, f"child ended with {status} (-{signal.SIGBUS.value} is SIGBUS)"
 
