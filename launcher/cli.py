@@ -19,6 +19,7 @@ clashes with an odoo-debug option.
 import argparse
 import dataclasses
 import os
+import stat
 import sys
 import traceback
 
@@ -84,6 +85,9 @@ def _config_file(option, environ):
         raise LauncherError(f"config file {path} (from {source}) does not exist")
     if os.path.isdir(path):
         raise LauncherError(f"config file {path} (from {source}) is a directory")
+    if not stat.S_ISREG(os.stat(path).st_mode):
+        # A FIFO or a device: opening it could block, reading it makes no sense.
+        raise LauncherError(f"config file {path} (from {source}) is not a regular file")
     try:
         with open(path, "rb"):
             pass

@@ -30,8 +30,13 @@ _WILDCARD_HOSTS = ("", "0.0.0.0", "::")
 class Forced:
     key: str
     option: str
-    value: int
+    value: int | bool
     why: str
+
+    @property
+    def argument(self):
+        """The argument that forces it (a flag for a boolean)."""
+        return self.option if isinstance(self.value, bool) else f"{self.option}={self.value}"
 
 
 FORCED = (
@@ -40,6 +45,10 @@ FORCED = (
     Forced("limit_time_real", "--limit-time-real", 0, "a paused request is neither killed nor reloaded"),
     Forced("limit_memory_soft", "--limit-memory-soft", 0, "no reload when the debugger makes the process grow"),
     Forced("limit_memory_hard", "--limit-memory-hard", 0, "no address-space limit: allocations never fail"),
+    # Odoo's database manager saves the config file when the master password
+    # is set there (service/db.py exp_change_admin_password); without the
+    # database list, Odoo refuses every database-management call.
+    Forced("list_db", "--no-database-list", False, "the database manager would rewrite your config file"),
 )
 MEMORY_KEYS = ("limit_memory_soft", "limit_memory_hard")
 
@@ -91,6 +100,8 @@ def strip_separator(args):
 
 
 def _show(key, value):
+    if key == "list_db":
+        return "off (no database manager)" if value is False else "on"
     if value is None or value is False:
         return "-"
     if key == "workers":
@@ -138,7 +149,7 @@ def debug_arguments(user_args, addons_path=None, dev_mode=None):
     args = list(user_args)
     if addons_path:
         args.append("--addons-path=" + ",".join(addons_path))
-    args += [f"{forced.option}={forced.value}" for forced in FORCED]
+    args += [forced.argument for forced in FORCED]
     if dev_mode is not None:
         # An empty --dev= clears a --dev=reload given earlier.
         args.append("--dev=" + ",".join(dev_mode))

@@ -16,6 +16,7 @@ import time
 
 import psutil
 import pytest
+import requests
 from odoo_harness import REPO, TEST_ADDONS, OdooServer, free_port
 
 from worker_inspector.engine import is_odoo_cmdline
@@ -198,6 +199,59 @@ def test_a_second_launch_on_the_same_port_fails_fast_naming_the_first(launched, 
     warning = f"odoo-debug: warning: another Odoo server (pid {launched.pid}) is connected to database {launched.db}:"
     assert warning in result.stderr
     assert digest(user_config) == before
+
+
+@pytest.mark.odoo
+def test_the_database_manager_cannot_rewrite_the_config(launched, user_config):
+    # Odoo saves its config file when the master password is set through the database manager.
+    before = digest(user_config)
+    data = {"master_pwd": ADMIN_PASSWD, "master_pwd_new": "Changed-by-the-db-manager"}
+    response = requests.post(launched.url + "/web/database/change_password", data=data, timeout=60)
+    assert "Changed-by-the-db-manager" not in response.text
+    rpc = {"jsonrpc": "2.0", "method": "call", "params": {"service": "db", "method": "change_admin_password",
+           "args": [ADMIN_PASSWD, "Changed-by-the-db-manager"]}}  # fmt: skip
+    assert "error" in requests.post(launched.url + "/jsonrpc", json=rpc, timeout=60).json()
+    assert digest(user_config) == before
+    assert "list_db" in launched.stdout and "off (no database manager)" in launched.stdout
+
+
+@pytest.mark.odoo
+@pytest.mark.parametrize(
+    "spelling",
+    [["--db_pa=" + DB_PASSWORD], ["--db_passw", DB_PASSWORD], ["-w" + DB_PASSWORD], ["--smtp-pass", DB_PASSWORD]],
+)
+def test_the_banner_redacts_every_spelling_of_a_secret(spelling):
+    result = run_launcher(["--dry-run", "-d", "x", *spelling])
+    assert result.returncode == 0, result.stderr
+    assert "command" in result.stdout
+    assert DB_PASSWORD not in result.stdout + result.stderr
+
+
+@pytest.mark.odoo
+def test_a_malformed_config_line_is_reported_without_its_content(tmp_path):
+    conf = tmp_path / "odoo.conf"
+    conf.write_text(f"[options]\nworkers = 2\ndb_password {DB_PASSWORD}\n")
+    line = assert_one_line_error(run_launcher(["-c", str(conf), "-d", "x", "--dry-run"]))
+    assert "line(s) 3" in line
+    assert DB_PASSWORD not in line
+    result = run_launcher(["-c", str(conf), "-d", "x", "--dry-run", "--traceback"])
+    assert DB_PASSWORD not in result.stdout + result.stderr
+    conf.write_text(f"db_password = {DB_PASSWORD}\n")
+    line = assert_one_line_error(run_launcher(["-c", str(conf), "-d", "x", "--dry-run"]))
+    assert "before any section" in line and DB_PASSWORD not in line
+
+
+@pytest.mark.odoo
+def test_a_fifo_as_config_file_is_an_error_not_a_hang(tmp_path):
+    fifo = tmp_path / "odoo.conf"
+    os.mkfifo(fifo)
+    line = assert_one_line_error(run_launcher(["-c", str(fifo), "-d", "x", "--dry-run"], timeout=60))
+    assert "not a regular file" in line
+    # The same file as ODOO_RC, or given to Odoo after ``--``.
+    line = assert_one_line_error(run_launcher(["-d", "x", "--dry-run"], env={"ODOO_RC": str(fifo)}, timeout=60))
+    assert "not a regular file" in line
+    line = assert_one_line_error(run_launcher(["-d", "x", "--dry-run", "--", "-c", str(fifo)], timeout=60))
+    assert "not a regular file" in line
 
 
 @pytest.mark.odoo

@@ -50,6 +50,7 @@ def test_forced_options_come_after_the_users_so_odoo_keeps_them():
         "--limit-time-real=0",
         "--limit-memory-soft=0",
         "--limit-memory-hard=0",
+        "--no-database-list",
     ]
     assert "-s" not in args and "--save" not in args
 
@@ -114,7 +115,15 @@ def _user_options(**overrides):
 
 def test_overrides_table_has_each_forced_setting_with_its_before_and_debug_value():
     rows = {row.setting: row for row in plan.overrides(_user_options())}
-    assert list(rows) == ["workers", "max_cron_threads", "limit_time_real", "limit_memory_soft", "limit_memory_hard"]
+    assert list(rows) == [
+        "workers",
+        "max_cron_threads",
+        "limit_time_real",
+        "limit_memory_soft",
+        "limit_memory_hard",
+        "list_db",
+    ]
+    assert (rows["list_db"].before, rows["list_db"].after) == ("on", "off (no database manager)")
     assert (rows["workers"].before, rows["workers"].after) == ("4 (prefork)", "0 (threaded)")
     assert (rows["max_cron_threads"].before, rows["max_cron_threads"].after) == ("2", "0")
     assert (rows["limit_time_real"].before, rows["limit_time_real"].after) == ("120 s", "0 (off)")

@@ -19,11 +19,13 @@ Only the standard library and ``odoo`` are imported here, and no password
 ever goes into an answer.
 """
 
+import configparser
 import contextlib
 import io
 import json
 import os
 import re
+import stat
 import sys
 import traceback
 
@@ -51,6 +53,7 @@ REPORTED_OPTIONS = (
     "limit_time_cpu",
     "limit_time_real",
     "limit_time_real_cron",
+    "list_db",
     "max_cron_threads",
     "stop_after_init",
     "test_enable",
@@ -69,6 +72,20 @@ def _one_line(text):
     return " ".join(line.strip() for line in str(text).splitlines() if line.strip())
 
 
+def _config_error(path, exc):
+    """What is wrong in a config file, by line number: a line is never quoted
+    (``db_password hunter2``, without its ``=``, is a malformed line)."""
+    if isinstance(exc, configparser.MissingSectionHeaderError):
+        return f"config file {path}: line {exc.lineno} comes before any section (start the file with [options])"
+    if isinstance(exc, configparser.ParsingError):
+        lines = ", ".join(str(lineno) for lineno, _line in exc.errors)
+        return f"config file {path}: line(s) {lines} are not `key = value`"
+    if isinstance(exc, configparser.DuplicateOptionError | configparser.DuplicateSectionError):
+        what = f"option {exc.option!r}" if isinstance(exc, configparser.DuplicateOptionError) else "section"
+        return f"config file {path}: line {exc.lineno} repeats {what} of section [{exc.section}]"
+    return f"config file {path} cannot be read ({type(exc).__name__})"
+
+
 def _parse(args, final):
 
     # ``odoo.tools.config`` the attribute is the global configmanager; the module holds the class.
@@ -84,7 +101,12 @@ def _parse(args, final):
         raise ParserRejected("-s/--save writes the config file; odoo-debug never does, remove it")
     if opt.config and not os.access(opt.config, os.R_OK):
         raise ParserRejected(f"config file {opt.config} does not exist or is not readable")
-    manager._parse_config(list(args))
+    if opt.config and not stat.S_ISREG(os.stat(opt.config).st_mode):
+        raise ParserRejected(f"config file {opt.config} is not a regular file")  # a FIFO would block
+    try:
+        manager._parse_config(list(args))
+    except configparser.Error as exc:
+        raise ParserRejected(_config_error(manager.rcfile, exc)) from None
     manager._warn_deprecated_options()
     options = {key: manager.options.get(key) for key in REPORTED_OPTIONS}
     return {
