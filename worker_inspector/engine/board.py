@@ -74,8 +74,8 @@ assert _REQUESTS_OFFSET % 8 == 0
 
 # A record: sequence, then the body. The body groups what each write changes
 # together: the head, the user (set once authenticated), the URL, the cron job.
-_SEQ = struct.Struct("<Q")
-_U64 = _SEQ
+_U64 = struct.Struct("<Q")
+_SEQ = _U64
 _HEAD_FIELDS = (("tid", "q"), ("kind", "B"), ("state", "B"), (None, "6x"), ("since", "d"), ("requests", "Q"))
 # uid (0: none), PostgreSQL backend pid of the current cursor (0: none), db, login
 _USER_FIELDS = (("uid", "q"), ("backend_pid", "i"), ("db", "64p"), ("login", "64p"))
@@ -554,17 +554,6 @@ def _read_open_file(fd, key, now):
         tids = _live_tids(key.pid)
         records = [r for r in records if r["tid"] in tids]
     return header.requests, records
-
-
-def read_file(path, pid=None):
-    """``(requests, records)`` of one board file, or None if it is not a valid one."""
-    directory, name = os.path.split(path)
-    key = _parse_key(name)
-    dir_fd = os.open(directory or ".", os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
-    try:
-        return _read_entry(dir_fd, name, key, time.time())
-    finally:
-        os.close(dir_fd)
 
 
 def _read_entry(dir_fd, name, key, now):
