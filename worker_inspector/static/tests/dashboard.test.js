@@ -10,6 +10,7 @@ import {
 import {
     canRecycle,
     countByRole,
+    degradedReasons,
     memoryGauge,
     scoreboardCells,
     sortProcesses,
@@ -242,4 +243,20 @@ test("sortThreads: threads doing something first, longest first", () => {
         "cron0",
         "MainThread",
     ]);
+});
+
+test("degradedReasons says why activity or SQL is missing", () => {
+    expect(degradedReasons(preforkSnapshot())).toEqual([]);
+    const snapshot = {
+        ...preforkSnapshot(),
+        activity_board: {available: false, reason: "Activity is not shown: not used"},
+        sql_unavailable: "PostgreSQL could not be read: server closed the connection",
+    };
+    expect(degradedReasons(snapshot)).toEqual([
+        "Activity is not shown: not used",
+        "PostgreSQL could not be read: server closed the connection",
+    ]);
+    expect(
+        degradedReasons({...snapshot, activity_board: {available: true, reason: null}})
+    ).toEqual(["PostgreSQL could not be read: server closed the connection"]);
 });

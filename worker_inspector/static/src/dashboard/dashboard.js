@@ -19,6 +19,7 @@ import {
     GAUGE_BAR_CLASS,
     canRecycle,
     countByRole,
+    degradedReasons,
     isBusy,
     memoryGauge,
     roleLabels,
@@ -301,8 +302,7 @@ export class WorkerInspectorDashboard extends Component {
      * (e.g. its directory is not private), or PostgreSQL could not be read.
      */
     get degradedReasons() {
-        const {activity_board: board, sql_unavailable: sql} = this.state.snapshot;
-        return [board && !board.available && board.reason, sql].filter(Boolean);
+        return degradedReasons(this.state.snapshot);
     }
 
     formatTimestamp(seconds) {

@@ -181,3 +181,15 @@ export const GAUGE_BAR_CLASS = {
     hard: "bg-danger",
     none: "bg-secondary",
 };
+
+/**
+ * Why part of a snapshot is missing: the activity board cannot be used (its
+ * directory is not private, the filesystem is full...) or PostgreSQL could
+ * not be read. The server says why; an older one says nothing.
+ */
+export function degradedReasons(snapshot) {
+    const board = snapshot.activity_board;
+    return [board && !board.available && board.reason, snapshot.sql_unavailable].filter(
+        Boolean
+    );
+}
