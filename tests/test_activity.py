@@ -1,5 +1,6 @@
 """The activity board and the API fields built from it, with real processes and threads."""
 
+import json
 import os
 import signal
 import threading
@@ -401,7 +402,7 @@ def test_prefork_activity_utilization_and_cron():
     procs = {p["pid"]: p for p in snap["processes"]}
     assert procs[12]["activity"] == {
         "state": "busy", "kind": "http", "since": 130.0, "elapsed": 30.0, "db": "prod", "uid": 2,
-        "login": "admin", "url": "/slow", "requests": 7, "cron_job": None,
+        "login": "admin", "url": "/slow", "requests": 7, "cron_job": None, "hidden": False,
     }  # fmt: skip
     assert procs[13]["activity"]["state"] == "idle" and procs[13]["activity"]["elapsed"] == 40.0
     assert procs[14]["activity"]["cron_job"] == job
@@ -495,3 +496,40 @@ def test_snapshot_of_this_process_carries_its_activity(recorder, base, monkeypat
     assert snap["processes"][0]["activity"]["url"] == "/here"
     assert snap["http_busy"] == 1 and snap["longest_busy"] >= 0
     assert snap["cron"]["overdue"] is None and snap["cron"]["runners"] == []
+
+
+def test_scope_hides_what_other_databases_do_but_not_how_busy_the_server_is():
+    snap = _snapshot(
+        "threaded",
+        [(10, "server")],
+        threads=[(21, "odoo.service.http.request.1", "http"), (22, "odoo.service.http.request.2", "http"),
+                 (23, "odoo.service.http.request.3", "http")],
+        served_by=10,
+    )  # fmt: skip
+    mine = dict(_record(10, 21, "busy", url="/mine", backend_pid=501), db="prod")
+    theirs = dict(_record(10, 22, "busy", url="/theirs", backend_pid=502), db="other")
+    anonymous = dict(_record(10, 23, "busy", url="/web/login"), db=None, uid=None, login=None)
+    board_records = {10: (3, [mine, theirs, anonymous])}
+    sessions = [
+        {"application_name": "odoo-10", "backend_pid": 501, "db": "prod", "state": "active", "query": "SELECT 1"},
+        {"application_name": "odoo-10", "backend_pid": 502, "db": "other", "state": "active", "query": "SELECT 2"},
+    ]
+    for thread, db in zip(snap["threads"], ("prod", "other", None), strict=True):
+        thread.update(db=db, uid=2 if db else None, url="/x" if db else "/web/login")
+
+    def scoped(several):
+        copy = json.loads(json.dumps(snap))
+        add_activity(copy, board_records, sessions, environ={})
+        return activity.scope_to_database(copy, "prod", several_databases=several)
+
+    one = scoped(several=False)
+    acts = [t["activity"] for t in one["threads"]]
+    assert [a["hidden"] for a in acts] == [False, True, False]
+    assert (acts[1]["state"], acts[1]["db"], acts[1]["url"], acts[1]["login"]) == ("busy", None, None, None)
+    assert (one["threads"][1]["db"], one["threads"][1]["url"]) == (None, None)
+    assert [s["query"] for t in one["threads"] for s in t["sql"]] == ["SELECT 1"]
+    assert one["http_busy"] == 3 and one["scope"] == {"db": "prod"}
+    # Several databases: activity not tied to one is not shown either.
+    several = scoped(several=True)
+    assert [t["activity"]["hidden"] for t in several["threads"]] == [False, True, True]
+    assert several["threads"][2]["url"] is None

@@ -29,6 +29,7 @@ def public_activity(record, requests, now):
         "url": record["url"],
         "requests": requests,
         "cron_job": record["cron_job"],
+        "hidden": False,  # see scope_to_database
     }
 
 
@@ -205,7 +206,7 @@ def scope_to_database(snapshot, db, several_databases=True):
     URL, scheduled action) is hidden, and so are the SQL sessions of other
     databases. Activity not yet tied to a database (a request before its
     authentication, a static file) is hidden only when the server serves
-    ``several_databases``. Marks hidden activities ``"hidden": True``.
+    ``several_databases``. Hidden activities say ``"hidden": True``.
     """
 
     def foreign(owner):
@@ -214,7 +215,7 @@ def scope_to_database(snapshot, db, several_databases=True):
     activities = [p.get("activity") for p in snapshot["processes"]] + [t.get("activity") for t in snapshot["threads"]]
     activities += [r.get("activity") for r in (snapshot.get("cron") or {}).get("runners", [])]
     for activity in activities:
-        if activity and not activity.get("hidden") and foreign(_activity_db(activity)):
+        if activity and not activity["hidden"] and foreign(_activity_db(activity)):
             activity.update(dict.fromkeys(PRIVATE_ACTIVITY_FIELDS), hidden=True)
     for thread in snapshot["threads"]:
         if foreign(thread.get("db")) and (thread.get("db") or thread.get("url")):

@@ -46,7 +46,14 @@ def read_activity_board(server_pid, problem=None, base=None):
 
 
 def take_snapshot(
-    server, options, threads=None, sql_sessions=None, overdue_crons=None, board_problem=None, option_table=None
+    server,
+    options,
+    threads=None,
+    sql_sessions=None,
+    overdue_crons=None,
+    board_problem=None,
+    option_table=None,
+    sql_problem=None,
 ):
     """Snapshot of ``server`` with Odoo's config mapping ``options``.
 
@@ -55,7 +62,8 @@ def take_snapshot(
     (``database.read_overdue_crons``) come from the caller's database cursor.
     ``board_problem``: why this process cannot record its activity, if so.
     ``option_table``: how Odoo's parser reads options (``config.OptionTable``),
-    to redact command lines.
+    to redact command lines. ``sql_problem``: why PostgreSQL could not be
+    read (then there are no sessions).
     """
     config = effective_config(options)
     processes = read_processes(server.pid, server.mode, config)
@@ -73,5 +81,6 @@ def take_snapshot(
         "threads": read_threads(threads),
     }
     board, snapshot["activity_board"] = read_activity_board(server.pid, board_problem)
+    snapshot["sql_unavailable"] = sql_problem
     snapshot["scope"] = {"db": None}  # server-wide; see activity.scope_to_database
     return add_activity(snapshot, board, sql_sessions, overdue_crons)

@@ -67,8 +67,8 @@ class WorkerInspector(models.AbstractModel):
             overdue_crons=overdue,
             board_problem=RECORDER.problem,
             option_table=self._option_table(),
+            sql_problem=sql_problem,
         )
-        snapshot["sql_unavailable"] = sql_problem
         if not self._server_wide_view():
             scope_to_database(snapshot, self.env.cr.dbname, self._serves_several_databases())
         return snapshot
