@@ -150,11 +150,12 @@ def _addon_note(added, provider):
 
 
 def _dashboard(url, databases, module_state, installing=False):
+    """``url``: the dashboard action's URL (None without HTTP)."""
     if not url or len(databases) != 1:
         return None
     state = module_state.get(databases[0])
     if state == "installed" or installing:
-        return f"{url}/action-{plan.ADDON_ACTION}"
+        return url
     if state in (None, "uninstalled", "uninstallable"):
         return f"not installed in {databases[0]}: add -i {addons.ADDON_NAME} once"
     return None
@@ -234,7 +235,7 @@ def prepare(argv, environ=None):
     env = dict(environ)
     if not install.odoo_bin:
         env["TZ"] = "UTC"  # what odoo-bin does first; ``python -m odoo`` does not
-    url = plan.server_url(options)
+    url = plan.server_url(options, about["odoo_version"])
     info = plan.BannerInfo(
         odoo_version=about["odoo_version"],
         odoo_source=install.describe(),
@@ -245,7 +246,8 @@ def prepare(argv, environ=None):
         addon_note=_addon_note(added, provider),
         url=url,
         dashboard=_dashboard(
-            url, databases, db_report.get("module_state", {}), addons.ADDON_NAME in (options.get("init") or {})
+            plan.action_url(options, about["odoo_version"]),
+            databases, db_report.get("module_state", {}), addons.ADDON_NAME in (options.get("init") or {})
         ),
         rows=plan.overrides(user_options, dropping_reload),
         command=redact_cmdline(command),

@@ -85,11 +85,13 @@ def find_odoo(odoo_bin_option=None, environ=None, python=sys.executable):
             script = os.path.abspath(found)
             return OdooInstall(script_python(script, environ, python), script, f"{name} on PATH")
     spec = importlib.util.find_spec(ODOO_MODULE)
-    if spec is None or not spec.origin:
+    # Odoo 19's ``odoo`` is a namespace package: no origin, a search location.
+    locations = list(spec.submodule_search_locations or []) if spec else []
+    if not locations:
         raise LauncherError(
             f"Odoo not found: give --odoo-bin PATH, set ODOO_BIN, put odoo-bin on PATH or install Odoo for {python}"
         )
-    beside = Path(spec.origin).parent.parent / "odoo-bin"
+    beside = Path(locations[0]).parent / "odoo-bin"
     if beside.is_file():
         return OdooInstall(python, str(beside), "beside the importable odoo package")
     return OdooInstall(python, None, "importable odoo package")

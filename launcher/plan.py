@@ -172,10 +172,30 @@ def browse_host(interface):
     return f"[{host}]" if ":" in host else host
 
 
-def server_url(options):
+# The web client's address and an action's in it, by Odoo series: ``/odoo``
+# and ``/odoo/action-<xmlid>`` since 18.0, ``/web`` and ``/web#action=`` before.
+WEB_CLIENT = {17: ("/web", "/web#action={action}")}
+WEB_CLIENT_DEFAULT = ("/odoo", "/odoo/action-{action}")
+
+
+def web_client(odoo_version):
+    """``(path, action URL template)`` of the web client of Odoo ``odoo_version`` (e.g. ``17.0-20240709``)."""
+    major = str(odoo_version or "").split(".", 1)[0]
+    return WEB_CLIENT.get(int(major) if major.isdigit() else None, WEB_CLIENT_DEFAULT)
+
+
+def server_url(options, odoo_version=None):
     if not options.get("http_enable", True):
         return None
-    return f"http://{browse_host(options.get('http_interface') or '')}:{options.get('http_port')}/odoo"
+    path = web_client(odoo_version)[0]
+    return f"http://{browse_host(options.get('http_interface') or '')}:{options.get('http_port')}{path}"
+
+
+def action_url(options, odoo_version, action=ADDON_ACTION):
+    url = server_url(options)
+    if url is None:
+        return None
+    return url.rsplit("/", 1)[0] + web_client(odoo_version)[1].format(action=action)
 
 
 def vscode_attach(host, port, name="Attach to odoo-debug"):

@@ -1,4 +1,4 @@
-"""Start real Odoo 18 servers and databases for the end-to-end tests.
+"""Start real Odoo servers (17.0, 18.0, 19.0) and databases for the end-to-end tests.
 
 Nothing here fakes Odoo: servers are real ``odoo-bin`` processes bound to
 127.0.0.1 on free ports, databases are real PostgreSQL databases.
@@ -23,6 +23,7 @@ REPO = Path(__file__).resolve().parent.parent
 TEST_ADDONS = REPO / "tests" / "addons"
 ARTIFACTS = Path(os.environ.get("WI_TEST_ARTIFACTS") or (REPO / ".test-artifacts"))
 ADMIN_LOGIN = ADMIN_PASSWORD = "admin"
+SUPPORTED_SERIES = ("17.0", "18.0", "19.0")
 
 _ODOO_BIN_SHIM = """\
 #!/usr/bin/env python3
@@ -39,7 +40,7 @@ if __name__ == "__main__":
 def odoo_available():
     """``(True, version)`` or ``(False, reason)``: can these tests run Odoo here?"""
     if importlib.util.find_spec("odoo") is None:
-        return False, f"Odoo is not importable by {sys.executable} (install Odoo 18 so `import odoo` works)"
+        return False, f"Odoo is not importable by {sys.executable} (tools/setup-odoo sets one up)"
     try:
         version = subprocess.run(
             [sys.executable, "-c", "import odoo.release as r; print(r.major_version)"],
@@ -51,8 +52,8 @@ def odoo_available():
         ).stdout.strip()
     except (subprocess.SubprocessError, OSError) as exc:
         return False, "`import odoo` fails: %s" % (getattr(exc, "stderr", "") or exc)
-    if version != "18.0":
-        return False, f"these tests target Odoo 18.0, found {version}"
+    if version not in SUPPORTED_SERIES:
+        return False, f"these tests target Odoo {', '.join(SUPPORTED_SERIES)}, found {version}"
     try:
         import psycopg2
 
@@ -61,6 +62,11 @@ def odoo_available():
         user = os.environ.get("USER", "this user")
         return False, f"PostgreSQL is not reachable as {user}: {str(exc).strip()}"
     return True, version
+
+
+def web_client_path():
+    """Where the web client is: ``/odoo`` since 18.0, ``/web`` on 17.0."""
+    return "/web" if odoo_available()[1] == "17.0" else "/odoo"
 
 
 @functools.cache
@@ -73,7 +79,8 @@ def odoo_bin_command():
     """
     if os.environ.get("ODOO_BIN"):
         return [sys.executable, os.environ["ODOO_BIN"]]
-    package_dir = Path(importlib.util.find_spec("odoo").origin).parent
+    # Odoo 19's ``odoo`` is a namespace package: no ``__init__.py``, no origin.
+    package_dir = Path(next(iter(importlib.util.find_spec("odoo").submodule_search_locations)))
     beside = package_dir.parent / "odoo-bin"
     if beside.is_file():
         return [sys.executable, str(beside)]

@@ -17,7 +17,7 @@ import time
 import psutil
 import pytest
 import requests
-from odoo_harness import REPO, TEST_ADDONS, OdooServer, free_port
+from odoo_harness import REPO, TEST_ADDONS, OdooServer, free_port, web_client_path
 
 from worker_inspector.engine import is_odoo_cmdline
 
@@ -169,7 +169,7 @@ def test_the_snapshot_api_reports_threaded_without_cron_or_limits(launched):
 def test_the_banner_shows_what_was_overridden_and_no_secret(launched, user_config):
     out = launched.stdout
     assert f"config      {user_config} (read, never written)" in out
-    assert f"open        {launched.url}/odoo" in out
+    assert f"open        {launched.url}{web_client_path()}" in out
     assert f"  pid         {launched.pid} (odoo-debug becomes Odoo" in out
     rows = {line.split()[0]: line.split() for line in out.splitlines() if line.startswith("    ")}
     assert rows["workers"][:4] == ["workers", "3", "(prefork)", "0"]

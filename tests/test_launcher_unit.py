@@ -201,6 +201,13 @@ def test_url_uses_the_interface_odoo_listens_on():
     assert plan.server_url({"http_interface": "127.0.0.1", "http_port": 8069}) == "http://127.0.0.1:8069/odoo"
     assert plan.server_url({"http_interface": "::1", "http_port": 8069}) == "http://[::1]:8069/odoo"
     assert plan.server_url({"http_enable": False, "http_port": 8069}) is None
+    # 17.0's web client is /web, its actions /web#action=...
+    assert plan.server_url({"http_interface": "127.0.0.1", "http_port": 8069}, "17.0-20240709") == (
+        "http://127.0.0.1:8069/web"
+    )
+    options = {"http_interface": "127.0.0.1", "http_port": 8069}
+    assert plan.action_url(options, "17.0") == "http://127.0.0.1:8069/web#action=" + plan.ADDON_ACTION
+    assert plan.action_url(options, "19.0") == "http://127.0.0.1:8069/odoo/action-" + plan.ADDON_ACTION
 
 
 # --- which config file --------------------------------------------------------
@@ -483,8 +490,8 @@ def test_help_comes_from_the_docstring(capsys):
 def test_dashboard_url_when_installed_or_being_installed():
     from launcher.cli import _dashboard
 
-    url = "http://localhost:8069/odoo"
-    action = url + "/action-worker_inspector.action_worker_inspector_dashboard"
+    action = "http://localhost:8069/odoo/action-worker_inspector.action_worker_inspector_dashboard"
+    url = action
     assert _dashboard(url, ["db"], {"db": "installed"}) == action
     assert _dashboard(url, ["db"], {}, installing=True) == action
     assert _dashboard(url, ["db"], {"db": "uninstalled"}).startswith("not installed in db: add -i worker_inspector")

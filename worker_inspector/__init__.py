@@ -5,3 +5,4 @@
 # loads this folder as the ``worker_inspector`` addon.
 if __name__.startswith("odoo.addons."):
     from . import controllers, dbselect, models
+    from .post_load import post_load

@@ -3,12 +3,13 @@
     "name": "Worker Inspector",
     "summary": "Live dashboard and JSON API of the server's workers, threads, "
     "cron threads and memory against Odoo's limits",
-    "version": "18.0.1.0.0",
+    "version": "1.0.0",
     "category": "Hidden/Tools",
     "website": "https://github.com/worker-inspector/worker_inspector",
     "author": "Worker Inspector developers",
     "license": "LGPL-3",
     "depends": ["base", "web"],
+    "post_load": "post_load",
     "external_dependencies": {"python": ["psutil"]},
     "data": [
         "views/worker_inspector_menus.xml",
@@ -20,8 +21,12 @@
         "web.assets_tests": [
             "worker_inspector/static/tests/tours/*",
         ],
+        # HOOT (18.0+) and QUnit (17.0): each series loads the bundle it has.
         "web.assets_unit_tests": [
             "worker_inspector/static/tests/**/*.test.js",
+        ],
+        "web.qunit_suite_tests": [
+            "worker_inspector/static/tests/qunit/*.js",
         ],
     },
 }

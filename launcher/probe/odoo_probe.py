@@ -59,6 +59,9 @@ REPORTED_OPTIONS = (
     "test_enable",
     "workers",
 )
+# Odoo 19 parses these into lists; odoo-debug reads the comma-separated
+# strings of 17.0 and 18.0 (the one place that knows).
+LIST_OPTIONS_IN_19 = ("addons_path", "db_name")
 CHECK_APPLICATION_NAME = "odoo-debug-check"
 _ODOO_APP_RE = re.compile(r"^odoo-(\d+)$")
 
@@ -87,6 +90,8 @@ def _config_error(path, exc):
 
 
 def _parse(args, final):
+    # Odoo 19's ``import odoo`` (a namespace package) imports no submodule.
+    import odoo.tools.config  # noqa: F401
 
     # ``odoo.tools.config`` the attribute is the global configmanager; the module holds the class.
     config_module = sys.modules["odoo.tools.config"]
@@ -109,6 +114,9 @@ def _parse(args, final):
         raise ParserRejected(_config_error(manager.rcfile, exc)) from None
     manager._warn_deprecated_options()
     options = {key: manager.options.get(key) for key in REPORTED_OPTIONS}
+    for key in LIST_OPTIONS_IN_19:
+        if isinstance(options[key], (list, tuple)):
+            options[key] = ",".join(options[key])
     return {
         "ok": True,
         "options": options,
@@ -131,7 +139,8 @@ def _about():
     return {
         "ok": True,
         "odoo_version": odoo.release.version,
-        "odoo_package": os.path.dirname(os.path.abspath(odoo.__file__)),
+        # Not odoo.__file__: Odoo 19's odoo is a namespace package.
+        "odoo_package": os.path.dirname(os.path.abspath(odoo.release.__file__)),
         "python": sys.executable,
         "python_version": ".".join(str(part) for part in sys.version_info[:3]),
         "debugpy": debugpy_version,

@@ -1,42 +1,24 @@
 # License LGPL-3.0 or later (https://www.gnu.org/licenses/lgpl).
 import logging
-import os
 
 import psycopg2
 
-import odoo
-from odoo import api, http, models, release, sql_db
+from odoo import api, http, models, sql_db
 from odoo.exceptions import AccessError, UserError
 from odoo.service import db as odoo_db
-from odoo.service import server as odoo_server
 from odoo.tools import config
 
 from .. import engine
 from ..engine import database
 from ..engine.activity import scope_to_database
 from ..engine.config import ODOO_OPTIONS, OptionTable
+from ..post_load import RECORDER, current_server
 
 # Config file option (server-level, so no database's admin can set it): every
 # admin sees the activity and SQL of every database (README, "Security").
 SERVER_WIDE_OPTION = "worker_inspector_server_wide"
 
 _logger = logging.getLogger(__name__)
-
-
-def current_server():
-    """The server this process belongs to: root pid and mode.
-
-    In prefork mode requests are served by a forked ``WorkerHTTP``, which
-    inherited the master's server object (its ``pid`` is the master's), or by
-    the ``gevent`` process that the master started as a child.
-    """
-    srv = odoo_server.server
-    pid = os.getpid()
-    if isinstance(srv, odoo_server.PreforkServer):
-        return engine.ServerInfo(srv.pid, engine.MODE_PREFORK, release.version)
-    if odoo.evented and config["workers"]:
-        return engine.ServerInfo(os.getppid(), engine.MODE_PREFORK, release.version)
-    return engine.ServerInfo(pid, engine.MODE_THREADED, release.version)
 
 
 class WorkerInspector(models.AbstractModel):
@@ -56,9 +38,6 @@ class WorkerInspector(models.AbstractModel):
         config sets ``worker_inspector_server_wide``.
         """
         self._check_access()
-        # Imported here: the recorder belongs to the WSGI hook's module.
-        from .ir_http import RECORDER
-
         sessions, overdue, sql_problem = self._read_database()
         snapshot = engine.take_snapshot(
             current_server(),

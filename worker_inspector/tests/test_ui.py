@@ -10,6 +10,8 @@ from odoo.addons.web.tests import test_js
 CHROME_NAMES = ("google-chrome", "chromium", "chromium-browser", "google-chrome-stable")
 # HOOT suite of static/tests/*.test.js (suites are named after the addon).
 UNIT_TEST_SUITE = "@worker_inspector"
+# QUnit module of static/tests/qunit/ (17.0).
+QUNIT_MODULE = "worker_inspector"
 
 
 class BrowserCase(HttpCase):
@@ -40,13 +42,26 @@ class TestDashboardTour(BrowserCase):
         pids = {process["pid"] for process in snapshot["processes"]}
         self.assertTrue(pids, "the snapshot lists no process")
         self.assertIn(snapshot["served_by"], pids)
-        self.run_in_browser(self.start_tour, "/odoo?debug=1", "worker_inspector_dashboard", login="admin")
+        # /web: the web client on 17.0 to 19.0 (/odoo since 18.0).
+        self.run_in_browser(self.start_tour, "/web?debug=1", "worker_inspector_dashboard", login="admin")
 
 
 @tagged("post_install", "-at_install")
 class TestDashboardUnitTests(BrowserCase):
     def test_dashboard_helpers(self):
-        """static/tests/*.test.js (formatting, memory gauge, sorting, scoreboard) in HOOT."""
+        """static/tests/*.test.js (formatting, memory gauge, sorting, scoreboard) in HOOT;
+        on 17.0, which has no HOOT, static/tests/qunit/ in QUnit."""
+        if not hasattr(test_js, "HOOTCommon"):
+            self.run_in_browser(
+                self.browser_js,
+                f"/web/tests?filter={QUNIT_MODULE}",
+                "",
+                "",
+                login="admin",
+                timeout=120,
+                error_checker=test_js.qunit_error_checker,
+            )
+            return
         suite_hash = test_js.HOOTCommon._generate_hash(None, UNIT_TEST_SUITE)
         self.run_in_browser(
             self.browser_js,

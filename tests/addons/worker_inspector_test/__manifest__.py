@@ -2,7 +2,7 @@
 {
     "name": "Worker Inspector test routes",
     "summary": "Routes and a scheduled action that keep a worker busy, for worker_inspector's end-to-end tests",
-    "version": "18.0.1.0.0",
+    "version": "1.0.0",
     "category": "Hidden/Tests",
     "author": "Worker Inspector developers",
     "license": "LGPL-3",

@@ -28,7 +28,8 @@ function sortedNumbers(values) {
  * debug mode) and checks the process table against the API.
  */
 registry.category("web_tour.tours").add("worker_inspector_dashboard", {
-    url: "/odoo?debug=1",
+    // /web: the web client on 17.0, 18.0 and 19.0 (/odoo exists since 18.0).
+    url: "/web?debug=1",
     steps: () => [
         {
             content: "Open the apps menu",

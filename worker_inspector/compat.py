@@ -1,0 +1,54 @@
+# License LGPL-3.0 or later (https://www.gnu.org/licenses/lgpl).
+"""Where Odoo 17.0, 18.0 and 19.0 differ for this addon: the one place that knows.
+
+Each point was checked in the sources of the three series:
+
+- ``ir.cron._callback``: 17.0 calls it on an empty ``ir.cron`` with the job id
+  as a third argument (``cron_name, server_action_id, job_id``); 18.0 and
+  19.0 call it on the job's record with two. See :func:`cron_job_id`.
+- ``ir.cron.method_direct_trigger`` ("Run Manually"): 17.0 and 18.0 run the
+  server action in the request, bypassing ``_callback``; 19.0 runs the job the
+  way the scheduler does (``_process_job`` -> ``_run_job`` -> ``_callback``,
+  its own transaction, the job locked), so the ``_callback`` hook already sees
+  it. See :data:`DIRECT_TRIGGER_CALLS_CALLBACK`.
+- ``ir.http._authenticate(endpoint)``: same signature in all three and what
+  ``odoo.http`` calls for every route with a database; 18.0+ delegate its body
+  to ``_authenticate_explicit(auth)``, which Odoo calls from nowhere else. So
+  the addon hooks ``_authenticate`` alone, the same way on every series.
+- Thread attributes read by ``engine.threads`` (``dbname``, ``uid``, ``url``,
+  ``query_count``, ``query_time``, ``perf_t0``, ``type``, ``start_time``):
+  same names in all three. ``perf_t0`` is ``time.time()`` up to 18.0 and
+  ``real_time()`` in 19.0, the same epoch clock (it escapes freezegun).
+  18.0+ add ``cursor_mode``; 19.0's ``rpc_model_method`` is a thread-local,
+  unreadable from another thread, so neither is shown.
+- Options (``engine.config`` reads them with ``.get``: a missing one is
+  ``None``): 17.0 has ``longpolling_port`` (copied into ``gevent_port`` when
+  set, so ``gevent_port`` is right on all three); 18.0 adds
+  ``limit_memory_*_gevent``, ``limit_time_worker_cron`` and the replica
+  options; 19.0 adds ``db_app_name`` (``PGAPPNAME``; default ``odoo-{pid}``,
+  the name ``engine.activity`` matches sessions by, cursors match either way),
+  ``with_demo``, and makes ``db_name`` and ``dev_mode`` lists on all paths.
+- ``odoo`` is a namespace package in 19.0: no ``odoo/__init__.py``, so no
+  ``odoo.__file__``; locate it with ``importlib.util.find_spec``.
+- SIGHUP (reload): up to 18.0 the prefork master stops its workers and
+  re-executes itself; 19.0 forks first, the new master re-executes in the
+  same process (same pid and start time) keeping the listening socket, and
+  the fork stops the old workers. The server's identity (pid, start) stays
+  the same on every series, so the activity board of a server survives a
+  reload; the old workers' records go when they exit.
+"""
+
+from odoo import release
+
+SERIES = tuple(release.version_info[:2])
+
+# 19.0: "Run Manually" goes through ``_callback`` (recorded there).
+DIRECT_TRIGGER_CALLS_CALLBACK = SERIES >= (19, 0)
+
+
+def cron_job_id(cron, callback_args):
+    """The id of the job ``ir.cron._callback`` runs: ``callback_args`` are
+    its arguments after ``cron_name, server_action_id`` (17.0: ``(job_id,)``)."""
+    if callback_args:
+        return callback_args[0]
+    return cron.id if len(cron) == 1 else None

@@ -1,0 +1,68 @@
+/** @odoo-module **/
+// The dashboard's helpers on Odoo 17.0, whose web client has QUnit and no
+// HOOT (static/tests/dashboard.test.js runs on 18.0 and later).
+import {localization} from "@web/core/l10n/localization";
+
+import {formatBytes, formatSeconds} from "@worker_inspector/dashboard/format";
+import {
+    canRecycle,
+    memoryGauge,
+    scoreboardCells,
+} from "@worker_inspector/dashboard/snapshot";
+
+const GiB = 1024 * 1024 * 1024;
+
+// Only modules every series has: 18.0+ also load this file in their legacy
+// QUnit bundle.
+const ENGLISH = {decimalPoint: ".", thousandsSep: ",", grouping: [3, 0]};
+let saved = null;
+
+QUnit.module("worker_inspector", {
+    beforeEach() {
+        saved = Object.fromEntries(
+            Object.keys(ENGLISH).map((k) => [k, localization[k]])
+        );
+        Object.assign(localization, ENGLISH);
+    },
+    afterEach() {
+        Object.assign(localization, saved);
+    },
+});
+
+QUnit.test("worker_inspector: formats bytes and durations", (assert) => {
+    assert.strictEqual(formatBytes(3 * GiB), "3.00 GiB");
+    assert.strictEqual(formatBytes(undefined), "");
+    assert.strictEqual(formatSeconds(0.02), "20 ms");
+    assert.strictEqual(formatSeconds(65), "1 min 05 s");
+});
+
+QUnit.test("worker_inspector: memory gauge against the limits", (assert) => {
+    assert.strictEqual(memoryGauge(1 * GiB, 2 * GiB, 4 * GiB).level, "ok");
+    assert.strictEqual(memoryGauge(3 * GiB, 2 * GiB, 4 * GiB).level, "soft");
+    assert.strictEqual(memoryGauge(5 * GiB, 2 * GiB, 4 * GiB).percent, 100);
+});
+
+QUnit.test("worker_inspector: recycle and scoreboard of a prefork server", (assert) => {
+    const now = 1_800_000_000;
+    const idle = {state: "idle", kind: "http", since: now - 1, elapsed: 1};
+    const snapshot = {
+        server: {mode: "prefork", pid: 10},
+        served_by: 11,
+        taken_at: now,
+        processes: [
+            {pid: 10, role: "master", activity: null, sql: []},
+            {pid: 11, role: "http", activity: idle, sql: []},
+            {pid: 12, role: "gevent", activity: null, sql: []},
+        ],
+        threads: [],
+    };
+    const recyclable = snapshot.processes.filter((p) => canRecycle(snapshot, p));
+    assert.deepEqual(
+        recyclable.map((p) => p.pid),
+        [11]
+    );
+    assert.deepEqual(
+        scoreboardCells(snapshot).map((cell) => [cell.pid, cell.state]),
+        [[11, "idle"]]
+    );
+});
