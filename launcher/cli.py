@@ -247,7 +247,9 @@ def prepare(argv, environ=None):
         url=url,
         dashboard=_dashboard(
             plan.action_url(options, about["odoo_version"]),
-            databases, db_report.get("module_state", {}), addons.ADDON_NAME in (options.get("init") or {})
+            databases,
+            db_report.get("module_state", {}),
+            addons.ADDON_NAME in (options.get("init") or {}),
         ),
         rows=plan.overrides(user_options, dropping_reload),
         command=redact_cmdline(command),

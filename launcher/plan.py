@@ -184,18 +184,20 @@ def web_client(odoo_version):
     return WEB_CLIENT.get(int(major) if major.isdigit() else None, WEB_CLIENT_DEFAULT)
 
 
-def server_url(options, odoo_version=None):
+def _base_url(options):
     if not options.get("http_enable", True):
         return None
-    path = web_client(odoo_version)[0]
-    return f"http://{browse_host(options.get('http_interface') or '')}:{options.get('http_port')}{path}"
+    return f"http://{browse_host(options.get('http_interface') or '')}:{options.get('http_port')}"
+
+
+def server_url(options, odoo_version=None):
+    base = _base_url(options)
+    return base and base + web_client(odoo_version)[0]
 
 
 def action_url(options, odoo_version, action=ADDON_ACTION):
-    url = server_url(options)
-    if url is None:
-        return None
-    return url.rsplit("/", 1)[0] + web_client(odoo_version)[1].format(action=action)
+    base = _base_url(options)
+    return base and base + web_client(odoo_version)[1].format(action=action)
 
 
 def vscode_attach(host, port, name="Attach to odoo-debug"):

@@ -9,7 +9,7 @@ import psutil
 import pytest
 import requests
 from activity_helpers import BUSY_URL, Background, Hold, busy_on, poll
-from odoo_harness import OdooServer
+from odoo_harness import OdooServer, web_client_path
 
 pytestmark = pytest.mark.odoo
 
@@ -24,7 +24,7 @@ def admin(prefork):
 
 def csrf_token(server, session):
     """The token the web client's page gives its scripts (``odoo.csrf_token``)."""
-    page = session.get(server.url + "/odoo", timeout=120)
+    page = session.get(server.url + web_client_path(), timeout=120)
     page.raise_for_status()
     return re.search(r'csrf_token: "([^"]+)"', page.text).group(1)
 

@@ -28,6 +28,12 @@ Each point was checked in the sources of the three series:
   options; 19.0 adds ``db_app_name`` (``PGAPPNAME``; default ``odoo-{pid}``,
   the name ``engine.activity`` matches sessions by, cursors match either way),
   ``with_demo``, and makes ``db_name`` and ``dev_mode`` lists on all paths.
+- ``res.users.apikeys._generate`` takes an expiration date since 18.0. See
+  :func:`generate_api_key`.
+- JS: 17.0 transpiles only files that start with ``/** @odoo-module **/``
+  (18.0+ every file of ``static/``), so every JS file of the addon has it.
+- Translations: ``env._`` exists since 18.0; 17.0 has ``odoo._`` only. See
+  :func:`gettext`.
 - ``odoo`` is a namespace package in 19.0: no ``odoo/__init__.py``, so no
   ``odoo.__file__``; locate it with ``importlib.util.find_spec``.
 - SIGHUP (reload): up to 18.0 the prefork master stops its workers and
@@ -52,3 +58,20 @@ def cron_job_id(cron, callback_args):
     if callback_args:
         return callback_args[0]
     return cron.id if len(cron) == 1 else None
+
+
+def gettext(env):
+    """The translation function: ``env._`` (18.0+); 17.0 has only ``_``, which
+    finds the language in its caller's frame (``self.env``)."""
+    translate = getattr(env, "_", None)
+    if translate is None:
+        from odoo.tools.translate import _ as translate
+    return translate
+
+
+def generate_api_key(apikeys, name, scope=None):
+    """A new API key of ``apikeys``' user: ``res.users.apikeys._generate`` takes
+    an expiration date since 18.0 (none here: a key that does not expire)."""
+    if SERIES >= (18, 0):
+        return apikeys._generate(scope, name, None)
+    return apikeys._generate(scope, name)

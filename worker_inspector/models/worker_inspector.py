@@ -8,7 +8,7 @@ from odoo.exceptions import AccessError, UserError
 from odoo.service import db as odoo_db
 from odoo.tools import config
 
-from .. import engine
+from .. import compat, engine
 from ..engine import database
 from ..engine.activity import scope_to_database
 from ..engine.config import ODOO_OPTIONS, OptionTable
@@ -28,7 +28,9 @@ class WorkerInspector(models.AbstractModel):
     @api.model
     def _check_access(self):
         if not self.env.user.has_group("base.group_system"):
-            raise AccessError(self.env._("Only Settings administrators can inspect the server workers."))
+            _ = compat.gettext(self.env)
+            # compat.gettext is env._ where it exists (18.0+); 17.0 has only _.
+            raise AccessError(_("Only Settings administrators can inspect the server workers."))  # pylint: disable=prefer-env-translation
 
     @api.model
     def get_snapshot(self):

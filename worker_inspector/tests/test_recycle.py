@@ -5,6 +5,8 @@ import os
 from odoo.exceptions import AccessError, UserError
 from odoo.tests import HttpCase, new_test_user, tagged
 
+from odoo.addons.worker_inspector import compat
+
 API = "/worker_inspector/api/recycle"
 
 
@@ -21,7 +23,7 @@ class TestRecycleThreaded(HttpCase):
 
     def test_api_key_caller_gets_400_on_a_threaded_server(self):
         admin = self.env.ref("base.user_admin")
-        key = self.env["res.users.apikeys"].with_user(admin)._generate(None, "ops", None)
+        key = compat.generate_api_key(self.env["res.users.apikeys"].with_user(admin), "ops")
         response = self.url_open(API, data={"pid": str(os.getpid())}, headers={"Authorization": f"Bearer {key}"})
         self.assertEqual(response.status_code, 400)
         self.assertIn("threaded", json.loads(response.content)["error"]["reason"])

@@ -13,6 +13,14 @@ from odoo.http import request
 from ..models.worker_inspector_test import TOKEN_PARAM, held
 
 
+def _sleep_cron():
+    cron = request.env.ref("worker_inspector_test.ir_cron_sleep").sudo()
+    if "numbercall" in cron._fields:
+        # 17.0 runs a job numbercall times (default once), then archives it.
+        cron.write({"numbercall": -1, "active": True})
+    return cron
+
+
 def _json(payload):
     return request.make_response(json.dumps(payload), headers=[("Content-Type", "application/json")])
 
@@ -38,13 +46,13 @@ class WorkerInspectorTestController(http.Controller):
     def arm_cron(self, token):
         """Make the sleeping scheduled action sleep, when it runs, while the test holds ``token``."""
         request.env["ir.config_parameter"].sudo().set_param(TOKEN_PARAM, token)
-        return _json({"cron_id": request.env.ref("worker_inspector_test.ir_cron_sleep").id})
+        return _json({"cron_id": _sleep_cron().id})
 
     @http.route("/worker_inspector_test/cron/trigger", type="http", auth="user", methods=["POST"], csrf=False)
     def trigger_cron(self, token):
         """Run the sleeping scheduled action now; it sleeps while the test holds ``token``."""
         request.env["ir.config_parameter"].sudo().set_param(TOKEN_PARAM, token)
-        cron = request.env.ref("worker_inspector_test.ir_cron_sleep").sudo()
+        cron = _sleep_cron()
         cron._trigger()
         return _json({"cron_id": cron.id})
 

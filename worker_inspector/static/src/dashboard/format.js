@@ -1,3 +1,4 @@
+/** @odoo-module **/
 import {_t} from "@web/core/l10n/translation";
 import {formatFloat} from "@web/core/utils/numbers";
 

@@ -1,3 +1,4 @@
+/** @odoo-module **/
 import {_t} from "@web/core/l10n/translation";
 
 // Reading order of a server: its root first, then the workers that serve
