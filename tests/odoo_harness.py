@@ -138,26 +138,24 @@ def run_odoo(args, log_name, timeout=900):
     return proc
 
 
+def _install_or_update(name, flag, modules, log_name, extra=()):
+    """``-i`` or ``-u`` ``modules`` in database ``name``, then stop."""
+    args = ["-d", name, flag, ",".join(modules), "--addons-path", addons_path(), "--stop-after-init"]
+    args += ["--no-http", "--max-cron-threads", "0", "--log-level", "warn", *extra]
+    run_odoo(args, log_name)
+
+
 def create_database(name, modules=None, demo=False):
     """Create database ``name`` with ``modules`` installed (admin/admin)."""
-    args = [
-        "-d",
-        name,
-        "-i",
-        ",".join(modules or test_modules()),
-        "--addons-path",
-        addons_path(),
-        "--stop-after-init",
-        "--no-http",
-        "--max-cron-threads",
-        "0",
-        "--log-level",
-        "warn",
-    ]
-    if not demo:
-        args.append("--without-demo=all")
-    run_odoo(args, f"install-{name}")
+    _install_or_update(
+        name, "-i", modules or test_modules(), f"install-{name}", () if demo else ("--without-demo=all",)
+    )
     return name
+
+
+def update_modules(name, modules):
+    """Upgrade ``modules`` in database ``name`` (``-u``)."""
+    _install_or_update(name, "-u", modules, f"update-{name}")
 
 
 def drop_database(name):

@@ -8,7 +8,7 @@ import ast
 import subprocess
 
 import pytest
-from odoo_harness import REPO, addons_path, odoo_available, run_odoo
+from odoo_harness import REPO, odoo_available, update_modules
 
 pytestmark = pytest.mark.odoo
 
@@ -38,21 +38,5 @@ def test_upgrade_from_an_older_version(odoo_db):
     series = odoo_available()[1]
     # As if an older release of the addon were installed: -u must bring it to this one.
     _sql(odoo_db, f"UPDATE ir_module_module SET latest_version='{series}.0.9.0' WHERE name='worker_inspector'")
-    run_odoo(
-        [
-            "-d",
-            odoo_db,
-            "-u",
-            "worker_inspector",
-            "--addons-path",
-            addons_path(),
-            "--stop-after-init",
-            "--no-http",
-            "--max-cron-threads",
-            "0",
-            "--log-level",
-            "warn",
-        ],
-        f"upgrade-{odoo_db}",
-    )
+    update_modules(odoo_db, ["worker_inspector"])
     assert _module_row(odoo_db) == ("installed", f"{series}.{MANIFEST_VERSION}")

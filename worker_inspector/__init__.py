@@ -6,3 +6,8 @@
 if __name__.startswith("odoo.addons."):
     from . import controllers, dbselect, models
     from .post_load import post_load
+
+    # At import rather than through the manifest's ``post_load``, which Odoo
+    # skips when something imported the addon before its registry loaded it
+    # (pytest-odoo importing the tests, another addon's import).
+    post_load()

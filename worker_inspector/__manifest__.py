@@ -9,7 +9,6 @@
     "author": "Worker Inspector developers",
     "license": "LGPL-3",
     "depends": ["base", "web"],
-    "post_load": "post_load",
     "external_dependencies": {"python": ["psutil"]},
     "data": [
         "views/worker_inspector_menus.xml",

@@ -8,10 +8,10 @@ databases where this addon is not installed, errors. A ``try/finally`` there
 marks the worker idle again whatever happens. ``ir.http._authenticate`` adds
 the database and the user once they are known (``models/ir_http.py``).
 
-Odoo calls :func:`post_load` (the manifest's ``post_load``) once per process,
-when it first imports the addon: at start for server-wide modules or a
-preloaded database (``-d``), otherwise when the process first loads a registry
-where the addon is installed (so after an install, without a restart).
+The addon's ``__init__`` calls :func:`post_load` once per process, when Odoo
+first imports the addon: at start for server-wide modules or a preloaded
+database (``-d``), otherwise when the process first loads a registry where
+the addon is installed (so after an install, without a restart).
 """
 
 import functools
