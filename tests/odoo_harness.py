@@ -183,7 +183,10 @@ class OdooServer:
         self.name = name or unique_name(f"server-{db}-w{workers}")
         self.log = _log_path(self.name)
         self.extra_args = list(extra_args)
-        self.env = dict(env or {})
+        # As in an activated virtual environment: a SIGHUP reload re-executes
+        # ``python`` found on PATH (``service/server.py``: ``_reexec``).
+        self.env = {"PATH": os.pathsep.join([os.path.dirname(sys.executable), os.environ.get("PATH", "")])}
+        self.env.update(env or {})
         self.setproctitle = setproctitle
         if not setproctitle:
             # Odoo then leaves the workers' titles as the master's command line.

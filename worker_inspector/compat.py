@@ -30,6 +30,9 @@ Each point was checked in the sources of the three series:
   ``with_demo``, and makes ``db_name`` and ``dev_mode`` lists on all paths.
 - ``res.users.apikeys._generate`` takes an expiration date since 18.0. See
   :func:`generate_api_key`.
+- JS unit tests: QUnit on 17.0, HOOT since 18.0; 19.0 selects a suite with
+  ``id=`` (18.0: ``suite=``) and ends with "Test suite succeeded" (18.0:
+  "test suite succeeded"). See :data:`HAS_HOOT`.
 - JS: 17.0 transpiles only files that start with ``/** @odoo-module **/``
   (18.0+ every file of ``static/``), so every JS file of the addon has it.
 - Translations: ``env._`` exists since 18.0; 17.0 has ``odoo._`` only. See
@@ -75,3 +78,11 @@ def generate_api_key(apikeys, name, scope=None):
     if SERIES >= (18, 0):
         return apikeys._generate(scope, name, None)
     return apikeys._generate(scope, name)
+
+
+# The web client's JS unit tests: QUnit on 17.0, HOOT since 18.0, whose
+# end-of-suite message gained a capital in 19.0 (what the test waits for).
+HAS_HOOT = SERIES >= (18, 0)
+HOOT_SUCCESS_SIGNAL = "[HOOT] Test suite succeeded" if SERIES >= (19, 0) else "[HOOT] test suite succeeded"
+# The URL parameter that selects a suite by its hash: ``id`` in 19.0, ``suite`` in 18.0.
+HOOT_FILTER_PARAM = "id" if SERIES >= (19, 0) else "suite"

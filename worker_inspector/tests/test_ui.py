@@ -5,6 +5,7 @@ import unittest
 from odoo.tests import HttpCase, tagged
 
 from odoo.addons.web.tests import test_js
+from odoo.addons.worker_inspector import compat
 
 # The names Odoo's ChromeBrowser looks for on Linux.
 CHROME_NAMES = ("google-chrome", "chromium", "chromium-browser", "google-chrome-stable")
@@ -51,7 +52,7 @@ class TestDashboardUnitTests(BrowserCase):
     def test_dashboard_helpers(self):
         """static/tests/*.test.js (formatting, memory gauge, sorting, scoreboard) in HOOT;
         on 17.0, which has no HOOT, static/tests/qunit/ in QUnit."""
-        if not hasattr(test_js, "HOOTCommon"):
+        if not compat.HAS_HOOT:
             self.run_in_browser(
                 self.browser_js,
                 f"/web/tests?filter={QUNIT_MODULE}",
@@ -65,12 +66,12 @@ class TestDashboardUnitTests(BrowserCase):
         suite_hash = test_js.HOOTCommon._generate_hash(None, UNIT_TEST_SUITE)
         self.run_in_browser(
             self.browser_js,
-            f"/web/tests?headless&loglevel=2&preset=desktop&timeout=15000&suite={suite_hash}",
+            f"/web/tests?headless&loglevel=2&preset=desktop&timeout=15000&{compat.HOOT_FILTER_PARAM}={suite_hash}",
             "",
             "",
             login="admin",
             # A failed HOOT test does not stop the suite: failures end here.
             timeout=120,
-            success_signal="[HOOT] test suite succeeded",
+            success_signal=compat.HOOT_SUCCESS_SIGNAL,
             error_checker=test_js.unit_test_error_checker,
         )
