@@ -1,6 +1,6 @@
 """How odoo-debug turns the user's command line into Odoo's (pure, but for finding ~/.odoorc).
 
-The values that switch a limit off come from Odoo 18's own code
+The values that switch a limit off come from Odoo's own code, the same in 17.0, 18.0 and 19.0
 (``odoo/service/server.py``, ``ThreadedServer``):
 
 - ``workers=0`` selects ``ThreadedServer``: one process, one thread per request.

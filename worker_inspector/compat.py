@@ -27,7 +27,10 @@ Each point was checked in the sources of the three series:
   ``limit_memory_*_gevent``, ``limit_time_worker_cron`` and the replica
   options; 19.0 adds ``db_app_name`` (``PGAPPNAME``; default ``odoo-{pid}``,
   the name ``engine.activity`` matches sessions by, cursors match either way),
-  ``with_demo``, and makes ``db_name`` and ``dev_mode`` lists on all paths.
+  ``with_demo`` (for ``without_demo``), drops the hidden ``--xmlrpc-*``
+  aliases of the ``http_*`` options, and parses ``db_name`` and
+  ``addons_path`` into lists (odoo-debug's probe joins them back). The
+  addon reads only ``http_*``, ``gevent_port`` and the limits.
 - ``res.users.apikeys._generate`` takes an expiration date since 18.0. See
   :func:`generate_api_key`.
 - JS unit tests: QUnit on 17.0, HOOT since 18.0; 19.0 selects a suite with
@@ -44,7 +47,10 @@ Each point was checked in the sources of the three series:
   same process (same pid and start time) keeping the listening socket, and
   the fork stops the old workers. The server's identity (pid, start) stays
   the same on every series, so the activity board of a server survives a
-  reload; the old workers' records go when they exit.
+  reload; the old workers' records go when they exit. (The re-execution
+  runs the ``python`` found on PATH: run Odoo from an activated venv.)
+- Nothing here reads Odoo's line numbers (``Worker.check_limits``,
+  ``process_timeout``): odoo-debug's limits are checked by value.
 """
 
 from odoo import release
