@@ -1,7 +1,8 @@
 """odoo-debug against real Odoo 18 servers and a real database.
 
-The launcher runs as a user runs it, ``python -m launcher`` from the
-repository, and becomes Odoo (exec): the pid the test started is Odoo's.
+The launcher runs as a developer runs it, ``python -m launcher`` from the
+repository (the ``odoo_debug`` package in ``launcher/``), and becomes Odoo
+(exec): the pid the test started is Odoo's.
 """
 
 import contextlib
@@ -17,7 +18,7 @@ import time
 import psutil
 import pytest
 import requests
-from odoo_harness import REPO, TEST_ADDONS, OdooServer, free_port, web_client_path
+from odoo_harness import REPO, TEST_ADDONS, OdooServer, drop_database, free_port, unique_name, web_client_path
 
 from worker_inspector.engine import is_odoo_cmdline
 
@@ -265,10 +266,13 @@ def test_options_odoo_rejects_are_one_line():
 @pytest.mark.odoo
 def test_save_is_refused_and_the_config_stays_as_it_was(user_config):
     before = digest(user_config)
-    line = assert_one_line_error(run_launcher(["-c", str(user_config), "-s"]))
-    assert "-s/--save" in line
-    line = assert_one_line_error(run_launcher(["-c", str(user_config), "--sav"]))  # optparse's abbreviation
-    assert "-s/--save" in line
+    refused = (
+        "odoo-debug: error: -s/--save is refused: it writes the config file, which odoo-debug never does; remove it"
+    )
+    result = run_launcher(["-c", str(user_config), "-s"])
+    assert assert_one_line_error(result) == refused
+    assert result.returncode == 2
+    assert assert_one_line_error(run_launcher(["-c", str(user_config), "--sav"])) == refused  # optparse's abbreviation
     assert digest(user_config) == before
 
 
@@ -292,6 +296,69 @@ def test_a_database_check_that_cannot_be_made_is_said_and_does_not_block(user_co
     assert "refused" in warning
     assert "command     " in result.stdout
     assert DB_PASSWORD not in result.stderr + result.stdout
+
+
+@pytest.mark.odoo
+def test_quiet_dry_run_prints_the_command_alone(user_config):
+    result = run_launcher(["--quiet", "--dry-run", "-c", str(user_config), "-d", "x", "--http-port", "8070"])
+    assert result.returncode == 0, result.stderr
+    (line,) = result.stdout.splitlines()
+    assert line.startswith(sys.executable + " ")
+    assert line.endswith(" --limit-memory-soft=0 --limit-memory-hard=0 --no-database-list")
+    assert " -d x --http-port 8070 " in line
+    assert ADMIN_PASSWD not in result.stdout + result.stderr and DB_PASSWORD not in result.stdout + result.stderr
+
+
+@pytest.mark.odoo
+def test_demo_reads_a_leading_option_as_an_option_not_the_database():
+    port = free_port()
+    env = dict(os.environ, PYTHON=sys.executable)
+    for args, database in (([], "worker_inspector_demo"), (["wi_demo_other"], "wi_demo_other")):
+        result = subprocess.run(
+            [str(REPO / "demo"), *args, f"--http-port={port}", "--dry-run"],
+            check=False, capture_output=True, text=True, timeout=CHECK_TIMEOUT, env=env,
+        )  # fmt: skip
+        assert result.returncode == 0, result.stderr
+        assert f"  database    {database}\n" in result.stdout
+        assert f"  open        http://127.0.0.1:{port}{web_client_path()}\n" in result.stdout
+
+
+def wait_for_text(path, text, timeout):
+    deadline = time.monotonic() + timeout
+    while True:
+        content = path.read_text()
+        if text in content or time.monotonic() > deadline:
+            return content
+        time.sleep(0.2)
+
+
+@pytest.mark.odoo
+def test_a_new_database_is_warned_about_and_its_login_repeated_once_odoo_answers(tmp_path):
+    empty_config = tmp_path / "empty.conf"
+    empty_config.write_text("[options]\n")
+    db = unique_name("wi_new")
+    server = LaunchedServer(db, ["-c", str(empty_config), "-d", db, "-i", "worker_inspector", "--without-demo=all"])
+    try:
+        server.start(timeout=600)
+        out = wait_for_text(server.stdout_path, "Odoo is ready", timeout=30)
+        assert f"odoo-debug: warning: database {db} does not exist: Odoo will create it (log in as admin / admin)" in (
+            server.stderr
+        )
+        banner, ready = out.split("odoo-debug: Odoo is ready: ")
+        assert "  login       admin / admin (a new database)\n" in banner
+        action = "worker_inspector.action_worker_inspector_dashboard"
+        web = web_client_path()
+        dashboard = f"{server.url}{web}#action={action}" if web == "/web" else f"{server.url}{web}/action-{action}"
+        assert ready.splitlines() == [
+            f"open {server.url}{web}",
+            f"  dashboard   {dashboard}",
+            "  login       admin / admin (a new database)",
+        ]
+        # The login said is the real one, and the dashboard is there.
+        assert server.snapshot(server.login_session("admin", "admin"))["server"]["pid"] == server.pid
+    finally:
+        server.stop()
+        drop_database(db)
 
 
 def test_a_missing_odoo_bin_is_one_line_and_a_failure():

@@ -4,6 +4,7 @@ Everything here is real: real files, sockets and processes; only Odoo is not
 needed (what Odoo's own parser says is covered by test_launcher_e2e.py).
 """
 
+import contextlib
 import importlib.util
 import json
 import os
@@ -14,12 +15,13 @@ import subprocess
 import sys
 import tempfile
 import textwrap
+import time
 from pathlib import Path
 
 import pytest
 
-from launcher import addons, checks, cli, locate, plan
-from launcher.errors import LauncherError
+from odoo_debug import addons, banner, checks, cli, locate, plan, prepare
+from odoo_debug.errors import ExitStatus, LauncherError
 
 REPO = Path(__file__).resolve().parent.parent
 
@@ -141,20 +143,24 @@ def test_overrides_table_shows_dev_mode_only_when_reload_is_dropped():
 
 
 def _banner(command, database="db1", debugpy=None):
-    info = plan.BannerInfo(
+    return banner.render(_banner_info(command, database, debugpy))
+
+
+def _banner_info(command, database="db1", debugpy=None, new_database=False):
+    return banner.BannerInfo(
         odoo_version="18.0",
         odoo_source="/srv/odoo/odoo-bin (--odoo-bin)",
         python_version="3.11.7",
         config_file="/etc/odoo.conf",
-        database=cli._redacted_database(database),
+        database=prepare.redacted_database(database),
         addons_path=["/srv/odoo/addons", "/srv/wi"],
         addon_note="+ /srv/wi (for worker_inspector)",
         url=plan.server_url({"http_enable": True, "http_interface": "", "http_port": 8070}),
         rows=plan.overrides(_user_options()),
-        command=cli.redact_cmdline(command),
+        command=prepare.redact_cmdline(command),
         debugpy=debugpy,
+        new_database=new_database,
     )
-    return plan.banner(info)
 
 
 def test_banner_tells_what_runs_and_what_changed():
@@ -181,6 +187,38 @@ def test_banner_never_shows_secrets():
     for secret in SECRETS:
         assert secret not in text
     assert "--db_password=********" in text
+
+
+def test_banner_says_the_login_of_a_new_database_only():
+    assert "login" not in _banner(["/py"])
+    info = _banner_info(["/py"], new_database=True)
+    assert "  login       admin / admin (a new database)" in banner.render(info)
+
+
+def test_the_ready_text_repeats_the_url_the_dashboard_and_the_login():
+    info = _banner_info(["/py"], new_database=True)
+    info.dashboard = "http://localhost:8070/odoo/action-worker_inspector.action_worker_inspector_dashboard"
+    text = banner.render_ready(info)
+    assert text.splitlines() == [
+        "odoo-debug: Odoo is ready: open http://localhost:8070/odoo",
+        "  dashboard   " + info.dashboard,
+        "  login       admin / admin (a new database)",
+    ]
+    # A hint rather than a URL is not repeated, nor a login odoo-debug does not know.
+    info.dashboard, info.new_database = "not installed in db1: add -i worker_inspector once", False
+    assert banner.render_ready(info) == "odoo-debug: Odoo is ready: open http://localhost:8070/odoo\n"
+
+
+def test_quiet_dry_run_prints_the_redacted_command_alone():
+    info = _banner_info(["/py", "/srv/odoo/odoo-bin", "-w", SECRETS[1], "-d", "my db"])
+    assert banner.render_command(info) == "/py /srv/odoo/odoo-bin -w '********' -d 'my db'\n"
+
+
+def test_a_database_that_does_not_exist_is_warned_about_with_its_login():
+    report = {"missing": ["typo_db"], "sessions": [], "errors": []}
+    (warning,) = prepare.database_warnings(report)
+    assert warning.startswith("database typo_db does not exist: Odoo will create it (log in as admin / admin)")
+    assert prepare.database_warnings({}) == []
 
 
 def test_banner_under_debugpy_prints_a_vs_code_attach_configuration():
@@ -232,9 +270,9 @@ def test_config_file_order_is_odoos(tmp_path):
 def test_a_given_config_file_that_does_not_exist_is_an_error(tmp_path):
     missing = tmp_path / "missing.conf"
     with pytest.raises(LauncherError, match="config file .*missing.conf \\(from -c/--config\\) does not exist"):
-        cli._config_file(str(missing), {})
+        prepare.config_file(str(missing), {})
     with pytest.raises(LauncherError, match="\\(from ODOO_RC\\) does not exist"):
-        cli._config_file(None, {"ODOO_RC": str(missing)})
+        prepare.config_file(None, {"ODOO_RC": str(missing)})
 
 
 def test_an_unreadable_config_file_is_an_error(tmp_path):
@@ -246,9 +284,9 @@ def test_an_unreadable_config_file_is_an_error(tmp_path):
             handle.write("[options]\n")
         os.chmod(conf, 0)
         code = (
-            "import sys; from launcher import cli\n"
-            "try:\n    cli._config_file(sys.argv[1], {})\n"
-            "except cli.LauncherError as exc:\n    print(exc)\n"
+            "import sys; sys.path.insert(0, 'launcher'); from odoo_debug import prepare\n"
+            "try:\n    prepare.config_file(sys.argv[1], {})\n"
+            "except prepare.LauncherError as exc:\n    print(exc)\n"
         )
         command = [sys.executable, "-c", code, conf]
         if os.geteuid() == 0:
@@ -266,7 +304,7 @@ def test_an_unreadable_config_file_is_an_error(tmp_path):
 
 def test_a_directory_as_config_file_is_an_error(tmp_path):
     with pytest.raises(LauncherError, match="is a directory"):
-        cli._config_file(str(tmp_path), {})
+        prepare.config_file(str(tmp_path), {})
 
 
 # --- finding Odoo ---------------------------------------------------------------
@@ -463,11 +501,11 @@ def test_missing_config_is_one_line(capsys, tmp_path):
 
 
 def test_usage_errors_are_one_line_with_exit_code_2(capsys):
-    assert _one_line_error(capsys, ["--wait-for-client"])[0] == 2
+    assert _one_line_error(capsys, ["--wait-for-client"])[0] == ExitStatus.USAGE == 2
     code, err = _one_line_error(capsys, ["--debugpy", "host:port"])
-    assert code == 2 and "--debugpy" in err
+    assert code == ExitStatus.USAGE and "--debugpy" in err
     code, err = _one_line_error(capsys, ["--debugpy"])
-    assert code == 2 and "expected one argument" in err
+    assert code == ExitStatus.USAGE and "expected one argument" in err
 
 
 def test_traceback_only_on_request(capsys):
@@ -488,11 +526,83 @@ def test_help_comes_from_the_docstring(capsys):
 
 
 def test_dashboard_url_when_installed_or_being_installed():
-    from launcher.cli import _dashboard
-
     action = "http://localhost:8069/odoo/action-worker_inspector.action_worker_inspector_dashboard"
     url = action
-    assert _dashboard(url, ["db"], {"db": "installed"}) == action
-    assert _dashboard(url, ["db"], {}, installing=True) == action
-    assert _dashboard(url, ["db"], {"db": "uninstalled"}).startswith("not installed in db: add -i worker_inspector")
-    assert _dashboard(url, ["a", "b"], {"a": "installed"}) is None
+    assert prepare.dashboard(url, ["db"], {"db": "installed"}) == action
+    assert prepare.dashboard(url, ["db"], {}, installing=True) == action
+    hint = prepare.dashboard(url, ["db"], {"db": "uninstalled"})
+    assert hint.startswith("not installed in db: add -i worker_inspector")
+    assert prepare.dashboard(url, ["a", "b"], {"a": "installed"}) is None
+
+
+# --- the line printed once Odoo answers -------------------------------------------------
+
+# Stands in for odoo-debug: forks the watcher, then execs a Python that plays Odoo
+# (it serves HTTP on the port after a delay, or exits first). Real processes, real sockets.
+_WATCHED = """\
+import os, sys
+sys.path.insert(0, {launcher!r})
+from odoo_debug import ready
+ready.start_watcher(("127.0.0.1", {port}), "READY\\n")
+os.execv(sys.executable, [sys.executable, "-c", {odoo!r}])
+"""
+_SERVE_LATE = """\
+import socket, time
+time.sleep(1)
+server = socket.create_server(("127.0.0.1", {port}))
+conn, _ = server.accept()
+conn.recv(1024)
+conn.sendall(b"HTTP/1.0 200 OK\\r\\nContent-Length: 0\\r\\n\\r\\n")
+conn.close()
+time.sleep(30)
+"""
+
+
+def _free_port():
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def _watched(odoo_code, port):
+    script = _WATCHED.format(launcher=str(REPO / "launcher"), port=port, odoo=odoo_code)
+    return subprocess.Popen([sys.executable, "-c", script], stdout=subprocess.PIPE, text=True, start_new_session=True)
+
+
+def _session_left(sid, timeout=10):
+    deadline = time.monotonic() + timeout
+    while True:
+        left = []
+        for pid in os.listdir("/proc"):
+            if pid.isdigit():
+                with contextlib.suppress(OSError):
+                    if os.getsid(int(pid)) == sid and int(pid) != sid:
+                        left.append(int(pid))
+        if not left or time.monotonic() > deadline:
+            return left
+        time.sleep(0.05)
+
+
+def test_the_watcher_prints_once_the_server_answers_and_leaves_odoo_childless():
+    port = _free_port()
+    odoo = _watched(_SERVE_LATE.format(port=port), port)
+    try:
+        assert odoo.stdout.readline() == "READY\n"
+        # The same pid became "Odoo" (exec); it has no child, the watcher is gone.
+        with open(f"/proc/{odoo.pid}/task/{odoo.pid}/children") as handle:
+            assert handle.read().split() == []
+        assert _session_left(odoo.pid) == []
+    finally:
+        odoo.kill()
+        odoo.wait()
+
+
+def test_the_watcher_ends_with_odoo_when_it_never_answered():
+    port = _free_port()
+    odoo = _watched("import time; time.sleep(1)", port)
+    try:
+        assert odoo.wait(timeout=30) == 0
+        assert odoo.stdout.read() == ""  # the watcher printed nothing
+        assert _session_left(odoo.pid) == []
+    finally:
+        odoo.kill()

@@ -16,14 +16,12 @@ them: ``limit_time_cpu`` (``RLIMIT_CPU`` is set in prefork workers only),
 """
 
 import dataclasses
-import json
 import os
-import shlex
 
 MIB = 1024 * 1024
 ADDON_ACTION = "worker_inspector.action_worker_inspector_dashboard"
 DEFAULT_DEBUGPY_HOST = "127.0.0.1"
-_WILDCARD_HOSTS = ("", "0.0.0.0", "::")
+WILDCARD_HOSTS = ("", "0.0.0.0", "::")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -168,7 +166,7 @@ def server_command(python, entry, odoo_args, debugpy=None, wait_for_client=False
 
 
 def browse_host(interface):
-    host = "localhost" if interface in _WILDCARD_HOSTS else interface
+    host = "localhost" if interface in WILDCARD_HOSTS else interface
     return f"[{host}]" if ":" in host else host
 
 
@@ -200,73 +198,13 @@ def action_url(options, odoo_version, action=ADDON_ACTION):
     return base and base + web_client(odoo_version)[1].format(action=action)
 
 
-def vscode_attach(host, port, name="Attach to odoo-debug"):
-    """A launch.json configuration that attaches VS Code to debugpy."""
-    connect_host = "localhost" if host in _WILDCARD_HOSTS else host
-    return {
-        "name": name,
-        "type": "debugpy",
-        "request": "attach",
-        "connect": {"host": connect_host, "port": port},
-        "justMyCode": False,
-    }
-
-
-def _table(rows, indent):
-    headers = ("setting", "config/args", "debug", "why")
-    cells = [headers] + [(r.setting, r.before, r.after, r.why) for r in rows]
-    widths = [max(len(row[i]) for row in cells) for i in range(3)]
-    lines = []
-    for row in cells:
-        lines.append(indent + "  ".join(cell.ljust(widths[i]) for i, cell in enumerate(row[:3])) + "  " + row[3])
-    return lines
-
-
-@dataclasses.dataclass
-class BannerInfo:
-    odoo_version: str
-    odoo_source: str
-    python_version: str
-    config_file: str | None
-    database: str | None
-    addons_path: list
-    addon_note: str
-    url: str | None
-    rows: list
-    command: list
-    dashboard: str | None = None
-    pid: int | None = None
-    debugpy: tuple | None = None
-    wait_for_client: bool = False
-    notes: list = dataclasses.field(default_factory=list)
-
-
-def banner(info):
-    """The text printed before Odoo starts; the caller passes the command and database redacted."""
-    label = "  %-11s %s"
-    lines = [f"odoo-debug: Odoo {info.odoo_version}, {info.odoo_source}, Python {info.python_version}"]
-    lines.append(label % ("config", f"{info.config_file} (read, never written)" if info.config_file else "none"))
-    lines.append(label % ("database", info.database or "none given: pick one in the browser"))
-    lines.append(label % ("addons path", ",".join(info.addons_path)))
-    lines.append(label % ("", info.addon_note))
-    lines.append(label % ("open", info.url or "HTTP is off (--no-http)"))
-    if info.dashboard:
-        lines.append(label % ("dashboard", info.dashboard))
-    if info.pid:
-        lines.append(label % ("pid", f"{info.pid} (odoo-debug becomes Odoo: attach a debugger to this pid)"))
-    lines.append("  overrides:")
-    lines += _table(info.rows, "    ")
-    if info.debugpy:
-        endpoint = format_endpoint(*info.debugpy)
-        waiting = ", Odoo starts when VS Code attaches" if info.wait_for_client else ""
-        lines.append(label % ("debugpy", f"listening on {endpoint}{waiting}"))
-        lines.append("  VS Code launch.json configuration:")
-        attach = json.dumps(vscode_attach(*info.debugpy), indent=4)
-        lines += ["    " + line for line in attach.splitlines()]
-    for note in info.notes:
-        lines.append(f"  note: {note}")
-    lines.append(label % ("command", shlex.join(info.command)))
-    return "\n".join(lines) + "\n"
+def health_address(options):
+    """``(host, port)`` to ask whether the server answers, or None when it serves no HTTP."""
+    if not options.get("http_enable", True) or options.get("stop_after_init"):
+        return None
+    interface = options.get("http_interface") or ""
+    host = {"": "127.0.0.1", "0.0.0.0": "127.0.0.1", "::": "::1"}.get(interface, interface)
+    return host, options.get("http_port")
 
 
 def resolve_config(option, environ, home=None):

@@ -70,6 +70,10 @@ class ParserRejected(Exception):
     """Odoo's option parser refused the command line."""
 
 
+class Refused(Exception):
+    """An option Odoo accepts and odoo-debug does not."""
+
+
 def _one_line(text):
     """A message on one line (psycopg2's span several)."""
     return " ".join(line.strip() for line in str(text).splitlines() if line.strip())
@@ -103,7 +107,7 @@ def _parse(args, final):
     manager.parser.error = reject
     opt, _rest = manager.parser.parse_args(list(args))
     if opt.save:
-        raise ParserRejected("-s/--save writes the config file; odoo-debug never does, remove it")
+        raise Refused("-s/--save is refused: it writes the config file, which odoo-debug never does; remove it")
     if opt.config and not os.access(opt.config, os.R_OK):
         raise ParserRejected(f"config file {opt.config} does not exist or is not readable")
     if opt.config and not stat.S_ISREG(os.stat(opt.config).st_mode):
@@ -148,7 +152,11 @@ def _about():
 
 
 def _connect(db_name):
-    """``(db_name, connection, on_target)``, connecting the way Odoo will."""
+    """``(db_name, connection, on_target)``, connecting the way Odoo will.
+
+    ``on_target`` is False when the database does not exist: the connection is
+    then to the cluster's ``postgres`` database.
+    """
     import psycopg2
 
     import odoo.sql_db
@@ -161,12 +169,29 @@ def _connect(db_name):
         if "dsn" in params:
             raise
         # The database may not exist yet (Odoo creates it): ask the cluster.
-        return db_name, psycopg2.connect(**dict(params, database="postgres")), False
+        connection = psycopg2.connect(**dict(params, database="postgres"))
+        connection.autocommit = True
+        try:
+            with connection.cursor() as cursor:
+                cursor.execute("SELECT 1 FROM pg_database WHERE datname = %s", [db_name])
+                exists = cursor.fetchone() is not None
+        except Exception:
+            connection.close()
+            raise
+        if exists:
+            # It exists but refused this connection: say why (the error being handled).
+            connection.close()
+            raise
+        return db_name, connection, False
+
+
+def _initialised(cursor):
+    cursor.execute("SELECT to_regclass('ir_module_module') IS NOT NULL")
+    return cursor.fetchone()[0]
 
 
 def _addon_state(cursor, module):
-    cursor.execute("SELECT to_regclass('ir_module_module') IS NOT NULL")
-    if not cursor.fetchone()[0]:
+    if not _initialised(cursor):
         return None
     cursor.execute("SELECT state FROM ir_module_module WHERE name = %s", [module])
     row = cursor.fetchone()
@@ -178,6 +203,9 @@ def _db_check(databases, module):
     sessions = []
     errors = []
     module_state = {}
+    # Odoo creates the missing ones and initialises the empty ones: admin/admin on both.
+    missing = []
+    uninitialised = []
     for requested in databases:
         try:
             db_name, connection, on_target = _connect(requested)
@@ -195,12 +223,25 @@ def _db_check(databases, module):
                         sessions.append(
                             {"database": db_name, "pid": pid, "client_addr": client_addr, "connections": count}
                         )
-                    module_state[requested] = _addon_state(cursor, module) if on_target else None
+                    if not on_target:
+                        missing.append(requested)
+                        module_state[requested] = None
+                    else:
+                        module_state[requested] = state = _addon_state(cursor, module)
+                        if state is None and not _initialised(cursor):
+                            uninitialised.append(requested)
             finally:
                 connection.close()
         except Exception as exc:  # noqa: BLE001 - a failed check is reported, never fatal
             errors.append({"database": requested, "error": _one_line(exc) or type(exc).__name__})
-    return {"ok": True, "sessions": sessions, "errors": errors, "module_state": module_state}
+    return {
+        "ok": True,
+        "sessions": sessions,
+        "errors": errors,
+        "module_state": module_state,
+        "missing": missing,
+        "uninitialised": uninitialised,
+    }
 
 
 def handle(request):
@@ -222,6 +263,8 @@ def handle(request):
         return {"ok": False, "error": f"unknown request {op!r}"}
     except ParserRejected as exc:
         return {"ok": False, "rejected": True, "error": str(exc)}
+    except Refused as exc:
+        return {"ok": False, "refused": True, "error": str(exc)}
     except Exception as exc:  # noqa: BLE001 - reported in one line, traceback on request
         return {
             "ok": False,

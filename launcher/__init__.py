@@ -1,1 +1,0 @@
-"""``odoo-debug``: start Odoo in debug-safe mode (see ``launcher.cli``)."""

@@ -1,0 +1,1 @@
+"""``odoo-debug``: start Odoo in debug-safe mode (see ``odoo_debug.cli``)."""
