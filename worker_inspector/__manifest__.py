@@ -15,7 +15,7 @@
     ],
     "assets": {
         "web.assets_backend": [
-            "worker_inspector/static/src/dashboard/*",
+            "worker_inspector/static/src/**/*",
         ],
         "web.assets_tests": [
             "worker_inspector/static/tests/tours/*",

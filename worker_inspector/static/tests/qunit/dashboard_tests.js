@@ -3,12 +3,12 @@
 // HOOT (static/tests/dashboard.test.js runs on 18.0 and later).
 import {localization} from "@web/core/l10n/localization";
 
-import {formatBytes, formatSeconds} from "@worker_inspector/dashboard/format";
+import {formatBytes, formatSeconds} from "@worker_inspector/format";
 import {
     canRecycle,
     memoryGauge,
     scoreboardCells,
-} from "@worker_inspector/dashboard/snapshot";
+} from "@worker_inspector/view_model";
 
 const GiB = 1024 * 1024 * 1024;
 

@@ -2,21 +2,20 @@ import {beforeEach, describe, expect, test} from "@odoo/hoot";
 import {patchTranslations, patchWithCleanup} from "@web/../tests/web_test_helpers";
 import {localization} from "@web/core/l10n/localization";
 
-import {
-    formatBytes,
-    formatPercent,
-    formatSeconds,
-} from "@worker_inspector/dashboard/format";
+import {formatBytes, formatPercent, formatSeconds} from "@worker_inspector/format";
 import {
     canRecycle,
     countByRole,
     degradedReasons,
+    describeActivity,
     memoryGauge,
+    processRows,
     scoreboardCells,
+    scoreboardOf,
     sortProcesses,
     sortThreads,
     workingSessions,
-} from "@worker_inspector/dashboard/snapshot";
+} from "@worker_inspector/view_model";
 
 describe.current.tags("headless");
 
@@ -27,6 +26,9 @@ beforeEach(() => {
         decimalPoint: ".",
         thousandsSep: ",",
         grouping: [3, 0],
+        dateFormat: "MM/dd/yyyy",
+        timeFormat: "HH:mm:ss",
+        dateTimeFormat: "MM/dd/yyyy HH:mm:ss",
     });
 });
 
@@ -259,4 +261,63 @@ test("degradedReasons says why activity or SQL is missing", () => {
     expect(
         degradedReasons({...snapshot, activity_board: {available: true, reason: null}})
     ).toEqual(["PostgreSQL could not be read: server closed the connection"]);
+test("describeActivity says what a worker does, for whom, for how long", () => {
+    const busy = describeActivity(activity("busy", NOW - 12));
+    expect(busy).toEqual({
+        busy: true,
+        cron: false,
+        stateLabel: "busy",
+        stateClass: "text-bg-warning",
+        elapsed: "12 s",
+        what: "/odoo",
+        who: "admin · db1",
+        requests: 3,
+    });
+    const job = describeActivity(
+        activity("busy", NOW - 3, {
+            kind: "cron",
+            login: null,
+            cron_job: {id: 7, name: "Mail queue", db: "db1"},
+        })
+    );
+    expect(job.what).toBe("Scheduled action “Mail queue” (#7)");
+    expect(job.who).toBe("uid 2 · db1");
+    expect(job.cron).toBe(true);
+    expect(describeActivity(null)).toBe(null);
+});
+
+test("processRows: one row per process, the serving one and the recyclable ones marked", () => {
+    const snapshot = preforkSnapshot();
+    for (const process of snapshot.processes) {
+        process.started_at = NOW - 60;
+    }
+    const rows = processRows(snapshot);
+    expect(rows.map((row) => row.process.pid)).toEqual([104, 101, 102, 100, 103, 105]);
+    expect(rows.filter((row) => row.servedBy).map((row) => row.process.pid)).toEqual([
+        102,
+    ]);
+    expect(rows.filter((row) => row.recyclable).map((row) => row.process.pid)).toEqual([
+        104, 101, 102, 103,
+    ]);
+    const busyInSql = rows.find((row) => row.process.pid === 101);
+    expect(busyInSql.sessions).toHaveLength(1);
+    expect(busyInSql.roleLabel).toBe("HTTP worker");
+    expect(busyInSql.uptime).toBe("1 min 00 s");
+    expect(busyInSql.startedAt).toMatch(/^\d\d\/\d\d\/\d{4} \d\d:\d\d:\d\d$/);
+});
+
+test("scoreboardOf counts the cells by state", () => {
+    const board = scoreboardOf({
+        ...preforkSnapshot(),
+        utilization: 0.75,
+        http_busy: 2,
+        http_capacity: 3,
+        utilization_basis: "http_workers",
+        longest_busy: 30,
+    });
+    expect(board.counts).toEqual({idle: 1, busy: 2, sql: 1});
+    expect(board.cells[0].title).toBe(
+        "HTTP worker 101: busy for 12 s, running SQL\n/odoo\nadmin · db1"
+    );
+    expect(board.utilization).toBe(0.75);
 });

@@ -1,0 +1,86 @@
+/**
+ * The dashboard's calls to the addon's JSON API: plain HTTP routes (not
+ * JSON-RPC) authenticated by the browser's session cookie. Every failure
+ * comes back as ``{status, reason}``, never as an exception.
+ */
+import {browser} from "@web/core/browser/browser";
+import {_t} from "@web/core/l10n/translation";
+
+export const SNAPSHOT_URL = "/worker_inspector/api/snapshot";
+export const RECYCLE_URL = "/worker_inspector/api/recycle";
+
+/**
+ * @typedef {{status: number|null, reason: string}} ApiError
+ *   ``status`` null: the server could not be reached.
+ */
+
+function unreachable(error) {
+    return {
+        status: null,
+        reason: _t("The server could not be reached (%s).", error.message),
+    };
+}
+
+/**
+ * The JSON body of ``response``, or ``{error}`` built from the API's error
+ * envelope ``{"error": {"status", "reason"}}`` or from the HTTP status.
+ */
+async function readJson(response) {
+    let payload = null;
+    try {
+        payload = await response.json();
+    } catch {
+        // A proxy error page, a crash page...: not our JSON.
+    }
+    if (response.ok && payload && !payload.error) {
+        return {payload};
+    }
+    const reason =
+        payload?.error?.reason ||
+        _t("The server answered HTTP %(status)s %(text)s.", {
+            status: response.status,
+            text: response.statusText || "",
+        });
+    return {error: {status: payload?.error?.status ?? response.status, reason}};
+}
+
+/**
+ * @param {AbortSignal} [signal]
+ * @returns {Promise<{snapshot?: Object, error?: ApiError}>}
+ */
+export async function fetchSnapshot(signal) {
+    let response;
+    try {
+        response = await browser.fetch(SNAPSHOT_URL, {
+            credentials: "same-origin",
+            cache: "no-store",
+            headers: {Accept: "application/json"},
+            signal,
+        });
+    } catch (error) {
+        return {error: unreachable(error)};
+    }
+    const {payload, error} = await readJson(response);
+    return error ? {error} : {snapshot: payload};
+}
+
+/**
+ * Graceful recycle (SIGINT) of worker ``pid``, with the page's CSRF token.
+ *
+ * @returns {Promise<{result?: Object, error?: ApiError}>}
+ */
+export async function recycleWorker(pid) {
+    let response;
+    try {
+        response = await browser.fetch(RECYCLE_URL, {
+            method: "POST",
+            credentials: "same-origin",
+            headers: {Accept: "application/json"},
+            body: new URLSearchParams({pid, csrf_token: odoo.csrf_token}),
+        });
+    } catch (error) {
+        return {error: unreachable(error)};
+    }
+    const {payload, error} = await readJson(response);
+    return error ? {error} : {result: payload};
+}

@@ -1,0 +1,268 @@
+import {describe, expect, test} from "@odoo/hoot";
+import {advanceTime, animationFrame} from "@odoo/hoot-mock";
+import {
+    contains,
+    defineWebModels,
+    getService,
+    mountWithCleanup,
+    onRpc,
+    patchTranslations,
+} from "@web/../tests/web_test_helpers";
+import {WebClient} from "@web/webclient/webclient";
+
+import {RECYCLE_URL, SNAPSHOT_URL} from "@worker_inspector/api";
+
+describe.current.tags("headless");
+
+const MiB = 1024 * 1024;
+const NOW = 1_700_000_000;
+
+// GET /worker_inspector/api/snapshot of an idle prefork server: master, two
+// HTTP workers (the second answered), a cron worker, the gevent process.
+function snapshot() {
+    const process = (pid, role, extra = {}) => ({
+        pid,
+        ppid: pid === 100 ? 1 : 100,
+        role,
+        started_at: NOW - 600,
+        cpu_percent: 1.5,
+        rss: 120 * MiB,
+        vms: 400 * MiB,
+        num_threads: 3,
+        limit_memory_soft: 2048 * MiB,
+        limit_memory_hard: 2560 * MiB,
+        nice: 0,
+        status: "sleeping",
+        cmdline: `odoo: ${role} ${pid}`,
+        activity: null,
+        sql: [],
+        ...extra,
+    });
+    const idle = {
+        state: "idle",
+        kind: "http",
+        since: NOW - 5,
+        elapsed: 5,
+        db: "db1",
+        uid: 2,
+        login: "admin",
+        url: "/odoo",
+        requests: 10,
+        cron_job: null,
+    };
+    return {
+        server: {mode: "prefork", pid: 100, odoo_version: "18.0"},
+        served_by: 102,
+        taken_at: NOW,
+        config: {workers: 2, max_cron_threads: 1, gevent_port: 8072},
+        host: {cpu_count: 2, memory_total: 8192 * MiB, memory_available: 4096 * MiB},
+        processes: [
+            process(100, "master"),
+            process(101, "http", {activity: idle}),
+            process(102, "http", {activity: {...idle, state: "busy", elapsed: 0.01}}),
+            process(103, "cron", {activity: {...idle, kind: "cron", url: null}}),
+            process(104, "gevent"),
+        ],
+        threads: [
+            {
+                ident: 1,
+                native_id: 102,
+                name: "MainThread",
+                kind: "main",
+                db: null,
+                uid: null,
+                url: null,
+                elapsed: null,
+                query_count: null,
+                query_time: null,
+                activity: null,
+                sql: [],
+            },
+        ],
+        sql_unattributed: [],
+        utilization: 0.5,
+        http_busy: 1,
+        http_capacity: 2,
+        utilization_basis: "http_workers",
+        longest_busy: 0.01,
+        cron: {max_cron_threads: 1, runners: [], overdue: null},
+    };
+}
+
+function json(body, status = 200) {
+    return new Response(JSON.stringify(body), {
+        status,
+        headers: {"Content-Type": "application/json"},
+    });
+}
+
+/** Answers the snapshot route with ``answers`` in turn (the last one repeats). */
+function serveSnapshots(...answers) {
+    const calls = [];
+    onRpc(
+        SNAPSHOT_URL,
+        (request) => {
+            calls.push(request.method);
+            const answer = answers[Math.min(calls.length, answers.length) - 1];
+            return typeof answer === "function" ? answer() : answer;
+        },
+        {pure: true}
+    );
+    return calls;
+}
+
+async function openDashboard() {
+    defineWebModels();
+    patchTranslations();
+    await mountWithCleanup(WebClient);
+    await getService("action").doAction({
+        type: "ir.actions.client",
+        tag: "worker_inspector.dashboard",
+    });
+    await animationFrame();
+}
+
+const DASHBOARD = ".o_worker_inspector";
+const PROCESS_ROWS = ".o_worker_inspector_processes tr.o_worker_inspector_process";
+
+test("loading: shown until the first snapshot arrives", async () => {
+    serveSnapshots(() => new Promise(() => {}));
+    await openDashboard();
+    expect(DASHBOARD).toHaveAttribute("data-status", "loading");
+    expect(".o_worker_inspector_loading").toHaveCount(1);
+    expect(PROCESS_ROWS).toHaveCount(0);
+});
+
+test("ready: every component shows the snapshot", async () => {
+    serveSnapshots(() => json(snapshot()));
+    await openDashboard();
+    expect(DASHBOARD).toHaveAttribute("data-status", "ready");
+    expect(PROCESS_ROWS).toHaveCount(5);
+    expect(`${PROCESS_ROWS}.o_worker_inspector_served`).toHaveAttribute(
+        "data-pid",
+        "102"
+    );
+    expect(".o_worker_inspector_scoreboard .o_worker_inspector_cell").toHaveCount(3);
+    expect('.o_worker_inspector_stat[data-stat="http"] .fs-3').toHaveText("2");
+    expect(".o_worker_inspector_memory_gauge .progress-bar").toHaveCount(5);
+    // Recycle on the HTTP and cron workers only.
+    expect(".o_worker_inspector_recycle").toHaveCount(3);
+    expect(".o_worker_inspector_threads tr.o_worker_inspector_thread").toHaveCount(1);
+});
+
+test("error: an unreachable server or a crash page says so and offers a retry", async () => {
+    const calls = serveSnapshots(
+        () => {
+            throw new TypeError("Failed to fetch");
+        },
+        () =>
+            new Response("<html>Bad gateway</html>", {
+                status: 502,
+                statusText: "Bad Gateway",
+            }),
+        () => json(snapshot())
+    );
+    await openDashboard();
+    expect(DASHBOARD).toHaveAttribute("data-status", "error");
+    expect(".o_worker_inspector_error").toHaveText(/could not be reached/);
+    await contains(".o_worker_inspector_error button").click();
+    await animationFrame();
+    expect(".o_worker_inspector_error").toHaveText(/HTTP 502 Bad Gateway/);
+    await contains(".o_worker_inspector_error button").click();
+    await animationFrame();
+    expect(DASHBOARD).toHaveAttribute("data-status", "ready");
+    expect(calls).toHaveLength(3);
+});
+
+for (const [status, shown] of [
+    [401, "unauthenticated"],
+    [403, "forbidden"],
+]) {
+    test(`${status}: the data goes and polling stops`, async () => {
+        const reason =
+            status === 401 ? "Log in first." : "Settings administrators only.";
+        const calls = serveSnapshots(
+            () => json(snapshot()),
+            () => json({error: {status, reason}}, status)
+        );
+        await openDashboard();
+        expect(PROCESS_ROWS).toHaveCount(5);
+        await advanceTime(5000);
+        await animationFrame();
+        expect(DASHBOARD).toHaveAttribute("data-status", shown);
+        expect(PROCESS_ROWS).toHaveCount(0);
+        expect(`${DASHBOARD} .o_worker_inspector_body`).toHaveText(new RegExp(reason));
+        await advanceTime(60000);
+        expect(calls).toHaveLength(2);
+    });
+}
+
+test("stale: a failed refresh keeps the last snapshot with a warning", async () => {
+    const later = snapshot();
+    later.taken_at = NOW + 5;
+    serveSnapshots(
+        () => json(snapshot()),
+        () => json({error: {status: 500, reason: "Database is gone."}}, 500),
+        () => json(later)
+    );
+    await openDashboard();
+    expect(".o_worker_inspector_stale").toHaveCount(0);
+    await advanceTime(5000);
+    await animationFrame();
+    expect(DASHBOARD).toHaveAttribute("data-status", "ready");
+    expect(".o_worker_inspector_stale").toHaveText(/Database is gone\./);
+    expect(PROCESS_ROWS).toHaveCount(5);
+    await advanceTime(5000);
+    await animationFrame();
+    expect(".o_worker_inspector_stale").toHaveCount(0);
+});
+
+test("recycle: confirm, POST the pid, say so, refresh", async () => {
+    const calls = serveSnapshots(() => json(snapshot()));
+    const posted = [];
+    onRpc(
+        RECYCLE_URL,
+        async (request) => {
+            posted.push(
+                Object.fromEntries(new URLSearchParams(await request.text())).pid
+            );
+            return json({pid: 101, role: "http", signal: "SIGINT", graceful: true});
+        },
+        {pure: true}
+    );
+    await openDashboard();
+    await contains(
+        `${PROCESS_ROWS}[data-pid="101"] .o_worker_inspector_recycle`
+    ).click();
+    expect(".modal").toHaveText(/Recycle HTTP worker 101\?/);
+    await contains(".modal-footer .btn-primary").click();
+    await animationFrame();
+    expect(posted).toEqual(["101"]);
+    expect(".o_notification").toHaveText(/Worker 101 is being recycled/);
+    expect(calls).toHaveLength(2);
+});
+
+test("recycle refused: the API's reason is shown", async () => {
+    serveSnapshots(() => json(snapshot()));
+    onRpc(
+        RECYCLE_URL,
+        () =>
+            json(
+                {
+                    error: {
+                        status: 400,
+                        reason: "pid 101 is not a worker of this server",
+                    },
+                },
+                400
+            ),
+        {pure: true}
+    );
+    await openDashboard();
+    await contains(
+        `${PROCESS_ROWS}[data-pid="101"] .o_worker_inspector_recycle`
+    ).click();
+    await contains(".modal-footer .btn-primary").click();
+    await animationFrame();
+    expect(".o_notification").toHaveText(/Worker 101 was not recycled.*not a worker/s);
+});
