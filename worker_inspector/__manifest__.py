@@ -4,7 +4,9 @@
     "summary": "Live dashboard and JSON API of the server's workers, threads, "
     "cron threads and memory against Odoo's limits",
     "version": "1.0.0",
-    "category": "Hidden/Tools",
+    # Listed under Apps as it opens (its default filter shows applications only).
+    "category": "Technical",
+    "application": True,
     "website": "https://github.com/worker-inspector/worker_inspector",
     "author": "Worker Inspector developers",
     "license": "LGPL-3",

@@ -1,3 +1,4 @@
 from . import test_snapshot_model
 from . import test_ui
 from . import test_recycle
+from . import test_apps_list
