@@ -9,10 +9,10 @@ import contextlib
 import os
 import tempfile
 import threading
-import time
 import uuid
 
 import requests
+from waiting import wait_until
 
 BUSY_URL = "/worker_inspector_test/busy"
 PG_SLEEP_URL = "/worker_inspector_test/pg_sleep"
@@ -68,15 +68,16 @@ class Background(threading.Thread):
 
 def poll(server, session, find, what, timeout=60):
     """Take snapshots until ``find(snapshot)`` returns something; return both."""
-    deadline = time.monotonic() + timeout
-    while True:
-        snap = server.snapshot(session)
-        found = find(snap)
-        if found:
-            return snap, found
-        if time.monotonic() > deadline:
-            raise AssertionError(f"{what}: not seen in {timeout}s; last activity: {_activities(snap)}")
-        time.sleep(0.1)
+    last = {}
+
+    def seen():
+        last["snap"] = server.snapshot(session)
+        return find(last["snap"])
+
+    found = wait_until(seen, timeout, interval=0.1)
+    if not found:
+        raise AssertionError(f"{what}: not seen in {timeout}s; last activity: {_activities(last['snap'])}")
+    return last["snap"], found
 
 
 def _activities(snap):

@@ -13,11 +13,11 @@ import socket
 import subprocess
 import sys
 import tempfile
-import time
 import uuid
 from pathlib import Path
 
 import psutil
+from waiting import wait_until
 
 REPO = Path(__file__).resolve().parent.parent
 TEST_ADDONS = REPO / "tests" / "addons"
@@ -252,18 +252,17 @@ class OdooServer:
     def wait_ready(self, timeout=120):
         import requests
 
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
+        def ready():
             if self.proc.poll() is not None:
                 raise RuntimeError(f"Odoo exited with {self.proc.returncode}:\n{_tail(self.log)}")
             try:
                 ok = requests.get(self.url + "/web/health", timeout=5).status_code == 200
             except requests.RequestException:
                 ok = False
-            if ok and self._children_ready():
-                return
-            time.sleep(0.3)
-        raise TimeoutError(f"Odoo on {self.url} not ready in {timeout}s:\n{_tail(self.log)}")
+            return ok and self._children_ready()
+
+        if not wait_until(ready, timeout, interval=0.3):
+            raise TimeoutError(f"Odoo on {self.url} not ready in {timeout}s:\n{_tail(self.log)}")
 
     def _children_ready(self):
         children = self.children()

@@ -7,6 +7,7 @@ import threading
 import time
 
 import pytest
+from waiting import wait_until
 
 from worker_inspector.engine import activity, board
 from worker_inspector.engine.activity import add_activity
@@ -31,16 +32,6 @@ def recorder(base):
 def own_records(base, pid=None):
     requests, records = read_board(SERVER, base=base).get(pid or os.getpid(), (0, []))
     return requests, records
-
-
-def wait_for(predicate, timeout=10.0):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        value = predicate()
-        if value:
-            return value
-        time.sleep(0.01)
-    raise AssertionError(f"condition not met in {timeout}s")
 
 
 def test_request_shows_busy_with_path_user_then_idle(recorder, base):
@@ -130,7 +121,7 @@ def test_each_thread_has_its_record_given_back_when_it_ends(recorder, base):
     for thread in threads:
         thread.join()
     # Ended threads gave their records back: nothing of them shows.
-    wait_for(lambda: own_records(base)[1] == [])
+    assert wait_until(lambda: own_records(base)[1] == [], interval=0.01)
     assert len(recorder.board._free) == recorder.board.slots
 
 
@@ -206,7 +197,7 @@ def test_dead_process_never_shows_and_its_file_goes(recorder, base):
 
     os.kill(pid, signal.SIGKILL)
     # Killed but not reaped yet: a zombie is dead too.
-    wait_for(lambda: start_ticks(pid) is None)
+    assert wait_until(lambda: start_ticks(pid) is None, interval=0.01)
     assert os.path.exists(f"/proc/{pid}")
     assert pid not in read_board(SERVER, base=base)
     os.waitpid(pid, 0)
@@ -264,7 +255,9 @@ def test_workers_forked_after_the_recorder_report_idle_at_once(base):
         forked_at = time.time()
         pid = _fork(child)
         os.read(ready_r, 1)
-        requests, [record] = wait_for(lambda: read_board(SERVER, base=base).get(pid))
+        found = wait_until(lambda: read_board(SERVER, base=base).get(pid), interval=0.01)
+        assert found
+        requests, [record] = found
         assert (record["state"], record["kind"], record["url"], requests) == ("idle", None, None, 0)
         assert record["since"] >= forked_at - 0.01
         # The recording process itself opened nothing.
@@ -299,7 +292,7 @@ def test_reader_never_sees_a_torn_record(base):
 
     pid = _fork(child)
     try:
-        wait_for(lambda: pid in read_board(SERVER, base=base))
+        assert wait_until(lambda: pid in read_board(SERVER, base=base), interval=0.01)
         seen_busy = seen_user = 0
         # Read for a second at least, and until both kinds of busy record were seen.
         started = time.monotonic()

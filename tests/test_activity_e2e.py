@@ -26,6 +26,7 @@ from activity_helpers import (
     trigger_cron,
 )
 from odoo_harness import OdooServer
+from waiting import wait_until
 
 from worker_inspector.engine import board
 
@@ -197,9 +198,7 @@ class TestPrefork(ActivityChecks):
             assert [n for n in os.listdir(board_dir) if n.startswith(f"{victim}-")]
             os.kill(victim, signal.SIGKILL)
             # From the moment the kernel has it exiting, it is dead.
-            deadline = time.monotonic() + 10
-            while board.start_ticks(victim) is not None and time.monotonic() < deadline:
-                time.sleep(0.001)
+            assert wait_until(lambda: board.start_ticks(victim) is None, interval=0.001)
 
             def respawned(s):
                 # Every snapshot, from the kill on: the dead request shows nowhere,

@@ -9,6 +9,7 @@ from pathlib import Path
 
 import psutil
 import pytest
+from waiting import wait_until
 
 from worker_inspector import engine
 from worker_inspector.engine.identity import ProcessKey
@@ -147,17 +148,17 @@ def fake_prefork(request):
         role, pid = proc.stdout.readline().split()
         children[int(pid)] = role
     # Wait until the children have renamed themselves / lowered their priority.
-    deadline = time.monotonic() + 10
-    while time.monotonic() < deadline:
-        cron = next(pid for pid, role in children.items() if role == "cron")
-        gevent = next(pid for pid, role in children.items() if role == "gevent")
-        ready = psutil.Process(cron).nice() == 10 and "gevent" in psutil.Process(gevent).cmdline()
-        if ready and titles:
+    cron = next(pid for pid, role in children.items() if role == "cron")
+    gevent = next(pid for pid, role in children.items() if role == "gevent")
+
+    def ready():
+        renamed = psutil.Process(cron).nice() == 10 and "gevent" in psutil.Process(gevent).cmdline()
+        if renamed and titles:
             workers = [pid for pid, role in children.items() if role != "gevent"]
-            ready = all(psutil.Process(pid).cmdline()[0].startswith("odoo:") for pid in workers)
-        if ready:
-            break
-        time.sleep(0.05)
+            renamed = all(psutil.Process(pid).cmdline()[0].startswith("odoo:") for pid in workers)
+        return renamed
+
+    assert wait_until(ready)
     yield proc.pid, children
     proc.stdin.close()
     proc.wait(10)
@@ -265,24 +266,20 @@ def test_zombie_children_are_not_listed(fake_prefork):
     master, children = fake_prefork
     http = next(pid for pid, role in children.items() if role == "http")
     os.kill(http, 9)  # the fake master never reaps it: a zombie, like a worker between death and waitpid
-    deadline = time.monotonic() + 10
-    while psutil.Process(http).status() != psutil.STATUS_ZOMBIE and time.monotonic() < deadline:
-        time.sleep(0.05)
-    assert psutil.Process(http).status() == psutil.STATUS_ZOMBIE
+    assert wait_until(lambda: psutil.Process(http).status() == psutil.STATUS_ZOMBIE)
     assert http not in server_pids(master)
 
 
 def _wait_gone(pid, timeout=10):
     """Whether ``pid`` exited (the fake master never reaps: a zombie counts)."""
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
+
+    def gone():
         try:
-            if psutil.Process(pid).status() == psutil.STATUS_ZOMBIE:
-                return True
+            return psutil.Process(pid).status() == psutil.STATUS_ZOMBIE
         except psutil.NoSuchProcess:
             return True
-        time.sleep(0.05)
-    return False
+
+    return wait_until(gone, timeout)
 
 
 @pytest.mark.parametrize("force", [False, True], ids=["graceful", "force"])

@@ -19,6 +19,7 @@ import psutil
 import pytest
 import requests
 from odoo_harness import REPO, TEST_ADDONS, OdooServer, drop_database, free_port, unique_name, web_client_path
+from waiting import wait_until
 
 from worker_inspector.engine import is_odoo_cmdline
 
@@ -102,12 +103,9 @@ def running(pid):
 
 
 def wait_gone(pids, timeout):
-    deadline = time.monotonic() + timeout
-    while True:
-        alive = [pid for pid in pids if running(pid)]
-        if not alive or time.monotonic() > deadline:
-            return alive
-        time.sleep(0.2)
+    """The pids still running after up to ``timeout`` seconds."""
+    wait_until(lambda: not any(running(pid) for pid in pids), timeout, interval=0.2)
+    return [pid for pid in pids if running(pid)]
 
 
 @pytest.fixture(scope="module")
@@ -324,12 +322,9 @@ def test_demo_reads_a_leading_option_as_an_option_not_the_database():
 
 
 def wait_for_text(path, text, timeout):
-    deadline = time.monotonic() + timeout
-    while True:
-        content = path.read_text()
-        if text in content or time.monotonic() > deadline:
-            return content
-        time.sleep(0.2)
+    """The file's content, once it holds ``text`` (or at the timeout)."""
+    wait_until(lambda: text in path.read_text(), timeout, interval=0.2)
+    return path.read_text()
 
 
 @pytest.mark.odoo
@@ -440,14 +435,14 @@ def listener(port, timeout=0):
 
     Connecting would not do: debugpy takes the first connection for the IDE's.
     """
-    deadline = time.monotonic() + timeout
-    while True:
+
+    def listening():
         for conn in psutil.net_connections("inet"):
             if conn.status == psutil.CONN_LISTEN and conn.laddr.port == port:
                 return conn.pid
-        if time.monotonic() > deadline:
-            return None
-        time.sleep(0.2)
+        return None
+
+    return wait_until(listening, timeout, interval=0.2)
 
 
 def _debugpy_installed():

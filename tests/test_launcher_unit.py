@@ -15,10 +15,10 @@ import subprocess
 import sys
 import tempfile
 import textwrap
-import time
 from pathlib import Path
 
 import pytest
+from waiting import wait_until
 
 from odoo_debug import addons, banner, checks, cli, locate, plan, prepare
 from odoo_debug.errors import ExitStatus, LauncherError
@@ -569,18 +569,20 @@ def _watched(odoo_code, port):
     return subprocess.Popen([sys.executable, "-c", script], stdout=subprocess.PIPE, text=True, start_new_session=True)
 
 
+def _in_session(sid):
+    left = []
+    for pid in os.listdir("/proc"):
+        if pid.isdigit():
+            with contextlib.suppress(OSError):
+                if os.getsid(int(pid)) == sid and int(pid) != sid:
+                    left.append(int(pid))
+    return left
+
+
 def _session_left(sid, timeout=10):
-    deadline = time.monotonic() + timeout
-    while True:
-        left = []
-        for pid in os.listdir("/proc"):
-            if pid.isdigit():
-                with contextlib.suppress(OSError):
-                    if os.getsid(int(pid)) == sid and int(pid) != sid:
-                        left.append(int(pid))
-        if not left or time.monotonic() > deadline:
-            return left
-        time.sleep(0.05)
+    """Processes of session ``sid`` but its leader, once none is left or at the timeout."""
+    wait_until(lambda: not _in_session(sid), timeout)
+    return _in_session(sid)
 
 
 def test_the_watcher_prints_once_the_server_answers_and_leaves_odoo_childless():

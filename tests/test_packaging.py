@@ -47,7 +47,7 @@ def test_the_wheel_installs_odoo_debug_and_the_addon_and_no_launcher_package(whe
         entry_points = next(archive.read(n).decode() for n in names if n.endswith(".dist-info/entry_points.txt"))
     assert top_level == {"odoo_debug", "worker_inspector"}
     assert "odoo_debug/probe/odoo_probe.py" in names
-    assert "worker_inspector/static/src/dashboard/dashboard.js" in names
+    assert "worker_inspector/static/src/dashboard_action/dashboard_action.xml" in names
     assert "odoo-debug = odoo_debug.cli:main" in entry_points
 
 

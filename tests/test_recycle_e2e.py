@@ -3,13 +3,13 @@
 import contextlib
 import os
 import re
-import time
 
 import psutil
 import pytest
 import requests
 from activity_helpers import BUSY_URL, Background, Hold, busy_on, poll
 from odoo_harness import OdooServer, web_client_path
+from waiting import wait_until
 
 pytestmark = pytest.mark.odoo
 
@@ -55,13 +55,17 @@ def wait_respawned(server, old_pid, role, before, timeout=60):
 
     ``before``: the worker pids before the recycle. Returns the new worker's pid.
     """
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
+
+    def replaced():
         workers = workers_by_role(server)
         new = [pid for pid, r in workers.items() if r == role and pid not in before]
         if old_pid not in workers and not psutil.pid_exists(old_pid) and new and server._children_ready():
             return new[0]
-        time.sleep(0.1)
+        return None
+
+    new_pid = wait_until(replaced, timeout, interval=0.1)
+    if new_pid:
+        return new_pid
     raise AssertionError(f"{role} worker {old_pid} not replaced in {timeout}s: {workers_by_role(server)}")
 
 

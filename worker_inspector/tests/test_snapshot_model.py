@@ -4,6 +4,7 @@ import os
 
 from odoo.exceptions import AccessError
 from odoo.tests import HttpCase, TransactionCase, new_test_user, tagged
+from odoo.tools import config
 
 from odoo.addons.worker_inspector import compat
 
@@ -17,7 +18,9 @@ class TestSnapshotModel(TransactionCase):
         pids = [proc["pid"] for proc in snap["processes"]]
         self.assertEqual(snap["served_by"], os.getpid())
         self.assertIn(os.getpid(), pids)
-        self.assertEqual(snap["config"]["workers"], snap["config"]["workers"] or 0)
+        # The options Odoo runs with, as its config reads them.
+        self.assertEqual(snap["config"]["workers"], config["workers"])
+        self.assertEqual(snap["config"]["limit_memory_hard"], config["limit_memory_hard"])
         self.assertNotIn("db_password", snap["config"])
         self.assertNotIn("admin_passwd", snap["config"])
         kinds = {thread["kind"] for thread in snap["threads"]}

@@ -1,0 +1,17 @@
+"""The one way the tests wait for something that happens in another process."""
+
+import time
+
+
+def wait_until(predicate, timeout=10.0, interval=0.05):
+    """Call ``predicate`` until it returns something truthy, and return that.
+
+    At the timeout, return its last (falsy) value: the caller's ``assert``
+    says what was expected. ``predicate`` may raise to stop early.
+    """
+    deadline = time.monotonic() + timeout
+    while True:
+        value = predicate()
+        if value or time.monotonic() >= deadline:
+            return value
+        time.sleep(interval)
