@@ -5,11 +5,13 @@ import os
 import signal
 import threading
 import time
+from typing import get_type_hints
 
 import pytest
 from waiting import wait_until
 
-from worker_inspector.engine import activity, board
+from worker_inspector import engine
+from worker_inspector.engine import activity, board, schema
 from worker_inspector.engine.activity import add_activity
 from worker_inspector.engine.board import ProcessBoard, read_board, start_ticks
 from worker_inspector.engine.recorder import Recorder
@@ -391,11 +393,12 @@ def test_prefork_activity_utilization_and_cron():
         {"application_name": "odoo-77", "backend_pid": 503, "db": "prod", "state": "active", "query": "SELECT 3"},
         {"application_name": "psql", "backend_pid": 504, "db": "prod", "state": "active", "query": "SELECT 2"},
     ]  # fmt: skip
-    add_activity(snap, board_records, sessions, overdue_crons=[{"id": 1}], environ={})
+    # Thread 99 of worker 11 takes this snapshot.
+    add_activity(snap, board_records, sessions, overdue_crons=[{"id": 1}], environ={}, observer_tid=99)
     procs = {p["pid"]: p for p in snap["processes"]}
     assert procs[12]["activity"] == {
         "state": "busy", "kind": "http", "since": 130.0, "elapsed": 30.0, "db": "prod", "uid": 2,
-        "login": "admin", "url": "/slow", "requests": 7, "cron_job": None, "hidden": False,
+        "login": "admin", "url": "/slow", "requests": 7, "cron_job": None, "hidden": False, "observer": False,
     }  # fmt: skip
     assert procs[13]["activity"]["state"] == "idle" and procs[13]["activity"]["elapsed"] == 40.0
     assert procs[14]["activity"]["cron_job"] == job
@@ -413,7 +416,10 @@ def test_prefork_activity_utilization_and_cron():
     assert (threads[11]["activity"]["state"], threads[11]["activity"]["kind"]) == ("idle", None)
     assert threads[98]["activity"] is None and threads[99]["sql"] == []
     assert procs[11]["activity"]["url"] == "/worker_inspector/api/snapshot"
-    assert (snap["utilization"], snap["http_busy"], snap["http_capacity"]) == (0.667, 2, 3)
+    assert procs[11]["activity"]["observer"] is True and threads[99]["activity"]["observer"] is True
+    assert procs[12]["activity"]["observer"] is False
+    # Busy: worker 12 only; 11 is busy taking this snapshot, which does not count.
+    assert (snap["utilization"], snap["http_busy"], snap["http_capacity"]) == (0.333, 1, 3)
     assert snap["utilization_basis"] == "http_workers"
     assert snap["longest_busy"] == 60.0  # the cron job; other servers' records do not count
     assert snap["cron"] == {
@@ -438,7 +444,7 @@ def test_threaded_activity_utilization_and_overdue_crons():
         {"application_name": "odoo-10", "backend_pid": 600, "state": "active", "duration": 2.0, "query": "SELECT"},
         {"application_name": "odoo-10", "backend_pid": 601, "state": "idle", "duration": 9.0, "query": "COMMIT"},
     ]
-    add_activity(snap, {10: (9, records)}, sessions, overdue, environ={})
+    add_activity(snap, {10: (9, records)}, sessions, overdue, environ={}, observer_tid=22)
     server = snap["processes"][0]["activity"]
     assert (server["state"], server["url"], server["requests"], server["elapsed"]) == ("busy", "/a", 9, 20.0)
     by_tid = {t["native_id"]: t["activity"] for t in snap["threads"]}
@@ -448,8 +454,9 @@ def test_threaded_activity_utilization_and_overdue_crons():
     assert threads_sql == {10: [], 21: [600], 22: [], 23: []}
     assert [q["backend_pid"] for q in snap["processes"][0]["sql"]] == [600, 601]
     assert snap["sql_unattributed"] == []
-    # (db_maxconn - max_cron_threads) // 2 = 10 requests at once.
-    assert (snap["http_busy"], snap["http_capacity"], snap["utilization"]) == (2, 10, 0.2)
+    # (db_maxconn - max_cron_threads) // 2 = 10 requests at once; thread 22 takes the snapshot.
+    assert (snap["http_busy"], snap["http_capacity"], snap["utilization"]) == (1, 10, 0.1)
+    assert by_tid[22]["observer"] is True and by_tid[21]["observer"] is False
     assert snap["utilization_basis"] == "db_maxconn"
     assert snap["longest_busy"] == 20.0
     assert snap["cron"]["runners"] == [
@@ -487,7 +494,10 @@ def test_snapshot_of_this_process_carries_its_activity(recorder, base, monkeypat
     me = next(t for t in snap["threads"] if t["native_id"] == threading.get_native_id())
     assert me["activity"]["url"] == "/here" and me["activity"]["state"] == "busy"
     assert snap["processes"][0]["activity"]["url"] == "/here"
-    assert snap["http_busy"] == 1 and snap["longest_busy"] >= 0
+    # The request taking the snapshot shows, and does not count itself busy.
+    assert me["activity"]["observer"] is True
+    assert set(me["activity"]) == set(get_type_hints(schema.Activity))
+    assert snap["http_busy"] == 0 and snap["utilization"] == 0.0 and snap["longest_busy"] >= 0
     assert snap["cron"]["overdue"] is None and snap["cron"]["runners"] == []
 
 
@@ -526,3 +536,25 @@ def test_scope_hides_what_other_databases_do_but_not_how_busy_the_server_is():
     several = scoped(several=True)
     assert [t["activity"]["hidden"] for t in several["threads"]] == [False, True, True]
     assert several["threads"][2]["url"] is None
+
+
+def test_logins_are_filled_in_where_only_a_uid_is_known_in_this_database():
+    cron = _record(10, 23, "busy", 150.0, kind="cron", requests=0)
+    cron["login"] = None  # a scheduled action records its uid only
+    other_db = dict(cron, db="other", tid=24, since=155.0)
+    snap = _snapshot("threaded", [(10, "server")], [(23, "odoo.service.cron.cron0", "cron")], served_by=10)
+    snap["threads"].append({"native_id": 30, "name": "websocket", "kind": "websocket", "uid": 2, "db": "prod"})
+    snap["threads"].append({"native_id": 31, "name": "other db", "kind": "websocket", "uid": 2, "db": "other"})
+    add_activity(snap, {10: (0, [cron, other_db])}, environ={})
+    asked = []
+
+    def logins_of(uids):
+        asked.append(uids)
+        return {2: "admin"}
+
+    engine.add_logins(snap, "prod", logins_of)
+    threads = {t["native_id"]: t for t in snap["threads"]}
+    assert asked == [[2]]
+    assert threads[23]["activity"]["login"] == "admin"
+    assert snap["processes"][0]["activity"]["login"] == "admin"
+    assert (threads[30]["login"], threads[31]["login"]) == ("admin", None)  # uid 2 of "other" is someone else

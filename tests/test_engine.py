@@ -316,3 +316,28 @@ def test_recycle_refuses_the_master_gevent_and_foreign_pids(fake_prefork):
     # Nothing was signalled: every process is still there and running.
     assert server_pids(master) == {master, *children}
     assert all(psutil.Process(pid).status() != psutil.STATUS_ZOMBIE for pid in children)
+
+
+def test_a_real_snapshot_has_exactly_the_declared_shape():
+    """engine/schema.py is the JSON's one declaration: every key it names is filled, and no other."""
+    from typing import get_type_hints
+
+    from worker_inspector.engine import schema
+
+    snap = engine.take_snapshot(engine.ServerInfo(os.getpid(), engine.MODE_THREADED, "18.0"), {"workers": 0})
+    engine.add_logins(snap, "none", lambda uids: {})
+
+    def keys(typed):
+        return set(get_type_hints(typed))
+
+    assert set(snap) == keys(schema.Snapshot)
+    assert set(snap["server"]) == keys(schema.Server)
+    assert set(snap["host"]) == keys(schema.Host)
+    assert set(snap["cron"]) == keys(schema.CronSection)
+    for process in snap["processes"]:
+        assert set(process) == keys(schema.Process)
+    assert snap["threads"]
+    for thread in snap["threads"]:
+        assert set(thread) == keys(schema.Thread)
+    assert snap["processes"][0]["role"] in list(engine.Role)
+    assert {thread["kind"] for thread in snap["threads"]} <= set(engine.ThreadKind)

@@ -46,6 +46,8 @@ def test_busy_requests_and_utilization_follow_the_activity():
             process(10, "master", None),
             process(11, "http", {"state": "busy", "requests": 7}),
             process(12, "http", {"state": "idle", "requests": 3}),
+            # The worker answering this scrape: busy with it, which does not count.
+            process(14, "http", {"state": "busy", "requests": 1, "observer": True}),
             process(13, "gevent", None),
         ],
         "threads": [],
@@ -54,14 +56,15 @@ def test_busy_requests_and_utilization_follow_the_activity():
         "host": {"memory_total": 100, "memory_available": 50, "cpu_count": 2},
     }
     found = samples(metrics.render(snapshot))
-    http = {pid: frozenset({"pid": str(pid), "role": "http"}.items()) for pid in (11, 12)}
+    http = {pid: frozenset({"pid": str(pid), "role": "http"}.items()) for pid in (11, 12, 14)}
     assert found[("odoo_worker_busy", http[11])] == 1
     assert found[("odoo_worker_busy", http[12])] == 0
+    assert found[("odoo_worker_busy", http[14])] == 0
     assert found[("odoo_worker_requests", http[11])] == 7
     # Processes that do not report have no busy sample, rather than a false 0.
     assert ("odoo_worker_busy", frozenset({"pid": "10", "role": "master"}.items())) not in found
     assert found[("odoo_utilization", frozenset())] == 0.5
     assert ("odoo_longest_busy", frozenset()) not in found
-    assert found[("odoo_server_processes", frozenset({"role": "http"}.items()))] == 2
+    assert found[("odoo_server_processes", frozenset({"role": "http"}.items()))] == 3
     # A gauge the snapshot has no value for is left out, not reported as 0.
     assert ("odoo_worker_cpu_percent", http[11]) not in found

@@ -21,6 +21,17 @@ from .classify import (
 from .config import effective_config, effective_memory_limits, redact_cmdline
 from .host import read_host
 from .recycle import RECYCLABLE_ROLES, RecycleRefused, recycle_worker
-from .snapshot import MODE_PREFORK, MODE_THREADED, ServerInfo, take_snapshot
+from .snapshot import MODE_PREFORK, MODE_THREADED, ServerInfo, add_logins, take_snapshot
+from .vocabulary import (
+    WORKER_ROLES,
+    WORKER_THREAD_KINDS,
+    ActivityKind,
+    ActivityState,
+    Mode,
+    Role,
+    ThreadKind,
+    UtilizationBasis,
+    is_recyclable,
+)
 from .threads import read_threads
 from .tree import child_pids, read_processes

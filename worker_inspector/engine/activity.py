@@ -9,15 +9,22 @@ snapshot's ``activity``, ``sql``, ``utilization``, ``longest_busy`` and
 import logging
 import os
 
+from .schema import Activity, CronSection, Snapshot
+from .vocabulary import ActivityKind, ActivityState, Mode, Role, ThreadKind, UtilizationBasis
+
 _logger = logging.getLogger(__name__)
 
-UTILIZATION_HTTP_WORKERS = "http_workers"
-UTILIZATION_MAX_HTTP_THREADS = "ODOO_MAX_HTTP_THREADS"
-UTILIZATION_DB_MAXCONN = "db_maxconn"
+UTILIZATION_HTTP_WORKERS = UtilizationBasis.HTTP_WORKERS
+UTILIZATION_MAX_HTTP_THREADS = UtilizationBasis.MAX_HTTP_THREADS
+UTILIZATION_DB_MAXCONN = UtilizationBasis.DB_MAXCONN
 
 
-def public_activity(record, requests, now):
-    """``activity`` of the API from one board record."""
+def public_activity(record, requests, now, observer=None) -> Activity:
+    """``activity`` of the API from one board record.
+
+    ``observer``: ``(pid, tid)`` of the request taking the snapshot, which is
+    marked so that it does not count itself busy.
+    """
     return {
         "state": record["state"],
         "kind": record["kind"],
@@ -30,19 +37,24 @@ def public_activity(record, requests, now):
         "requests": requests,
         "cron_job": record["cron_job"],
         "hidden": False,  # see scope_to_database
+        "observer": _is_observer(record, observer),
     }
 
 
-def process_activity(requests, records, now):
+def _is_observer(record, observer):
+    return observer is not None and (record["pid"], record["tid"]) == observer
+
+
+def process_activity(requests, records, now, observer=None) -> Activity | None:
     """A process's activity: its longest-busy thread, else its latest idle one."""
     if not records:
         return None
-    busy = [r for r in records if r["state"] == "busy"]
+    busy = [r for r in records if r["state"] == ActivityState.BUSY]
     if busy:
         record = min(busy, key=lambda r: r["since"])
     else:
         record = max(records, key=lambda r: r["since"])
-    return public_activity(record, requests, now)
+    return public_activity(record, requests, now, observer)
 
 
 def request_thread_capacity(config, environ):
@@ -64,14 +76,24 @@ def request_thread_capacity(config, environ):
     return max((int(maxconn) - int(crons)) // 2, 1), UTILIZATION_DB_MAXCONN
 
 
-def _utilization(snapshot, board, environ):
-    if snapshot["server"]["mode"] == "prefork":
-        http = [p for p in snapshot["processes"] if p["role"] == "http"]
-        busy = sum(1 for p in http if (p.get("activity") or {}).get("state") == "busy")
+def _working(records, observer):
+    """Records busy on a request, the observer's excepted."""
+    return [
+        r
+        for r in records
+        if r["kind"] == ActivityKind.HTTP and r["state"] == ActivityState.BUSY and not _is_observer(r, observer)
+    ]
+
+
+def _utilization(snapshot, board, environ, observer):
+    # The request taking the snapshot (a dashboard refresh, a Prometheus
+    # scrape) is not counted: watching an idle server must not show it busy.
+    if snapshot["server"]["mode"] == Mode.PREFORK:
+        http = [p["pid"] for p in snapshot["processes"] if p["role"] == Role.HTTP]
+        busy = sum(1 for pid in http if _working(board.get(pid, (0, []))[1], observer))
         total, basis = len(http), UTILIZATION_HTTP_WORKERS
     else:
-        records = board.get(snapshot["server"]["pid"], (0, []))[1]
-        busy = sum(1 for r in records if r["kind"] == "http" and r["state"] == "busy")
+        busy = len(_working(board.get(snapshot["server"]["pid"], (0, []))[1], observer))
         total, basis = request_thread_capacity(snapshot.get("config") or {}, environ)
     return {
         "utilization": round(busy / total, 3) if total else None,
@@ -86,23 +108,27 @@ def _longest_busy(snapshot):
 
     Each process's ``activity`` is already its longest-busy record.
     """
-    elapsed = [p["activity"]["elapsed"] for p in snapshot["processes"] if (p["activity"] or {}).get("state") == "busy"]
+    elapsed = [
+        p["activity"]["elapsed"]
+        for p in snapshot["processes"]
+        if (p["activity"] or {}).get("state") == ActivityState.BUSY
+    ]
     return max(elapsed) if elapsed else None
 
 
-def _cron_section(snapshot, overdue_crons):
+def _cron_section(snapshot, overdue_crons) -> CronSection:
     max_cron_threads = (snapshot.get("config") or {}).get("max_cron_threads") or 0
-    if snapshot["server"]["mode"] == "prefork":
+    if snapshot["server"]["mode"] == Mode.PREFORK:
         runners = [
             {"pid": p["pid"], "tid": None, "name": None, "activity": p.get("activity")}
             for p in snapshot["processes"]
-            if p["role"] == "cron"
+            if p["role"] == Role.CRON
         ]
     else:
         runners = [
             {"pid": snapshot["served_by"], "tid": t["native_id"], "name": t["name"], "activity": t.get("activity")}
             for t in snapshot["threads"]
-            if t["kind"] == "cron"
+            if t["kind"] == ThreadKind.CRON
         ]
     return {
         "max_cron_threads": max_cron_threads,
@@ -112,24 +138,30 @@ def _cron_section(snapshot, overdue_crons):
     }
 
 
-def add_activity(snapshot, board, sql_sessions=None, overdue_crons=None, environ=None):
-    """Add the activity fields to ``snapshot`` (see README, "Activity")."""
+def add_activity(
+    snapshot: Snapshot, board, sql_sessions=None, overdue_crons=None, environ=None, observer_tid=None
+) -> Snapshot:
+    """Add the activity fields to ``snapshot`` (see README, "Activity").
+
+    ``observer_tid``: the thread taking the snapshot, in the serving process.
+    """
     environ = os.environ if environ is None else environ
     now = snapshot["taken_at"]
+    observer = (snapshot["served_by"], observer_tid) if observer_tid else None
     per_pid, per_thread, unattributed = attribute_sessions(snapshot, board, sql_sessions or [])
     for proc in snapshot["processes"]:
         requests, records = board.get(proc["pid"], (0, []))
-        proc["activity"] = process_activity(requests, records, now)
+        proc["activity"] = process_activity(requests, records, now, observer)
         proc["sql"] = per_pid.get(proc["pid"], [])
     served_by = snapshot["served_by"]
     own = {r["tid"]: r for r in board.get(served_by, (0, []))[1]}
     for thread in snapshot["threads"]:
         tid = thread["native_id"]
         record = own.get(tid)
-        thread["activity"] = public_activity(record, record["requests"], now) if record else None
+        thread["activity"] = public_activity(record, record["requests"], now, observer) if record else None
         thread["sql"] = per_thread.get((served_by, tid), [])
     snapshot["sql_unattributed"] = unattributed
-    snapshot.update(_utilization(snapshot, board, environ))
+    snapshot.update(_utilization(snapshot, board, environ, observer))
     snapshot["longest_busy"] = _longest_busy(snapshot)
     snapshot["cron"] = _cron_section(snapshot, overdue_crons)
     return snapshot
@@ -158,7 +190,7 @@ def attribute_sessions(snapshot, board, sessions):
     then the longest.
     """
     pids = {p["pid"] for p in snapshot["processes"]}
-    master = snapshot["server"]["pid"] if snapshot["server"]["mode"] == "prefork" else None
+    master = snapshot["server"]["pid"] if snapshot["server"]["mode"] == Mode.PREFORK else None
     cursors = {
         record["backend_pid"]: (pid, record["tid"])
         for pid, (_requests, records) in board.items()

@@ -39,14 +39,15 @@ import threading
 import time
 
 from .identity import ProcessKey, is_alive, start_ticks
+from .vocabulary import ActivityKind, ActivityState
 
 MAGIC = b"WIAB"
 VERSION = 1
 
 STATE_FREE, STATE_IDLE, STATE_BUSY = 0, 1, 2
-STATES = {STATE_IDLE: "idle", STATE_BUSY: "busy"}
+STATES = {STATE_IDLE: ActivityState.IDLE, STATE_BUSY: ActivityState.BUSY}
 KIND_NONE, KIND_HTTP, KIND_CRON = 0, 1, 2
-KINDS = {KIND_NONE: None, KIND_HTTP: "http", KIND_CRON: "cron"}
+KINDS = {KIND_NONE: None, KIND_HTTP: ActivityKind.HTTP, KIND_CRON: ActivityKind.CRON}
 
 
 def _layout(name, *fields):

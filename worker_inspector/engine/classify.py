@@ -9,14 +9,16 @@ fallback uses what Odoo does regardless: cron workers call ``os.nice(10)``.
 
 import re
 
-ROLE_MASTER = "master"
-ROLE_HTTP = "http"
-ROLE_CRON = "cron"
-ROLE_GEVENT = "gevent"
-ROLE_SERVER = "server"
-ROLES = (ROLE_MASTER, ROLE_HTTP, ROLE_CRON, ROLE_GEVENT, ROLE_SERVER)
+from .vocabulary import Role, ThreadKind
 
-THREAD_KINDS = ("http", "cron", "httpd", "websocket", "worker", "main", "other")
+ROLE_MASTER = Role.MASTER
+ROLE_HTTP = Role.HTTP
+ROLE_CRON = Role.CRON
+ROLE_GEVENT = Role.GEVENT
+ROLE_SERVER = Role.SERVER
+ROLES = tuple(Role)
+
+THREAD_KINDS = tuple(ThreadKind)
 
 _TITLE_RE = re.compile(r"^odoo: (WorkerHTTP|WorkerCron) (\d+)(?: +(\S+))?")
 _TITLE_ROLES = {"WorkerHTTP": ROLE_HTTP, "WorkerCron": ROLE_CRON}
@@ -78,18 +80,18 @@ def classify_child(cmdline, nice, master_nice):
 def thread_kind(name, thread_type=None, is_main=False):
     """Kind of a thread of an Odoo process, from what Odoo sets on it."""
     if is_main:
-        return "main"
+        return ThreadKind.MAIN
     name = name or ""
     if thread_type == "websocket":
-        return "websocket"
+        return ThreadKind.WEBSOCKET
     if name.startswith("odoo.service.http.request."):
-        return "http"
+        return ThreadKind.HTTP
     if name.startswith("odoo.service.cron.cron") or thread_type == "cron":
-        return "cron"
+        return ThreadKind.CRON
     if name == "odoo.service.httpd":
-        return "httpd"
+        return ThreadKind.HTTPD
     if name.startswith("Worker ") and name.endswith("workthread"):
-        return "worker"
+        return ThreadKind.WORKER
     if thread_type == "http":
-        return "http"
-    return "other"
+        return ThreadKind.HTTP
+    return ThreadKind.OTHER

@@ -4,8 +4,10 @@ import os
 
 import psutil
 
+from .schema import Host
 
-def read_host():
+
+def read_host() -> Host:
     mem = psutil.virtual_memory()
     return {
         "cpu_count": os.cpu_count(),

@@ -6,6 +6,8 @@ only maps the snapshot onto metric families.
 
 import collections
 
+from .vocabulary import ActivityState
+
 try:
     from prometheus_client import CollectorRegistry, generate_latest
     from prometheus_client.core import GaugeMetricFamily, InfoMetricFamily
@@ -80,7 +82,9 @@ class _SnapshotCollector:
             activity = proc.get("activity")
             if activity:
                 labels = [str(proc["pid"]), proc["role"]]
-                busy.add_metric(labels, 1 if activity.get("state") == "busy" else 0)
+                # The request answering this scrape does not count itself busy.
+                working = activity.get("state") == ActivityState.BUSY and not activity.get("observer")
+                busy.add_metric(labels, 1 if working else 0)
                 if activity.get("requests") is not None:
                     requests.add_metric(labels, activity["requests"])
         yield busy

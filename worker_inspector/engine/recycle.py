@@ -13,12 +13,11 @@ import signal
 
 import psutil
 
-from .classify import ROLE_CRON, ROLE_HTTP
 from .identity import process_key
-from .snapshot import MODE_PREFORK
 from .tree import read_processes
+from .vocabulary import WORKER_ROLES, Mode, is_recyclable
 
-RECYCLABLE_ROLES = (ROLE_HTTP, ROLE_CRON)
+RECYCLABLE_ROLES = WORKER_ROLES
 GRACEFUL_SIGNAL = signal.SIGINT
 FORCE_SIGNAL = signal.SIGTERM
 
@@ -36,7 +35,7 @@ def recycle_worker(server_pid, mode, pid, force=False):
     of the very request asking for it, and it is evidently not stuck.
     Returns ``{"pid", "role", "signal", "graceful"}``; raises RecycleRefused.
     """
-    if mode != MODE_PREFORK:
+    if mode != Mode.PREFORK:
         raise RecycleRefused(
             "This server is threaded (workers = 0): it has no worker processes to recycle; restart Odoo instead."
         )
@@ -46,7 +45,7 @@ def recycle_worker(server_pid, mode, pid, force=False):
     proc = processes.get(pid)
     if proc is None:
         raise RecycleRefused(f"Process {pid} is not a worker of this Odoo server (or has already exited).")
-    if proc["role"] not in RECYCLABLE_ROLES:
+    if not is_recyclable(mode, proc["role"]):
         raise RecycleRefused(
             f"Process {pid} is the {proc['role']} process: only HTTP and cron workers can be recycled "
             "(the master and the gevent process are not respawned by Odoo)."

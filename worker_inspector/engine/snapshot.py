@@ -1,6 +1,7 @@
 """One consistent picture of an Odoo server, as the JSON API returns it."""
 
 import os
+import threading
 import time
 from dataclasses import dataclass, field
 
@@ -8,11 +9,13 @@ from .activity import add_activity
 from .board import UntrustedBoard, read_board
 from .config import ODOO_OPTIONS, effective_config, redact_cmdline
 from .host import read_host
+from .schema import Process, Snapshot
 from .threads import read_threads
 from .tree import read_processes
+from .vocabulary import WORKER_ROLES, Mode, is_recyclable
 
-MODE_THREADED = "threaded"
-MODE_PREFORK = "prefork"
+MODE_THREADED = Mode.THREADED
+MODE_PREFORK = Mode.PREFORK
 
 
 @dataclass
@@ -25,10 +28,13 @@ class ServerInfo:
     served_by: int = field(default_factory=os.getpid)
 
 
-def _public_process(info, options):
+def _public_process(info, options, mode) -> Process:
     info = dict(info)
     del info["key"]
     info["cmdline"] = " ".join(redact_cmdline(info["cmdline"], options))
+    info["recyclable"] = is_recyclable(mode, info["role"])
+    # Serves requests or runs jobs: a cell of the scoreboard (prefork).
+    info["worker"] = mode == Mode.PREFORK and info["role"] in WORKER_ROLES
     return info
 
 
@@ -54,7 +60,7 @@ def take_snapshot(
     board_problem=None,
     option_table=None,
     sql_problem=None,
-):
+) -> Snapshot:
     """Snapshot of ``server`` with Odoo's config mapping ``options``.
 
     Threads are those of the calling process (the one serving the request).
@@ -77,10 +83,33 @@ def take_snapshot(
         "taken_at": time.time(),
         "config": config,
         "host": read_host(),
-        "processes": [_public_process(p, option_table or ODOO_OPTIONS) for p in processes],
+        "processes": [_public_process(p, option_table or ODOO_OPTIONS, server.mode) for p in processes],
         "threads": read_threads(threads),
     }
     board, snapshot["activity_board"] = read_activity_board(server.pid, board_problem)
     snapshot["sql_unavailable"] = sql_problem
     snapshot["scope"] = {"db": None}  # server-wide; see activity.scope_to_database
-    return add_activity(snapshot, board, sql_sessions, overdue_crons)
+    # The calling thread is the request taking the snapshot: the observer.
+    return add_activity(snapshot, board, sql_sessions, overdue_crons, observer_tid=threading.get_native_id())
+
+
+def add_logins(snapshot: Snapshot, db, logins_of) -> Snapshot:
+    """Name users by login wherever only their uid is known, for database ``db``.
+
+    A request records its user's login when it authenticates; a scheduled
+    action and a websocket thread know only a uid. ``logins_of(uids)``
+    returns ``{uid: login}`` read in ``db``: a uid of another database is a
+    different user, so only entries of ``db`` are named.
+    """
+    activities = [p["activity"] for p in snapshot["processes"] if p.get("activity")]
+    activities += [t["activity"] for t in snapshot["threads"] if t.get("activity")]
+    unnamed = [a for a in activities if a.get("uid") and not a.get("login") and a.get("db") == db]
+    threads = [t for t in snapshot["threads"] if t.get("uid") and t.get("db") == db]
+    uids = {item["uid"] for item in unnamed + threads}
+    logins = logins_of(sorted(uids)) if uids else {}
+    for item in unnamed:
+        item["login"] = logins.get(item["uid"])
+    named_threads = {id(thread) for thread in threads}
+    for thread in snapshot["threads"]:
+        thread["login"] = logins.get(thread["uid"]) if id(thread) in named_threads else None
+    return snapshot

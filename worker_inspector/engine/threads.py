@@ -6,6 +6,8 @@ import time
 from urllib.parse import urlsplit
 
 from .classify import thread_kind
+from .schema import Thread
+from .vocabulary import WORKER_THREAD_KINDS
 
 
 def url_path(url):
@@ -15,20 +17,23 @@ def url_path(url):
     return urlsplit(str(url)).path or "/"
 
 
-def describe_thread(thread, now, main_ident, pid=None):
+def describe_thread(thread, now, main_ident, pid=None) -> Thread:
     # Odoo sets these ad hoc attributes: http.py (dbname, uid, url,
     # query_count/query_time/perf_t0 during a request), the threaded server
     # (type, start_time), ir_cron (start_time while running jobs).
     attrs = thread.__dict__
     in_request = "query_count" in attrs
     started = attrs.get("perf_t0") if in_request else attrs.get("start_time")
+    kind = thread_kind(thread.name, attrs.get("type"), thread.ident == main_ident)
     return {
         "ident": thread.ident,
         # After a fork Python keeps the parent's native_id on the main thread;
         # on Linux the main thread's id is the process's pid.
         "native_id": (pid or os.getpid()) if thread.ident == main_ident else getattr(thread, "native_id", None),
         "name": thread.name,
-        "kind": thread_kind(thread.name, attrs.get("type"), thread.ident == main_ident),
+        "kind": kind,
+        # Serves requests or runs jobs: a cell of the scoreboard (threaded).
+        "worker": kind in WORKER_THREAD_KINDS,
         "daemon": thread.daemon,
         "db": attrs.get("dbname") or None,
         "uid": attrs.get("uid") or None,
@@ -36,10 +41,14 @@ def describe_thread(thread, now, main_ident, pid=None):
         "elapsed": round(now - started, 3) if started else None,
         "query_count": attrs.get("query_count") if in_request else None,
         "query_time": round(attrs["query_time"], 4) if in_request and "query_time" in attrs else None,
+        # Filled in by activity.add_activity and snapshot.add_logins.
+        "login": None,
+        "activity": None,
+        "sql": [],
     }
 
 
-def read_threads(threads=None):
+def read_threads(threads=None) -> list[Thread]:
     """Describe ``threads`` (default: every live thread of this process)."""
     now = time.time()
     main_ident = threading.main_thread().ident

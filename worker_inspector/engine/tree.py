@@ -9,6 +9,7 @@ import psutil
 from .classify import ROLE_MASTER, ROLE_SERVER, classify_child
 from .config import effective_memory_limits
 from .identity import ProcessKey, start_ticks
+from .vocabulary import Mode
 
 
 def child_pids(pid):
@@ -101,9 +102,9 @@ def read_processes(server_pid, mode, config=None, cpu_meter=_CPU_METER):
         root = _read(psutil.Process(server_pid))
     except psutil.Error:
         return []
-    root["role"] = ROLE_MASTER if mode == "prefork" else ROLE_SERVER
+    root["role"] = ROLE_MASTER if mode == Mode.PREFORK else ROLE_SERVER
     found = [root]
-    if mode == "prefork":
+    if mode == Mode.PREFORK:
         for pid in child_pids(server_pid):
             try:
                 info = _read(psutil.Process(pid))

@@ -50,9 +50,16 @@ class WorkerInspector(models.AbstractModel):
             option_table=self._option_table(),
             sql_problem=sql_problem,
         )
+        engine.add_logins(snapshot, self.env.cr.dbname, self._logins)
         if not self._server_wide_view():
             scope_to_database(snapshot, self.env.cr.dbname, self._serves_several_databases())
         return snapshot
+
+    @api.model
+    def _logins(self, uids):
+        """``{uid: login}`` of this database's users (a cron job or websocket knows only its uid)."""
+        users = self.env["res.users"].sudo().with_context(active_test=False).browse(uids).exists()
+        return {user.id: user.login for user in users}
 
     @api.model
     def _option_table(self):

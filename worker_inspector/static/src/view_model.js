@@ -11,8 +11,6 @@ const {DateTime} = luxon;
 // Reading order of a server: its root first, then the workers that serve
 // requests, then cron, then the websocket process.
 const ROLE_ORDER = {master: 0, server: 0, http: 1, cron: 2, gevent: 3};
-// Roles (prefork) and thread kinds (threaded) that serve requests or run jobs.
-export const WORKER_ROLES = ["http", "cron"];
 const THREAD_KIND_ORDER = {
     http: 0,
     cron: 1,
@@ -89,7 +87,7 @@ export function scoreboardCells(snapshot) {
         isBusy(activity) ? (inSql(sql) ? "sql" : "busy") : "idle";
     if (snapshot.server.mode === "prefork") {
         return snapshot.processes
-            .filter((process) => WORKER_ROLES.includes(process.role))
+            .filter((process) => process.worker)
             .sort((a, b) => ROLE_ORDER[a.role] - ROLE_ORDER[b.role] || a.pid - b.pid)
             .map((process) => ({
                 key: `p${process.pid}`,
@@ -102,7 +100,7 @@ export function scoreboardCells(snapshot) {
             }));
     }
     return snapshot.threads
-        .filter((thread) => WORKER_ROLES.includes(thread.kind))
+        .filter((thread) => thread.worker)
         .sort((a, b) => (a.kind === b.kind ? 0 : a.kind === "http" ? -1 : 1))
         .map((thread) => ({
             key: `t${thread.ident}`,
@@ -132,14 +130,6 @@ export function sortThreads(threads) {
             (b.elapsed ?? -1) - (a.elapsed ?? -1) ||
             a.name.localeCompare(b.name)
     );
-}
-
-/**
- * Whether the dashboard offers to recycle a process: an HTTP or cron worker
- * of a prefork server, which the master replaces when it exits.
- */
-export function canRecycle(snapshot, process) {
-    return snapshot.server.mode === "prefork" && WORKER_ROLES.includes(process.role);
 }
 
 export function countByRole(processes) {
@@ -328,7 +318,8 @@ export function processRows(snapshot) {
             sessions,
             idleSessions: (process.sql || []).length - sessions.length,
             servedBy: process.pid === snapshot.served_by,
-            recyclable: canRecycle(snapshot, process),
+            // The engine's rule (engine/vocabulary.py), sent with each process.
+            recyclable: Boolean(process.recyclable),
             roleLabel: roles[process.role] || process.role,
             roleClass: ROLE_BADGE_CLASS[process.role] || "text-bg-secondary",
             uptime: formatSeconds(snapshot.taken_at - process.started_at),
@@ -344,7 +335,13 @@ export function threadRows(snapshot) {
         return {
             thread,
             kindLabel: kinds[thread.kind] || thread.kind,
-            user: thread.activity?.login || thread.uid || thread.activity?.uid || "",
+            // The engine names users by login where it can (add_logins); uid otherwise.
+            user:
+                thread.activity?.login ||
+                thread.login ||
+                thread.uid ||
+                thread.activity?.uid ||
+                "",
             activity,
             what: (activity?.busy && activity.what) || thread.url || "",
             sessions: workingSessions(thread.sql),

@@ -34,6 +34,8 @@ function snapshot() {
         nice: 0,
         status: "sleeping",
         cmdline: `odoo: ${role} ${pid}`,
+        recyclable: ["http", "cron"].includes(role),
+        worker: ["http", "cron"].includes(role),
         activity: null,
         sql: [],
         ...extra,

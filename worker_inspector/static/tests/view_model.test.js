@@ -4,7 +4,6 @@ import {localization} from "@web/core/l10n/localization";
 
 import {formatBytes, formatPercent, formatSeconds} from "@worker_inspector/format";
 import {
-    canRecycle,
     countByRole,
     degradedReasons,
     describeActivity,
@@ -63,13 +62,24 @@ function preforkSnapshot() {
             {
                 pid: 104,
                 role: "cron",
+                recyclable: true,
+                worker: true,
                 activity: activity("busy", NOW - 30, {kind: "cron"}),
                 sql: [],
             },
-            {pid: 103, role: "http", activity: activity("idle", NOW - 5), sql: []},
+            {
+                pid: 103,
+                role: "http",
+                recyclable: true,
+                worker: true,
+                activity: activity("idle", NOW - 5),
+                sql: [],
+            },
             {
                 pid: 101,
                 role: "http",
+                recyclable: true,
+                worker: true,
                 activity: activity("busy", NOW - 12),
                 sql: [
                     {
@@ -80,7 +90,15 @@ function preforkSnapshot() {
                     },
                 ],
             },
-            {pid: 102, role: "http", activity: activity("busy", NOW - 0.01), sql: []},
+            // Not recyclable, as the API might say of a worker it cannot signal:
+            // the dashboard follows the API, it has no rule of its own.
+            {
+                pid: 102,
+                role: "http",
+                worker: true,
+                activity: activity("busy", NOW - 0.01),
+                sql: [],
+            },
         ],
         threads: [],
     };
@@ -144,16 +162,6 @@ test("sortProcesses puts the longest busy first, then the server's reading order
     expect(pids).toEqual([104, 101, 102, 100, 103, 105]);
 });
 
-test("canRecycle offers only the HTTP and cron workers of a prefork server", () => {
-    const snapshot = preforkSnapshot();
-    const recyclable = snapshot.processes
-        .filter((process) => canRecycle(snapshot, process))
-        .map((process) => process.pid);
-    expect(recyclable).toEqual([104, 103, 101, 102]);
-    const threaded = {server: {mode: "threaded", pid: 200}};
-    expect(canRecycle(threaded, {pid: 200, role: "server"})).toBe(false);
-});
-
 test("countByRole", () => {
     expect(countByRole(preforkSnapshot().processes)).toEqual({
         master: 1,
@@ -187,6 +195,7 @@ test("scoreboard of a threaded server: one cell per request and cron thread", ()
                 native_id: 12,
                 name: "odoo.service.cron.cron0",
                 kind: "cron",
+                worker: true,
                 activity: null,
             },
             {
@@ -194,6 +203,7 @@ test("scoreboard of a threaded server: one cell per request and cron thread", ()
                 native_id: 13,
                 name: "odoo.service.http.request.3",
                 kind: "http",
+                worker: true,
                 activity: activity("busy", NOW - 2),
                 sql: [{state: "active", duration: 1.5, query: "SELECT pg_sleep(5)"}],
             },
@@ -261,6 +271,8 @@ test("degradedReasons says why activity or SQL is missing", () => {
     expect(
         degradedReasons({...snapshot, activity_board: {available: true, reason: null}})
     ).toEqual(["PostgreSQL could not be read: server closed the connection"]);
+});
+
 test("describeActivity says what a worker does, for whom, for how long", () => {
     const busy = describeActivity(activity("busy", NOW - 12));
     expect(busy).toEqual({
@@ -297,7 +309,7 @@ test("processRows: one row per process, the serving one and the recyclable ones 
         102,
     ]);
     expect(rows.filter((row) => row.recyclable).map((row) => row.process.pid)).toEqual([
-        104, 101, 102, 103,
+        104, 101, 103,
     ]);
     const busyInSql = rows.find((row) => row.process.pid === 101);
     expect(busyInSql.sessions).toHaveLength(1);

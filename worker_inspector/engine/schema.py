@@ -1,0 +1,149 @@
+"""The JSON API's shape, declared once (see README, "JSON API").
+
+``take_snapshot`` builds a ``Snapshot``: ``tree`` reads the processes,
+``threads`` the threads, ``activity`` adds what they are doing, ``add_logins``
+names users. These declarations are what each of them fills in; the words in
+the string fields are those of ``vocabulary``.
+"""
+
+from typing import TypedDict
+
+from .vocabulary import ActivityKind, ActivityState, Mode, Role, ThreadKind, UtilizationBasis
+
+
+class CronJob(TypedDict):
+    id: int
+    name: str
+    db: str
+
+
+class Activity(TypedDict):
+    """What a process or thread is doing (from its board record)."""
+
+    state: ActivityState
+    kind: ActivityKind | None  # what it did last; None: nothing yet
+    since: float  # epoch: start of the request or job, or of the idleness
+    elapsed: float  # taken_at - since
+    db: str | None
+    uid: int | None
+    login: str | None
+    url: str | None  # path only
+    requests: int  # requests begun by the process (by the thread, under threads)
+    cron_job: CronJob | None
+    hidden: bool  # another database's: db, user, URL and job are withheld (activity.scope_to_database)
+    observer: bool  # the request taking this snapshot: not counted busy
+
+
+class SqlSession(TypedDict, total=False):
+    backend_pid: int
+    db: str
+    state: str  # pg_stat_activity.state
+    wait_event_type: str | None
+    wait_event: str | None
+    duration: float
+    query: str  # first 300 characters
+    matched_by: str  # "cursor" | "application_name"
+
+
+class Process(TypedDict):
+    pid: int
+    ppid: int
+    role: Role
+    started_at: float
+    cpu_percent: float | None
+    rss: int
+    vms: int
+    num_threads: int
+    limit_memory_soft: int  # 0: none
+    limit_memory_hard: int
+    nice: int | None
+    status: str
+    cmdline: str  # redacted
+    recyclable: bool  # vocabulary.is_recyclable
+    worker: bool  # serves requests or runs jobs: a scoreboard cell (prefork)
+    activity: Activity | None  # None: not reporting
+    sql: list[SqlSession]
+
+
+class Thread(TypedDict):
+    """A thread of the process that answered."""
+
+    ident: int
+    native_id: int | None  # the kernel's thread id, as the scoreboard shows it
+    name: str
+    kind: ThreadKind
+    worker: bool  # serves requests or runs jobs: a scoreboard cell (threaded)
+    daemon: bool
+    db: str | None
+    uid: int | None
+    login: str | None
+    url: str | None
+    elapsed: float | None
+    query_count: int | None
+    query_time: float | None
+    activity: Activity | None
+    sql: list[SqlSession]
+
+
+class Server(TypedDict):
+    mode: Mode
+    pid: int
+    odoo_version: str | None
+
+
+class Host(TypedDict):
+    cpu_count: int
+    memory_total: int
+    memory_available: int
+    load_average: list[float]
+    boot_time: float
+
+
+class CronRunner(TypedDict):
+    pid: int
+    tid: int | None  # threaded: the cron thread
+    name: str | None
+    activity: Activity | None
+
+
+class OverdueCron(TypedDict):
+    id: int
+    name: str
+    db: str
+    due_at: float
+    overdue: float
+
+
+class CronSection(TypedDict):
+    max_cron_threads: int
+    runners: list[CronRunner]
+    overdue: list[OverdueCron] | None  # only with cron off
+
+
+class BoardStatus(TypedDict):
+    available: bool
+    reason: str | None  # why activity is not shown
+
+
+class Scope(TypedDict):
+    db: str | None  # activity and SQL of this database only; None: server-wide
+
+
+class Snapshot(TypedDict):
+    server: Server
+    served_by: int
+    taken_at: float
+    config: dict
+    host: Host
+    processes: list[Process]
+    threads: list[Thread]
+    sql_unattributed: list[SqlSession]
+    utilization: float | None
+    http_busy: int
+    http_capacity: int
+    utilization_basis: UtilizationBasis
+    longest_busy: float | None
+    cron: CronSection
+    activity_board: BoardStatus
+    sql_unavailable: str | None  # why PostgreSQL could not be read (no SQL then)
+    scope: Scope
