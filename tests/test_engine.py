@@ -1,6 +1,8 @@
 """The engine alone: real processes and threads of this machine, no Odoo."""
 
+import json
 import os
+import signal
 import subprocess
 import sys
 import threading
@@ -341,3 +343,23 @@ def test_a_real_snapshot_has_exactly_the_declared_shape():
         assert set(thread) == keys(schema.Thread)
     assert snap["processes"][0]["role"] in list(engine.Role)
     assert {thread["kind"] for thread in snap["threads"]} <= set(engine.ThreadKind)
+
+
+def test_a_worker_asked_to_force_recycle_itself_is_recycled_gracefully():
+    """Killing the worker answering the call would lose that very answer: it gets SIGINT instead."""
+    read, write = os.pipe()
+    pid = os.fork()
+    if pid == 0:  # a child of this process, which plays the prefork master
+        try:
+            received = []
+            signal.signal(signal.SIGINT, lambda *_args: received.append("SIGINT"))
+            result = engine.recycle_worker(os.getppid(), "prefork", os.getpid(), force=True)
+            os.write(write, json.dumps([result, received]).encode())
+        finally:
+            os._exit(0)
+    os.close(write)
+    with os.fdopen(read) as answer:
+        result, received = json.loads(answer.read())
+    os.waitpid(pid, 0)
+    assert result == {"pid": pid, "role": "http", "signal": "SIGINT", "graceful": True}
+    assert received == ["SIGINT"]
