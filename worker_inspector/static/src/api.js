@@ -45,22 +45,28 @@ async function readJson(response) {
 }
 
 /**
- * @param {AbortSignal} [signal]
- * @returns {Promise<{snapshot?: Object, error?: ApiError}>}
+ * ``fetch`` one of the API's routes: ``{payload}`` or ``{error}``, never a throw.
  */
-export async function fetchSnapshot(signal) {
+async function call(url, init) {
     let response;
     try {
-        response = await browser.fetch(SNAPSHOT_URL, {
+        response = await browser.fetch(url, {
             credentials: "same-origin",
-            cache: "no-store",
             headers: {Accept: "application/json"},
-            signal,
+            ...init,
         });
     } catch (error) {
         return {error: unreachable(error)};
     }
-    const {payload, error} = await readJson(response);
+    return readJson(response);
+}
+
+/**
+ * @param {AbortSignal} [signal]
+ * @returns {Promise<{snapshot?: Object, error?: ApiError}>}
+ */
+export async function fetchSnapshot(signal) {
+    const {payload, error} = await call(SNAPSHOT_URL, {cache: "no-store", signal});
     return error ? {error} : {snapshot: payload};
 }
 
@@ -70,17 +76,9 @@ export async function fetchSnapshot(signal) {
  * @returns {Promise<{result?: Object, error?: ApiError}>}
  */
 export async function recycleWorker(pid) {
-    let response;
-    try {
-        response = await browser.fetch(RECYCLE_URL, {
-            method: "POST",
-            credentials: "same-origin",
-            headers: {Accept: "application/json"},
-            body: new URLSearchParams({pid, csrf_token: odoo.csrf_token}),
-        });
-    } catch (error) {
-        return {error: unreachable(error)};
-    }
-    const {payload, error} = await readJson(response);
+    const {payload, error} = await call(RECYCLE_URL, {
+        method: "POST",
+        body: new URLSearchParams({pid, csrf_token: odoo.csrf_token}),
+    });
     return error ? {error} : {result: payload};
 }
