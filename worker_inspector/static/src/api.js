@@ -1,3 +1,4 @@
+/** @odoo-module **/
 /**
  * The dashboard's calls to the addon's JSON API: plain HTTP routes (not
  * JSON-RPC) authenticated by the browser's session cookie. Every failure

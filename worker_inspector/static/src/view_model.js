@@ -1,3 +1,4 @@
+/** @odoo-module **/
 /**
  * Pure view-model helpers: API snapshot in, what the components show out.
  * No component state, no network; tested in HOOT (static/tests).

@@ -1,3 +1,4 @@
+/** @odoo-module **/
 import {describe, expect, test} from "@odoo/hoot";
 import {advanceTime, animationFrame} from "@odoo/hoot-mock";
 import {

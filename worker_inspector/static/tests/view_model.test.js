@@ -1,3 +1,4 @@
+/** @odoo-module **/
 import {beforeEach, describe, expect, test} from "@odoo/hoot";
 import {patchTranslations, patchWithCleanup} from "@web/../tests/web_test_helpers";
 import {localization} from "@web/core/l10n/localization";

@@ -1,3 +1,4 @@
+/** @odoo-module **/
 import {Component} from "@odoo/owl";
 
 /** What a process or thread is doing: the state badge, for how long, the URL or job. */

@@ -1,3 +1,4 @@
+/** @odoo-module **/
 import {Component} from "@odoo/owl";
 import {session} from "@web/session";
 import {formatSeconds} from "../format";

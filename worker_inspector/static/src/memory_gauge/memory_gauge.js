@@ -1,3 +1,4 @@
+/** @odoo-module **/
 import {Component} from "@odoo/owl";
 import {formatBytes} from "../format";
 import {GAUGE_BAR_CLASS, gaugeTitle, limitsText, memoryGauge} from "../view_model";

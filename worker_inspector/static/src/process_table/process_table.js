@@ -1,3 +1,4 @@
+/** @odoo-module **/
 import {Component} from "@odoo/owl";
 import {formatBytes, formatPercent} from "../format";
 import {ActivityCell} from "../activity_cell/activity_cell";

@@ -1,3 +1,4 @@
+/** @odoo-module **/
 import {Component} from "@odoo/owl";
 import {formatPercent, formatSeconds} from "../format";
 

@@ -1,3 +1,4 @@
+/** @odoo-module **/
 import {Component} from "@odoo/owl";
 import {formatSeconds} from "../format";
 import {SqlSessions} from "../sql_sessions/sql_sessions";
