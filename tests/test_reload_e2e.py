@@ -7,12 +7,12 @@ the reload only the new workers, reporting their activity.
 
 import os
 import signal
-import time
 
 import psutil
 import pytest
 import requests
 from odoo_harness import OdooServer
+from waiting import wait_until
 
 pytestmark = pytest.mark.odoo
 
@@ -29,25 +29,26 @@ def test_sighup_reload_keeps_the_server_and_shows_only_the_new_workers(odoo_db):
         assert len(old_workers) == 2
         os.kill(server.pid, signal.SIGHUP)
 
-        deadline = time.monotonic() + 120
-        snap = None
-        while time.monotonic() < deadline:
+        last = {"snap": None, "children": set()}
+
+        def reloaded():
             try:
                 snap = server.snapshot(session)
             except requests.RequestException:
                 snap = None
             children = {c.pid for c in psutil.Process(server.pid).children()}
-            if (
+            last.update(snap=snap, children=children)
+            return (
                 snap
                 and len(_http_workers(snap)) == 2
                 and not _http_workers(snap) & old_workers
                 and not children & old_workers
                 and len(children) == server.expected_children()
-            ):
-                break
-            time.sleep(0.5)
-        else:
-            pytest.fail(f"no reloaded server in 120 s; last snapshot: {snap and snap['processes']}")
+            )
+
+        if not wait_until(reloaded, 120, interval=0.5):
+            pytest.fail(f"no reloaded server in 120 s; last snapshot: {last['snap'] and last['snap']['processes']}")
+        snap, children = last["snap"], last["children"]
 
         assert snap["server"]["pid"] == before["server"]["pid"] == server.pid
         assert {p["pid"] for p in snap["processes"]} == children | {server.pid}

@@ -4,11 +4,7 @@
 import {localization} from "@web/core/l10n/localization";
 
 import {formatBytes, formatSeconds} from "@worker_inspector/format";
-import {
-    canRecycle,
-    memoryGauge,
-    scoreboardCells,
-} from "@worker_inspector/view_model";
+import {memoryGauge, scoreboardCells} from "@worker_inspector/view_model";
 
 const GiB = 1024 * 1024 * 1024;
 
@@ -42,7 +38,7 @@ QUnit.test("worker_inspector: memory gauge against the limits", (assert) => {
     assert.strictEqual(memoryGauge(5 * GiB, 2 * GiB, 4 * GiB).percent, 100);
 });
 
-QUnit.test("worker_inspector: recycle and scoreboard of a prefork server", (assert) => {
+QUnit.test("worker_inspector: scoreboard of a prefork server", (assert) => {
     const now = 1_800_000_000;
     const idle = {state: "idle", kind: "http", since: now - 1, elapsed: 1};
     const snapshot = {
@@ -51,16 +47,19 @@ QUnit.test("worker_inspector: recycle and scoreboard of a prefork server", (asse
         taken_at: now,
         processes: [
             {pid: 10, role: "master", activity: null, sql: []},
-            {pid: 11, role: "http", activity: idle, sql: []},
+            // worker, recyclable: the engine's rules, sent by the API.
+            {
+                pid: 11,
+                role: "http",
+                worker: true,
+                recyclable: true,
+                activity: idle,
+                sql: [],
+            },
             {pid: 12, role: "gevent", activity: null, sql: []},
         ],
         threads: [],
     };
-    const recyclable = snapshot.processes.filter((p) => canRecycle(snapshot, p));
-    assert.deepEqual(
-        recyclable.map((p) => p.pid),
-        [11]
-    );
     assert.deepEqual(
         scoreboardCells(snapshot).map((cell) => [cell.pid, cell.state]),
         [[11, "idle"]]
