@@ -79,7 +79,13 @@ export async function fetchSnapshot(signal) {
 export async function recycleWorker(pid) {
     const {payload, error} = await call(RECYCLE_URL, {
         method: "POST",
-        body: new URLSearchParams({pid, csrf_token: odoo.csrf_token}),
+        // A form-encoded string, typed explicitly (as the browser would type
+        // URLSearchParams): the test runners' fetch mocks read it as it is.
+        headers: {
+            Accept: "application/json",
+            "Content-Type": "application/x-www-form-urlencoded;charset=UTF-8",
+        },
+        body: new URLSearchParams({pid, csrf_token: odoo.csrf_token}).toString(),
     });
     return error ? {error} : {result: payload};
 }

@@ -114,6 +114,14 @@ function serveSnapshots(...answers) {
     return calls;
 }
 
+/** The ``pid`` field of the form-encoded POST. */
+async function postedPid(request) {
+    expect(request.headers.get("Content-Type")).toMatch(
+        /^application\/x-www-form-urlencoded/
+    );
+    return new URLSearchParams(await request.text()).get("pid");
+}
+
 async function openDashboard() {
     defineWebModels();
     patchTranslations();
@@ -226,9 +234,7 @@ test("recycle: confirm, POST the pid, say so, refresh", async () => {
     onRpc(
         RECYCLE_URL,
         async (request) => {
-            posted.push(
-                Object.fromEntries(new URLSearchParams(await request.text())).pid
-            );
+            posted.push(await postedPid(request));
             return json({pid: 101, role: "http", signal: "SIGINT", graceful: true});
         },
         {pure: true}
