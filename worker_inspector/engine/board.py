@@ -522,7 +522,7 @@ def _live_tids(pid):
         return set()
 
 
-def _read_open_file(fd, key, now):
+def _read_open_file(fd, key, now, live_only=True):
     info = os.fstat(fd)
     if (
         not stat.S_ISREG(info.st_mode)
@@ -551,21 +551,65 @@ def _read_open_file(fd, key, now):
         if record:
             record["pid"] = key.pid
             records.append(record)
-    if records:
+    if records and live_only:
         tids = _live_tids(key.pid)
         records = [r for r in records if r["tid"] in tids]
     return header.requests, records
 
 
-def _read_entry(dir_fd, name, key, now):
+def _read_entry(dir_fd, name, key, now, live_only=True):
     try:
         fd = os.open(name, _READ_FLAGS, dir_fd=dir_fd)
     except OSError:
         return None  # removed meanwhile, a symlink, a FIFO without writer...
     try:
-        return _read_open_file(fd, key, now)
+        return _read_open_file(fd, key, now, live_only)
     finally:
         os.close(fd)
+
+
+def open_server_dir(server_pid, base=None, create=False):
+    """A descriptor of the server's verified private directory (None: none yet), for
+    the files that live beside the boards (the history); the caller closes it."""
+    server_start = start_ticks(server_pid)
+    if server_start is None:
+        raise ProcessLookupError(f"no /proc entry for server {server_pid}")
+    return _open_server_dir((server_pid, server_start), base, create)
+
+
+def dead_boards(server_pid, base=None):
+    """Keys of the processes of the server that left their board file behind (gone)."""
+    try:
+        dir_fd = open_server_dir(server_pid, base)
+    except ProcessLookupError:
+        return []
+    if dir_fd is None:
+        return []
+    try:
+        keys = (_parse_key(name) for name in os.listdir(dir_fd) if name.endswith(_FILE_SUFFIX))
+        return [key for key in keys if key and not is_alive(key)]
+    finally:
+        os.close(dir_fd)
+
+
+def read_process(server_pid, key, base=None, live_only=True, remove=False):
+    """``(requests, records)`` of the board of process ``key``, or None.
+
+    ``live_only=False``: every record, also those of threads that are gone (what a
+    dead process left behind); ``remove``: delete the file once read.
+    """
+    dir_fd = open_server_dir(server_pid, base)
+    if dir_fd is None:
+        return None
+    name = f"{_key_name(key)}{_FILE_SUFFIX}"
+    try:
+        result = _read_entry(dir_fd, name, ProcessKey(*key), time.time(), live_only)
+        if remove:
+            with contextlib.suppress(OSError):
+                os.unlink(name, dir_fd=dir_fd)
+        return result
+    finally:
+        os.close(dir_fd)
 
 
 def read_board(server_pid, base=None, cleanup=True):

@@ -47,3 +47,14 @@ def process_key(pid):
 def is_alive(key):
     """Whether ``key`` still names a live process (not a reused pid)."""
     return start_ticks(key[0]) == key[1]
+
+
+def is_zombie(key):
+    """Whether ``key`` names a process that exited and is not yet reaped by its parent."""
+    try:
+        with open(f"/proc/{key[0]}/stat", "rb") as handle:
+            stat = handle.read()
+        fields = stat[stat.rindex(b")") + 2 :].split()
+        return fields[0] == b"Z" and int(fields[19]) == key[1]
+    except (OSError, ValueError, IndexError):
+        return False

@@ -10,6 +10,7 @@ import atexit
 import logging
 import os
 import threading
+import time
 import weakref
 
 from .board import ProcessBoard, remove_dead_servers
@@ -35,10 +36,15 @@ class Recorder:
     first instant instead of nothing until its first request.
     """
 
-    def __init__(self, locate, base=None, report_at_fork=False):
+    def __init__(self, locate, base=None, report_at_fork=False, on_open=None, on_close=None):
         self._locate = locate
         self._base = base
         self._report_at_fork = report_at_fork
+        # Called with the board once it is open in a process, and before it is
+        # deleted at the process's exit (the history's sampler and exit record).
+        self._on_open = on_open
+        self._on_close = on_close
+        self._last = None
         self._board = None
         self._disabled = False
         # Why this process records nothing (the board cannot be used), for the API.
@@ -57,6 +63,7 @@ class Recorder:
     def _after_fork(self):
         # The child must never write into its parent's file.
         board, self._board = self._board, None
+        self._last = None
         self._disabled = False
         self.problem = None
         self._lock = threading.Lock()
@@ -86,6 +93,11 @@ class Recorder:
                         "Worker activity is not recorded: %s", self.problem, exc_info=not isinstance(exc, OSError)
                     )
                     self._disabled = True
+                if self._board is not None and self._on_open is not None:
+                    try:
+                        self._on_open(self._board)
+                    except Exception:
+                        _logger.warning("Worker history is not recorded by this process", exc_info=True)
             return self._board
 
     def _claim(self):
@@ -110,15 +122,17 @@ class Recorder:
             if slot is not None:
                 # PATH_INFO holds the raw bytes of the path decoded as latin-1.
                 slot.begin_request(path.encode("latin-1", "replace"))
+                # For the record of this process's exit: what it began last, when, when it ended.
+                self._last = [path, None, time.time(), None, None]
             return slot
         except Exception:  # the inspector must never break Odoo
             _logger.debug("begin_request failed", exc_info=True)
             return None
 
-    @staticmethod
-    def end_request(slot):
+    def end_request(self, slot):
         try:
             slot.end_request()
+            self._last[3] = time.time()
         except Exception:
             _logger.debug("end_request failed", exc_info=True)
 
@@ -128,6 +142,7 @@ class Recorder:
         if slot is not None and slot.board is self._board:
             try:
                 slot.set_user(db, uid, login, backend_pid)
+                self._last[4] = db
             except Exception:
                 _logger.debug("set_user failed", exc_info=True)
 
@@ -137,20 +152,48 @@ class Recorder:
             slot = self.slot()
             if slot is not None:
                 slot.begin_cron(job_id, name, db, uid, backend_pid)
+                if not slot.in_request:
+                    self._last = [None, (job_id, name), time.time(), None, db]
             return slot
         except Exception:
             _logger.debug("begin_cron failed", exc_info=True)
             return None
 
-    @staticmethod
-    def end_cron(slot):
+    def end_cron(self, slot):
         try:
+            in_request = slot.in_request
             slot.end_cron()
+            if not in_request:
+                self._last[3] = time.time()
         except Exception:
             _logger.debug("end_cron failed", exc_info=True)
 
+    def last_doing(self, now):
+        """What this process began last: ``{"url", "cron_job", "elapsed", "busy", "db"}``, or None.
+
+        ``elapsed`` is the time it has run so far when still busy, else how
+        long it took.
+        """
+        last = self._last
+        if not last:
+            return None
+        url, cron, began, ended, db = last
+        return {
+            # PATH_INFO: the path's bytes decoded as latin-1.
+            "url": url.encode("latin-1", "replace").decode("utf-8", "replace") if url else None,
+            "cron_job": {"id": cron[0], "name": cron[1]} if cron else None,
+            "elapsed": round((ended or now) - began, 3),
+            "busy": ended is None,
+            "db": db,
+        }
+
     def close(self):
-        """Delete this process's board file (at exit)."""
+        """Delete this process's board file (at exit), after the exit hook."""
         board = self._board
         if board is not None and board.pid == os.getpid():
+            if self._on_close is not None:
+                try:
+                    self._on_close(board)
+                except Exception:
+                    _logger.warning("The exit of this process was not recorded", exc_info=True)
             board.close()

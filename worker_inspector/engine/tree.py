@@ -116,7 +116,7 @@ def read_processes(server_pid, mode, config=None, cpu_meter=_CPU_METER):
             found.append(info)
     now = time.time()
     for info in found:
-        info["cpu_percent"] = cpu_meter.percent(info["key"], info["started_at"], info.pop("cpu_seconds"), now)
+        info["cpu_percent"] = cpu_meter.percent(info["key"], info["started_at"], info["cpu_seconds"], now)
         soft, hard = effective_memory_limits(config, info["role"])
         info["limit_memory_soft"] = soft
         info["limit_memory_hard"] = hard

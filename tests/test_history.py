@@ -1,0 +1,354 @@
+"""The history store, its query parsing, exit classification and the listen backlog (no Odoo)."""
+
+import os
+import signal
+import socket
+import stat
+import time
+
+import pytest
+
+from worker_inspector.engine import board, history
+from worker_inspector.engine.backlog import find_listen_inode, listen_backlog, socket_inode
+from worker_inspector.engine.history import BadQuery, HistoryStore, parse_query
+from worker_inspector.engine.identity import is_zombie
+from worker_inspector.engine.recorder import Recorder
+from worker_inspector.engine.sampler import Sampler, classify_exit, doing_of, infer_exit
+
+GIB = 1 << 30
+
+
+@pytest.fixture
+def directory(tmp_path):
+    path = tmp_path / "server"
+    path.mkdir(mode=0o700)
+    return str(path)
+
+
+def _exit(pid, reason="memory_soft", **extra):
+    record = {
+        "pid": pid,
+        "start_ticks": pid * 10,
+        "role": "http",
+        "started_at": 1000.0,
+        "ended_at": 2000.0 + pid,
+        "reason": reason,
+        "detail": "VMS 2.10 GiB > soft 2.00 GiB",
+        "requests": 12,
+        "peak_rss": 300 << 20,
+        "peak_vms": 2 * GIB,
+        "doing": {"url": "/web/dataset/call_kw", "cron_job": None, "elapsed": 1.5, "db": "prod"},
+    }
+    record.update(extra)
+    return record
+
+
+def test_store_file_is_private_and_sized_for_a_day(directory):
+    store = HistoryStore(directory, interval=10, rows_per_point=5)
+    info = os.stat(store.path)
+    assert stat.S_IMODE(info.st_mode) == 0o600
+    assert store.points_cap * store.interval >= history.RETENTION
+    assert info.st_size == history.file_size(store.points_cap, store.rows_cap)
+    # A second process adopts the first one's sizes.
+    other = HistoryStore(directory, interval=1, rows_per_point=50)
+    assert (other.interval, other.points_cap, other.rows_cap) == (10, store.points_cap, store.rows_cap)
+
+
+def test_store_refuses_a_symlink(directory, tmp_path):
+    target = tmp_path / "elsewhere"
+    target.write_bytes(b"")
+    os.symlink(target, os.path.join(directory, history.FILE_NAME))
+    with pytest.raises(OSError):
+        HistoryStore(directory)
+
+
+def test_exits_round_trip_and_are_counted_once(directory):
+    store = HistoryStore(directory)
+    assert store.add_exit(_exit(7))
+    assert not store.add_exit(_exit(7, reason="crashed")), "the same process is recorded once"
+    assert store.add_exit(_exit(8, reason="time_real", doing=None, detail="x" * 500))
+    exits = store.exits()
+    assert [e["pid"] for e in exits] == [7, 8]
+    first = exits[0]
+    assert first == {
+        "pid": 7,
+        "role": "http",
+        "started_at": 1000.0,
+        "ended_at": 2007.0,
+        "reason": "memory_soft",
+        "detail": "VMS 2.10 GiB > soft 2.00 GiB",
+        "requests": 12,
+        "peak_rss": 300 << 20,
+        "peak_vms": 2 * GIB,
+        "doing": {"url": "/web/dataset/call_kw", "cron_job": None, "elapsed": 1.5},
+        "db": "prod",  # kept for the API to hide other databases' requests
+    }
+    assert exits[1]["doing"] is None and len(exits[1]["detail"]) < 160
+    assert [e["pid"] for e in store.exits(since=2007.5)] == [8]
+    assert store.totals()["exits"]["memory_soft"] == 1 and store.totals()["exits"]["crashed"] == 0
+
+
+def test_exit_ring_keeps_the_latest(directory):
+    store = HistoryStore(directory)
+    for pid in range(1, history.EXITS_CAPACITY + 11):
+        store.add_exit(_exit(pid, start_ticks=0))
+    pids = [e["pid"] for e in store.exits()]
+    assert len(pids) == history.EXITS_CAPACITY
+    assert pids[0] == 11 and pids[-1] == history.EXITS_CAPACITY + 10
+    assert store.totals()["exits"]["memory_soft"] == history.EXITS_CAPACITY + 10
+
+
+def test_points_keep_their_processes_across_the_ring_end(directory):
+    store = HistoryStore(directory, interval=3600, rows_per_point=3)  # 25 points, 75 rows
+    for i in range(60):
+        processes = [{"pid": 100 + j, "role": "http", "rss": i, "vms": 10 * i, "cpu_percent": 1.5} for j in range(3)]
+        store.add_point(
+            {"t": 1000.0 + i, "utilization": 0.5, "http_busy": 1, "http_capacity": 2, "backlog": i}, processes
+        )
+    interval, points = store.points()
+    assert interval == 3600
+    assert len(points) == store.points_cap
+    assert [p["t"] for p in points] == [1000.0 + i for i in range(60 - store.points_cap, 60)]
+    for point in points:
+        i = int(point["t"] - 1000)
+        assert point["backlog"] == i
+        assert [p["vms"] for p in point["processes"]] == [10 * i] * 3
+        assert point["processes"][0] == {"pid": 100, "role": "http", "rss": i, "vms": 10 * i, "cpu_percent": 1.5}
+    assert [p["t"] for p in store.points(since=1058.0)[1]] == [1058.0, 1059.0]
+    assert points[0]["longest_busy"] is None
+
+
+def test_all_busy_seconds_accumulate(directory):
+    store = HistoryStore(directory)
+    store.add_all_busy(1.5)
+    store.add_all_busy(0.25)
+    store.add_point({"t": 1.0}, [])
+    assert store.points()[1][-1]["all_busy_seconds"] == 1.75
+    assert store.totals()["all_busy_seconds"] == 1.75
+
+
+def test_intents_match_one_process(directory):
+    store = HistoryStore(directory)
+    store.add_intent(42, 555, "admin", "SIGINT")
+    assert store.intent(42, 555)["login"] == "admin"
+    assert store.intent(42, 556) is None, "a reused pid is another process"
+
+
+@pytest.mark.parametrize(
+    ("params", "expected"),
+    [
+        ({}, (0.0, ("exits", "series"))),
+        ({"since": "1795569409.5"}, (1795569409.5, ("exits", "series"))),
+        ({"kinds": "series"}, (0.0, ("series",))),
+        ({"kinds": "exits, series", "since": "0"}, (0.0, ("exits", "series"))),
+    ],
+)
+def test_parse_query(params, expected):
+    assert parse_query(params) == expected
+
+
+@pytest.mark.parametrize(
+    "params",
+    [
+        {"since": "x"},
+        {"since": "-1"},
+        {"since": "inf"},
+        {"kinds": ""},
+        {"kinds": "exits,"},
+        {"kinds": "pids"},
+        {"pid": "1"},
+    ],
+)
+def test_parse_query_rejects(params):
+    with pytest.raises(BadQuery):
+        parse_query(params)
+
+
+def test_classify_exit_follows_odoo_order():
+    assert classify_exit({"cpu_limit": (61.0, 61), "vms": 3 * GIB, "limit_memory_soft": GIB})[0] == "time_cpu"
+    assert classify_exit({"memory_error": "x", "vms": 3 * GIB, "limit_memory_soft": GIB})[0] == "memory_hard"
+    reason, detail = classify_exit({"vms": int(2.1 * GIB), "limit_memory_soft": 2 * GIB})
+    assert reason == "memory_soft" and detail == "VMS 2.10 GiB > soft 2.00 GiB"
+    assert classify_exit({"requests": 10, "limit_request": 10})[0] == "limit_request"
+    assert classify_exit({"parent_changed": True})[0] == "crashed"
+    assert classify_exit({"exception": "KeyError: 1"}) == ("crashed", "KeyError: 1")
+    assert classify_exit({"intent": {"login": "bob", "signal": "SIGINT"}}) == ("recycled", "recycled by bob (SIGINT)")
+    assert classify_exit({})[0] == "reload"
+    assert classify_exit({"decided": ("unknown", "max age")}) == ("unknown", "max age")
+
+
+def _busy(kind, since, url=None, cron=None):
+    return {"kind": kind, "state": "busy", "since": since, "url": url, "cron_job": cron}
+
+
+def test_infer_exit_of_a_vanished_worker():
+    config = {"limit_time_real": 120, "limit_time_real_cron": -1}
+    now = 10_000.0
+    reason, detail, record = infer_exit([_busy("http", now - 121, "/slow")], now, config)
+    assert reason == "time_real" and "120" in detail
+    assert doing_of(record, now) == {"url": "/slow", "cron_job": None, "elapsed": 121.0, "db": None}
+    assert infer_exit([_busy("http", now - 30, "/x")], now, config)[0] == "crashed"
+    assert infer_exit([], now, config)[0] == "crashed"
+    # A cron job: limit_time_real_cron, -1 meaning limit_time_real; 0 meaning none.
+    job = _busy("cron", now - 200, cron={"id": 3, "name": "Mail", "db": "prod"})
+    assert infer_exit([job], now, config)[0] == "time_real"
+    assert infer_exit([job], now, dict(config, limit_time_real_cron=0))[0] == "crashed"
+    forced = infer_exit([_busy("http", now - 500, "/x")], now, config, {"login": "admin", "signal": "SIGTERM"})
+    assert forced[0] == "recycled"
+
+
+def test_listen_backlog_counts_connections_nobody_accepted():
+    with socket.socket() as server:
+        server.bind(("127.0.0.1", 0))
+        server.listen(8)
+        inode = socket_inode(server)
+        assert listen_backlog(inode) == 0
+        clients = [socket.create_connection(server.getsockname()) for _ in range(3)]
+        try:
+            deadline = time.monotonic() + 5
+            while listen_backlog(inode) < 3 and time.monotonic() < deadline:
+                time.sleep(0.01)
+            assert listen_backlog(inode) == 3
+            server.accept()[0].close()
+            assert listen_backlog(inode) == 2
+            assert find_listen_inode(os.getpid(), server.getsockname()[1]) == inode
+        finally:
+            for client in clients:
+                client.close()
+    assert listen_backlog(inode) is None
+
+
+def test_long_windows_are_merged_into_fewer_points(directory):
+    store = HistoryStore(directory, interval=60, rows_per_point=1)
+    for i in range(25):
+        processes = [{"pid": 7, "role": "http", "rss": i, "vms": i, "cpu_percent": 0.0}]
+        point = {"t": 1000.0 + 60 * i, "utilization": i / 24, "http_busy": i % 5, "http_capacity": 4}
+        store.add_point(dict(point, backlog=i % 7, requests_per_second=float(i), longest_busy=None), processes)
+    interval, points = store.points(max_points=10)
+    assert interval == 180  # groups of 3, the latest point ending the last one
+    assert [p["t"] for p in points] == [1000.0 + 60 * i for i in (0, 3, 6, 9, 12, 15, 18, 21, 24)]
+    last = points[-1]  # points 22, 23, 24
+    assert last["backlog"] == max(22 % 7, 23 % 7, 24 % 7)
+    assert last["http_busy"] == max(22 % 5, 23 % 5, 24 % 5)
+    assert last["requests_per_second"] == 23.0
+    assert last["utilization"] == round(23 / 24, 3)
+    assert last["processes"][0]["vms"] == 24
+    assert last["longest_busy"] is None
+    assert points[0]["t"] == 1000.0 and len(store.points(max_points=100)[1]) == 25
+
+
+def test_recorder_remembers_the_last_request_for_the_exit_record(tmp_path):
+    closed = []
+    rec = Recorder(
+        lambda: (os.getpid(), 4), base=str(tmp_path), on_close=lambda b: closed.append(os.path.exists(b.path))
+    )
+    assert rec.last_doing(time.time()) is None
+    slot = rec.begin_request("/web/dataset/call_kw/res.partner/read")
+    busy = rec.last_doing(time.time() + 5)
+    assert busy["url"] == "/web/dataset/call_kw/res.partner/read" and busy["busy"] and busy["elapsed"] >= 5
+    rec.end_request(slot)
+    done = rec.last_doing(time.time() + 100)
+    assert not done["busy"] and done["elapsed"] < 1, "the duration of the request, not the time since"
+    rec.close()
+    assert closed == [True], "the exit hook runs before the board file is deleted"
+
+
+def test_sampler_records_a_killed_busy_worker_from_the_board_it_left(tmp_path):
+    base = str(tmp_path)
+    ready_r, ready_w = os.pipe()
+    child = os.fork()
+    if child == 0:  # a worker busy on a request until it is killed
+        try:
+            rec = Recorder(lambda: (os.getppid(), 4), base=base)
+            rec.begin_request("/slow/report")
+            os.write(ready_w, b"x")
+            time.sleep(60)
+        finally:
+            os._exit(0)
+    os.read(ready_r, 1)
+    time.sleep(1.2)
+    os.kill(child, signal.SIGKILL)
+    os.waitpid(child, 0)
+    directory = board.server_dir(os.getpid(), board.start_ticks(os.getpid()), base)
+    # Killed 1.2 s into the request: the master (4 s beat) does that for limit_time_real 5.
+    config = {"limit_time_real": 5, "limit_time_real_cron": -1, "workers": 1}
+    sampler = Sampler(os.getpid(), "prefork", config, directory, base=base, interval=1)
+    sampler.tick(time.time())
+    (gone,) = sampler.store.exits()
+    assert gone["pid"] == child and gone["reason"] == "time_real"
+    assert gone["doing"]["url"] == "/slow/report" and gone["doing"]["elapsed"] >= 1.2
+    assert not [name for name in os.listdir(directory) if name.endswith(".board")], "the file left behind is deleted"
+    # The same tick wrote the first point, with this process (the "master") in it.
+    interval, points = sampler.store.points()
+    assert interval == 1 and points[-1]["processes"][0]["pid"] == os.getpid()
+    assert points[-1]["http_capacity"] == 1 and points[-1]["backlog"] == 0
+
+
+def test_summarize_exits_by_role():
+    exits = [_exit(1), _exit(2), _exit(3, reason="limit_request"), _exit(4, role="cron", reason="time_real")]
+    assert history.summarize_exits(exits) == {
+        "http": {"count": 3, "mostly": "memory_soft", "reasons": {"memory_soft": 2, "limit_request": 1}},
+        "cron": {"count": 1, "mostly": "time_real", "reasons": {"time_real": 1}},
+    }
+    assert history.summarize_exits([]) == {}
+
+
+def test_last_seen_gives_the_peaks_of_a_process_over_its_life(directory):
+    store = HistoryStore(directory, interval=60)
+    for i in range(10):
+        processes = [{"pid": 5, "role": "master", "rss": 1, "vms": 1, "cpu_seconds": 0.0}]
+        if 2 <= i < 8:  # pid 7 lived from point 2 to point 7
+            processes.append({"pid": 7, "role": "cron", "rss": 100 + i, "vms": 1000 - i, "cpu_seconds": float(i)})
+        if i == 0:  # an earlier process with the same pid
+            processes.append({"pid": 7, "role": "http", "rss": 10**9, "vms": 10**9, "cpu_seconds": 1.0})
+        store.add_point({"t": float(i)}, processes)
+    assert store.last_seen(7) == (107, 998, 7.0, "cron")
+    assert store.last_seen(8) is None
+
+
+def test_listen_backlog_from_sock_diag_and_proc_agree():
+    with socket.socket() as server:
+        server.bind(("127.0.0.1", 0))
+        server.listen(8)
+        inode = socket_inode(server)
+        clients = [socket.create_connection(server.getsockname()) for _ in range(2)]
+        try:
+            deadline = time.monotonic() + 5
+            while listen_backlog(inode) < 2 and time.monotonic() < deadline:
+                time.sleep(0.01)
+            tables = ("/proc/net/tcp", "/proc/net/tcp6")  # not the default object: the /proc path
+            assert listen_backlog(inode) == listen_backlog(inode, tables=tables) == 2
+        finally:
+            for client in clients:
+                client.close()
+
+
+def test_a_zombie_is_left_to_its_parent_then_recorded(tmp_path):
+    base = str(tmp_path)
+    ready_r, ready_w = os.pipe()
+    child = os.fork()
+    if child == 0:  # a worker that dies without recording its exit
+        rec = Recorder(lambda: (os.getppid(), 4), base=base)
+        slot = rec.begin_request("/crash")
+        os.write(ready_w, b"x")
+        os._exit(3 if slot else 4)
+    os.read(ready_r, 1)
+    start = board.start_ticks(child)  # None: exiting, or already a zombie
+    directory = board.server_dir(os.getpid(), board.start_ticks(os.getpid()), base)
+    deadline = time.monotonic() + 5
+    while not any(is_zombie(key) for key in _board_keys(directory)) and time.monotonic() < deadline:
+        time.sleep(0.01)
+    sampler = Sampler(os.getpid(), "prefork", {"limit_time_real": 120, "workers": 1}, directory, base=base, interval=1)
+    sampler.harvest()
+    assert sampler.store.exits() == [], "not reaped yet: its parent records it"
+    assert start is None
+    os.waitpid(child, 0)
+    sampler.harvest()
+    (gone,) = sampler.store.exits()
+    assert gone["pid"] == child and gone["reason"] == "crashed" and gone["doing"]["url"] == "/crash"
+
+
+def _board_keys(directory):
+    return [
+        tuple(map(int, name[: -len(".board")].split("-"))) for name in os.listdir(directory) if name.endswith(".board")
+    ]

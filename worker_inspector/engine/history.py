@@ -1,0 +1,572 @@
+"""History of a server: worker exits and time series, on the machine, bounded.
+
+One file per server beside the activity board
+(``<board dir>/<server pid>-<server start>/history.bin``, 0600 in the 0700
+directory of the Odoo user), mapped in memory by every process that writes or
+reads it. It holds four rings of fixed-size records, so its size never grows:
+
+- ``points``: one per sampling interval (server-wide figures), for 24 hours;
+- ``rows``: the processes of each point (pid, role, RSS, VMS, CPU, requests);
+- ``exits``: the last ``EXITS_CAPACITY`` worker exits with their cause;
+- ``intents``: recycles asked from the API, matched with the exit they cause.
+
+Writers are few and rare (the elected sampler once per interval, a worker at
+its exit, the API on a recycle): they take an exclusive ``flock`` on the file.
+Readers take a shared one. Nothing here runs on the request path.
+"""
+
+import contextlib
+import fcntl
+import math
+import mmap
+import os
+import stat
+import struct
+import threading
+import time
+import weakref
+
+MAGIC = b"WIHS"
+VERSION = 1
+FILE_NAME = "history.bin"
+RETENTION = 24 * 3600  # seconds of series kept
+DEFAULT_INTERVAL = 10.0
+EXITS_CAPACITY = 2048
+INTENTS_CAPACITY = 64
+# Process rows per point the file is sized for, beyond the HTTP and cron
+# workers: the master, the gevent process and one spare (a worker being
+# replaced). A server with more processes than that keeps fewer hours of
+# per-process rows (the server-wide points still cover 24 h).
+EXTRA_ROWS = 3
+
+REASONS = (
+    "unknown",
+    "memory_soft",
+    "memory_hard",
+    "limit_request",
+    "time_cpu",
+    "time_real",
+    "recycled",
+    "reload",
+    "crashed",
+)
+REASON_CODES = {reason: code for code, reason in enumerate(REASONS)}
+KINDS = ("exits", "series")
+# Points in one answer at most: 24 h at 10 s are merged 12 by 12 (2 minutes),
+# which keeps an answer for 16 workers near 1.5 MB and fast to encode.
+MAX_POINTS = 720
+
+ROLES = (None, "master", "http", "cron", "gevent", "server")
+ROLE_CODES = {role: code for code, role in enumerate(ROLES) if role}
+# Header: magic, version, interval, the four capacities, then the counters:
+# how many records each ring ever received, all-busy seconds, exits per
+# reason, CPU seconds of exited processes per role and the CPU totals last
+# reported per role, HTTP requests of exited processes and the total last
+# reported (so the metrics' counters never go down when a worker goes).
+_COUNTER_FORMAT = f"QQQQd{len(REASONS)}Q{len(ROLES)}d{len(ROLES)}ddd"
+_HEADER = struct.Struct(f"<4sH2xdIIII{_COUNTER_FORMAT}")
+_HEADER_SIZE = 512
+assert _HEADER.size <= _HEADER_SIZE
+_POINTS_WRITTEN_AT = struct.calcsize("<4sH2xdIIII")
+_COUNTERS = struct.Struct(f"<{_COUNTER_FORMAT}")
+_ALL_BUSY, _REASONS_AT = 4, 5
+_CPU_EXITED_AT = _REASONS_AT + len(REASONS)
+_CPU_REPORTED_AT = _CPU_EXITED_AT + len(ROLES)
+_REQUESTS_EXITED_AT = _CPU_REPORTED_AT + len(ROLES)
+_REQUESTS_REPORTED_AT = _REQUESTS_EXITED_AT + 1
+# t, utilization (NaN: none), busy, capacity, backlog, requests/s,
+# longest busy (NaN: none), all-busy seconds so far, first row, row count.
+_POINT = struct.Struct("<ddIIIxxxxdddQI4x")
+# pid, role, rss, vms, cpu percent, CPU seconds used so far.
+_ROW = struct.Struct("<IB3xQQdd")
+# pid, role, reason, start ticks, started_at, ended_at, requests, peak rss,
+# peak vms, elapsed (NaN: not busy), cron id, detail, url, cron name, database
+# of what it was doing (to hide it from another database's admins).
+_EXIT = struct.Struct("<IBB2xQddQQQdq160p256p128p64p")
+# pid, start ticks, asked at, login, signal name.
+_INTENT = struct.Struct("<I4xQd64p16p")
+
+
+def summarize_exits(exits):
+    """``{role: {"count", "mostly", "reasons": {reason: n}}}`` of a list of exits."""
+    summary = {}
+    for record in exits:
+        entry = summary.setdefault(record["role"], {"count": 0, "mostly": None, "reasons": {}})
+        entry["count"] += 1
+        entry["reasons"][record["reason"]] = entry["reasons"].get(record["reason"], 0) + 1
+    for entry in summary.values():
+        entry["mostly"] = max(entry["reasons"], key=lambda reason: (entry["reasons"][reason], reason))
+    return summary
+
+
+class BadQuery(ValueError):
+    """A parameter of the history API is unknown or malformed; the message says which."""
+
+
+def parse_since(text):
+    """``since`` of the API: epoch seconds, ≥ 0; raises BadQuery."""
+    try:
+        since = float(text)
+    except (TypeError, ValueError):
+        raise BadQuery(f"since must be epoch seconds, got {text!r}.") from None
+    if not math.isfinite(since) or since < 0:
+        raise BadQuery(f"since must be epoch seconds, got {text!r}.")
+    return since
+
+
+def parse_kinds(text):
+    """``kinds`` of the API: a comma list of ``KINDS``; raises BadQuery."""
+    kinds = tuple(kind.strip() for kind in str(text).split(","))
+    if any(kind not in KINDS for kind in kinds):
+        raise BadQuery("kinds must be a comma list of {}, got {!r}.".format(", ".join(KINDS), text))
+    return kinds
+
+
+def parse_query(params):
+    """``(since, kinds)`` from the API's query parameters; raises BadQuery."""
+    params = dict(params)
+    since_text = params.pop("since", None)
+    kinds_text = params.pop("kinds", None)
+    if params:
+        raise BadQuery("Unknown parameter(s): {}.".format(", ".join(sorted(params))))
+    since = parse_since(since_text) if since_text is not None else 0.0
+    kinds = parse_kinds(kinds_text) if kinds_text is not None else KINDS
+    return since, kinds
+
+
+def _nan(value):
+    return math.nan if value is None else float(value)
+
+
+def _num(value):
+    return None if math.isnan(value) else value
+
+
+def _encode(text, size):
+    if not text:
+        return b""
+    return str(text).encode("utf-8", "replace")[: size - 1]
+
+
+def _decode(raw):
+    return raw.decode("utf-8", "replace") or None
+
+
+def capacities(interval, rows_per_point):
+    """``(points, rows)`` the file holds for 24 h at ``interval`` seconds."""
+    points = math.ceil(RETENTION / interval) + 1
+    return points, points * max(rows_per_point, 1)
+
+
+def file_size(points, rows):
+    return (
+        _HEADER_SIZE
+        + points * _POINT.size
+        + rows * _ROW.size
+        + EXITS_CAPACITY * _EXIT.size
+        + INTENTS_CAPACITY * _INTENT.size
+    )
+
+
+def open_private_dir(directory):
+    """A descriptor of ``directory``, only if it is this user's and private (0700)."""
+    fd = os.open(directory, os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_CLOEXEC)
+    info = os.fstat(fd)
+    if info.st_uid != os.geteuid() or stat.S_IMODE(info.st_mode) != 0o700:
+        os.close(fd)
+        raise PermissionError(f"{directory} is not a private directory of this user")
+    return fd
+
+
+class HistoryStore:
+    """The history file of one server, opened by one process.
+
+    ``directory`` must be the server's private board directory (see
+    ``board``). The first process to open the file sizes it from
+    ``interval`` and ``rows_per_point``; later ones adopt what it holds.
+    """
+
+    def __init__(self, directory=None, interval=DEFAULT_INTERVAL, rows_per_point=8, dir_fd=None):
+        own_dir_fd = dir_fd is None
+        if own_dir_fd:
+            dir_fd = open_private_dir(directory)
+        self.path = os.path.join(directory or f"<fd {dir_fd}>", FILE_NAME)
+        self._thread_lock = threading.Lock()
+        alive = weakref.ref(self)
+        os.register_at_fork(after_in_child=lambda: (store := alive()) and store._after_fork())
+        try:
+            fd = os.open(FILE_NAME, os.O_RDWR | os.O_CREAT | os.O_NOFOLLOW | os.O_CLOEXEC, 0o600, dir_fd=dir_fd)
+        finally:
+            if own_dir_fd:
+                os.close(dir_fd)
+        try:
+            info = os.fstat(fd)
+            if not stat.S_ISREG(info.st_mode) or info.st_uid != os.geteuid() or info.st_mode & 0o077:
+                raise PermissionError(f"{self.path} is not a private file of this user")
+            fcntl.flock(fd, fcntl.LOCK_EX)
+            try:
+                if os.fstat(fd).st_size < _HEADER_SIZE or os.pread(fd, 4, 0) != MAGIC:
+                    points, rows = capacities(interval, rows_per_point)
+                    os.ftruncate(fd, 0)
+                    os.ftruncate(fd, file_size(points, rows))
+                    header = _HEADER.pack(
+                        MAGIC,
+                        VERSION,
+                        float(interval),
+                        points,
+                        rows,
+                        EXITS_CAPACITY,
+                        INTENTS_CAPACITY,
+                        *_COUNTERS.unpack(bytes(_COUNTERS.size)),
+                    )
+                    os.pwrite(fd, header, 0)
+                size = os.fstat(fd).st_size
+                self.mm = mmap.mmap(fd, size)
+            finally:
+                fcntl.flock(fd, fcntl.LOCK_UN)
+        except BaseException:
+            os.close(fd)
+            raise
+        self.fd = fd
+        magic, version, self.interval, self.points_cap, self.rows_cap, self.exits_cap, self.intents_cap = (
+            _HEADER.unpack_from(self.mm, 0)[:7]
+        )
+        if magic != MAGIC or version != VERSION:
+            self.close()
+            raise ValueError(f"{self.path} is not a history file of this version")
+        self._points_at = _HEADER_SIZE
+        self._rows_at = self._points_at + self.points_cap * _POINT.size
+        self._exits_at = self._rows_at + self.rows_cap * _ROW.size
+        self._intents_at = self._exits_at + self.exits_cap * _EXIT.size
+
+    def _after_fork(self):
+        self._thread_lock = threading.Lock()
+
+    def close(self):
+        with contextlib.suppress(ValueError, BufferError):
+            self.mm.close()
+        with contextlib.suppress(OSError):
+            os.close(self.fd)
+
+    @contextlib.contextmanager
+    def _locked(self, how=fcntl.LOCK_EX):
+        # flock excludes other processes only: threads of this one share the
+        # open file (the sampler, request threads of a threaded server).
+        with self._thread_lock:
+            fcntl.flock(self.fd, how)
+            try:
+                yield
+            finally:
+                fcntl.flock(self.fd, fcntl.LOCK_UN)
+
+    def _counters(self):
+        values = _COUNTERS.unpack_from(self.mm, _POINTS_WRITTEN_AT)
+        return list(values)
+
+    def _set_counters(self, values):
+        _COUNTERS.pack_into(self.mm, _POINTS_WRITTEN_AT, *values)
+
+    # --- writing ---------------------------------------------------------
+
+    def add_point(self, point, processes):
+        """Append a point (dict) and its process rows (dicts)."""
+        with self._locked():
+            counters = self._counters()
+            points_written, rows_written = counters[0], counters[1]
+            first = rows_written
+            for proc in processes:
+                _ROW.pack_into(
+                    self.mm,
+                    self._rows_at + (rows_written % self.rows_cap) * _ROW.size,
+                    proc["pid"],
+                    ROLE_CODES.get(proc.get("role"), 0),
+                    int(proc.get("rss") or 0),
+                    int(proc.get("vms") or 0),
+                    float(proc.get("cpu_percent") or 0.0),
+                    float(proc.get("cpu_seconds") or 0.0),
+                )
+                rows_written += 1
+            _POINT.pack_into(
+                self.mm,
+                self._points_at + (points_written % self.points_cap) * _POINT.size,
+                point["t"],
+                _nan(point.get("utilization")),
+                point.get("http_busy") or 0,
+                point.get("http_capacity") or 0,
+                point.get("backlog") or 0,
+                float(point.get("requests_per_second") or 0.0),
+                _nan(point.get("longest_busy")),
+                counters[_ALL_BUSY],
+                first,
+                rows_written - first,
+            )
+            counters[0], counters[1] = points_written + 1, rows_written
+            self._set_counters(counters)
+
+    def add_all_busy(self, seconds):
+        """Add to the running total of seconds with every HTTP worker busy."""
+        if seconds <= 0:
+            return
+        with self._locked():
+            counters = self._counters()
+            counters[_ALL_BUSY] += seconds
+            self._set_counters(counters)
+
+    def add_exit(self, record):
+        """Record one exit (dict with the API's fields plus ``start_ticks``).
+
+        An exit already recorded for the same process (pid and start) is
+        not recorded twice: the worker's own record wins over an inference.
+        Returns True when recorded.
+        """
+        with self._locked():
+            if record.get("start_ticks") and self._find_exit(record["pid"], record["start_ticks"]) is not None:
+                return False
+            counters = self._counters()
+            written = counters[2]
+            doing = record.get("doing") or {}
+            cron = doing.get("cron_job") or {}
+            reason = record["reason"] if record["reason"] in REASON_CODES else "unknown"
+            _EXIT.pack_into(
+                self.mm,
+                self._exits_at + (written % self.exits_cap) * _EXIT.size,
+                record["pid"],
+                ROLE_CODES.get(record.get("role"), 0),
+                REASON_CODES[reason],
+                record.get("start_ticks") or 0,
+                float(record.get("started_at") or 0.0),
+                float(record.get("ended_at") or time.time()),
+                int(record.get("requests") or 0),
+                int(record.get("peak_rss") or 0),
+                int(record.get("peak_vms") or 0),
+                _nan(doing.get("elapsed")) if record.get("doing") else math.nan,
+                int(cron.get("id") or 0),
+                _encode(record.get("detail"), 160),
+                _encode(doing.get("url"), 256),
+                _encode(cron.get("name"), 128),
+                _encode(doing.get("db"), 64),
+            )
+            counters[2] = written + 1
+            counters[_REASONS_AT + REASON_CODES[reason]] += 1
+            counters[_CPU_EXITED_AT + ROLE_CODES.get(record.get("role"), 0)] += float(record.get("cpu_seconds") or 0.0)
+            if record.get("role") in ("http", "server"):
+                counters[_REQUESTS_EXITED_AT] += int(record.get("requests") or 0)
+            self._set_counters(counters)
+            return True
+
+    def _find_exit(self, pid, start_ticks):
+        written = self._counters()[2]
+        for seq in range(written - 1, max(written - self.exits_cap, 0) - 1, -1):
+            at = self._exits_at + (seq % self.exits_cap) * _EXIT.size
+            rec_pid, _role, _reason, rec_start = struct.unpack_from("<IBB2xQ", self.mm, at)
+            if rec_pid == pid and rec_start == start_ticks:
+                return seq
+        return None
+
+    def add_intent(self, pid, start_ticks, login, signal_name):
+        """Remember that this product asked worker ``pid`` to exit (a recycle)."""
+        with self._locked():
+            counters = self._counters()
+            written = counters[3]
+            _INTENT.pack_into(
+                self.mm,
+                self._intents_at + (written % self.intents_cap) * _INTENT.size,
+                pid,
+                start_ticks or 0,
+                time.time(),
+                _encode(login, 64),
+                _encode(signal_name, 16),
+            )
+            counters[3] = written + 1
+            self._set_counters(counters)
+
+    def intent(self, pid, start_ticks):
+        """``{"login", "signal", "at"}`` of the latest recycle asked for that process, or None."""
+        with self._locked(fcntl.LOCK_SH):
+            written = self._counters()[3]
+            for seq in range(written - 1, max(written - self.intents_cap, 0) - 1, -1):
+                rec = _INTENT.unpack_from(self.mm, self._intents_at + (seq % self.intents_cap) * _INTENT.size)
+                if rec[0] == pid and rec[1] == start_ticks:
+                    return {"at": rec[2], "login": _decode(rec[3]), "signal": _decode(rec[4])}
+        return None
+
+    # --- reading ---------------------------------------------------------
+
+    def totals(self, live_cpu=None, live_requests=None):
+        """Counters for the metrics, never decreasing.
+
+        ``live_cpu`` (``{role: CPU seconds of its live processes}``) and
+        ``live_requests`` (HTTP requests of the live processes) are added to
+        what exited processes had, and each total is kept at least at what
+        was last reported: a worker killed between two samples takes its
+        last CPU seconds with it, and a counter must not go down.
+        """
+        with self._locked():
+            counters = self._counters()
+            cpu = {}
+            for role, code in ROLE_CODES.items():
+                value = counters[_CPU_EXITED_AT + code] + (live_cpu or {}).get(role, 0.0)
+                value = max(value, counters[_CPU_REPORTED_AT + code])
+                counters[_CPU_REPORTED_AT + code] = value
+                if value or role in (live_cpu or {}):
+                    cpu[role] = value
+            requests = max(counters[_REQUESTS_EXITED_AT] + (live_requests or 0), counters[_REQUESTS_REPORTED_AT])
+            counters[_REQUESTS_REPORTED_AT] = requests
+            self._set_counters(counters)
+        reasons = counters[_REASONS_AT : _REASONS_AT + len(REASONS)]
+        return {
+            "all_busy_seconds": counters[_ALL_BUSY],
+            "exits": dict(zip(REASONS, reasons, strict=True)),
+            "cpu_seconds": cpu,
+            "http_requests": int(requests),
+        }
+
+    def exits(self, since=0.0):
+        with self._locked(fcntl.LOCK_SH):
+            written = self._counters()[2]
+            records = [
+                _EXIT.unpack_from(self.mm, self._exits_at + (seq % self.exits_cap) * _EXIT.size)
+                for seq in range(max(written - self.exits_cap, 0), written)
+            ]
+        result = []
+        for rec in records:
+            (
+                pid,
+                role,
+                reason,
+                _start,
+                started_at,
+                ended_at,
+                requests,
+                rss,
+                vms,
+                elapsed,
+                cron_id,
+                detail,
+                url,
+                cname,
+                db,
+            ) = rec
+            if ended_at < since:
+                continue
+            doing = None
+            if not math.isnan(elapsed):
+                doing = {
+                    "url": _decode(url),
+                    "cron_job": {"id": cron_id, "name": _decode(cname)} if cron_id else None,
+                    "elapsed": round(elapsed, 3),
+                }
+            result.append(
+                {
+                    "pid": pid,
+                    "role": ROLES[role] if role < len(ROLES) else None,
+                    "started_at": started_at or None,
+                    "ended_at": ended_at,
+                    "reason": REASONS[reason] if reason < len(REASONS) else "unknown",
+                    "detail": _decode(detail),
+                    "requests": requests,
+                    "peak_rss": rss or None,
+                    "peak_vms": vms or None,
+                    "doing": doing,
+                    "db": _decode(db),  # internal: the API scopes and drops it
+                }
+            )
+        return result
+
+    def _rows(self, first, count, oldest_row):
+        if first < oldest_row:
+            return ()  # overwritten: more processes than the file was sized for
+        rows_at, rows_cap, row_size = self._rows_at, self.rows_cap, _ROW.size
+        start = first % rows_cap
+        if start + count <= rows_cap:
+            return tuple(_ROW.iter_unpack(self.mm[rows_at + start * row_size : rows_at + (start + count) * row_size]))
+        return tuple(_ROW.unpack_from(self.mm, rows_at + ((first + i) % rows_cap) * row_size) for i in range(count))
+
+    def points(self, since=0.0, max_points=MAX_POINTS):
+        """``(interval, points)`` from ``since`` (epoch), oldest first, with their processes.
+
+        When the window holds more than ``max_points`` points, consecutive
+        points are merged ``k`` at a time (the returned interval is ``k``
+        times the sampling interval; the latest point always ends a group):
+        the most busy workers, backlog and longest busy of the group, the
+        mean utilization and requests per second, and the processes as the
+        group's last point saw them.
+        """
+        with self._locked(fcntl.LOCK_SH):
+            points_written, rows_written = self._counters()[:2]
+            first_seq = max(points_written - self.points_cap, 0)
+            raw = [
+                _POINT.unpack_from(self.mm, self._points_at + (seq % self.points_cap) * _POINT.size)
+                for seq in range(first_seq, points_written)
+            ]
+            raw = [p for p in raw if p[0] >= since]
+            group = max(math.ceil(len(raw) / max_points), 1) if max_points else 1
+            # Groups end at the latest point; the oldest one may be shorter.
+            groups = [raw[max(end - group, 0) : end] for end in range(len(raw), 0, -group)][::-1]
+            oldest_row = max(rows_written - self.rows_cap, 0)
+            rows = [self._rows(g[-1][8], g[-1][9], oldest_row) for g in groups]
+        result = []
+        for members, procs in zip(groups, rows, strict=True):
+            last = members[-1]
+            if len(members) == 1:
+                utilization, busy, backlog, rps, longest = last[1], last[2], last[4], last[5], last[6]
+            else:
+                known = [m[1] for m in members if not math.isnan(m[1])]
+                utilization = sum(known) / len(known) if known else math.nan
+                busy = max(m[2] for m in members)
+                backlog = max(m[4] for m in members)
+                rps = sum(m[5] for m in members) / len(members)
+                longest = max((m[6] for m in members if not math.isnan(m[6])), default=math.nan)
+            result.append(
+                {
+                    "t": last[0],
+                    "utilization": None if math.isnan(utilization) else round(utilization, 3),
+                    "http_busy": busy,
+                    "http_capacity": last[3],
+                    "backlog": backlog,
+                    "requests_per_second": round(rps, 3),
+                    "longest_busy": _num(longest),
+                    "all_busy_seconds": last[7],
+                    "processes": [
+                        {
+                            "pid": pid,
+                            "role": ROLES[role] if role < len(ROLES) else None,
+                            "rss": rss,
+                            "vms": vms,
+                            "cpu_percent": cpu,
+                        }
+                        for pid, role, rss, vms, cpu, _cpu_seconds in procs
+                    ],
+                }
+            )
+        return self.interval * group, result
+
+    def last_seen(self, pid):
+        """``(peak rss, peak vms, CPU seconds, role)`` of the process ``pid`` over its latest
+        stretch of consecutive points, or None if the series never saw it."""
+        with self._locked(fcntl.LOCK_SH):
+            points_written, rows_written = self._counters()[:2]
+            oldest_row = max(rows_written - self.rows_cap, 0)
+            found = None
+            for seq in range(points_written - 1, max(points_written - self.points_cap, 0) - 1, -1):
+                point = _POINT.unpack_from(self.mm, self._points_at + (seq % self.points_cap) * _POINT.size)
+                row = next((r for r in self._rows(point[8], point[9], oldest_row) if r[0] == pid), None)
+                if row is None:
+                    if found is not None:
+                        break  # before it started (or another process with that pid)
+                    continue
+                if found is None:
+                    found = [row[2], row[3], row[5], ROLES[row[1]] if row[1] < len(ROLES) else None]
+                else:
+                    found[0], found[1] = max(found[0], row[2]), max(found[1], row[3])
+        return tuple(found) if found else None
+
+    def query(self, since=0.0, kinds=KINDS, now=None):
+        """The API's ``history`` answer (see README)."""
+        result = {"taken_at": now or time.time(), "since": since}
+        if "exits" in kinds:
+            result["exits"] = self.exits(since)
+        if "series" in kinds:
+            interval, points = self.points(since)
+            result["series"] = {"interval": interval, "points": points}
+        return result
