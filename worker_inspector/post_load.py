@@ -53,8 +53,22 @@ def _locate_server():
     return server.pid, THREADED_SLOTS if server.mode == engine.MODE_THREADED else PREFORK_SLOTS
 
 
+def _on_board_open(board):
+    # The history (models/history.py) starts its sampler in each process that records.
+    from .models import history
+
+    history.on_board_open(board)
+
+
+def _on_board_close(board):
+    # A prefork worker records its own exit before its board file goes.
+    from .models import history
+
+    history.on_board_close(board)
+
+
 # Workers forked by a master that preloaded the addon report idle from birth.
-RECORDER = Recorder(_locate_server, report_at_fork=True)
+RECORDER = Recorder(_locate_server, report_at_fork=True, on_open=_on_board_open, on_close=_on_board_close)
 
 
 def backend_pid(cr):

@@ -16,7 +16,7 @@ from odoo.exceptions import AccessError, UserError
 from odoo.http import request
 
 from ..dbselect import DB_PARAM, named_database
-from ..engine import metrics
+from ..engine import history, metrics
 
 _BEARER_RE = re.compile(r"^bearer\s+(.+)$", re.IGNORECASE)
 _PID_RE = re.compile(r"[0-9]{1,10}")
@@ -58,6 +58,18 @@ def _flag(value):
     if value.lower() not in _FLAGS:
         raise ApiError(400, f"force must be 0 or 1, got {value!r}.")
     return _FLAGS[value.lower()]
+
+
+def _history_param(parse):
+    """A parser of the history's parameters, whose BadQuery is a 400."""
+
+    def parser(value):
+        try:
+            return parse(value)
+        except history.BadQuery as exc:
+            raise ApiError(400, str(exc)) from None
+
+    return parser
 
 
 def _text(value):
@@ -153,13 +165,26 @@ class WorkerInspectorController(http.Controller):
     def snapshot(self, caller):
         return json_response(caller.inspector.get_snapshot())
 
+    @api_route(
+        "/worker_inspector/api/history",
+        ("GET", "HEAD"),
+        {"since": _history_param(history.parse_since), "kinds": _history_param(history.parse_kinds)},
+        readonly=True,
+    )
+    def history(self, caller, since=0.0, kinds=history.KINDS):
+        """Worker exits and time series (README: History)."""
+        try:
+            return json_response(caller.inspector.get_history(since, kinds))
+        except UserError as exc:
+            raise ApiError(503, str(exc)) from None
+
     @api_route("/worker_inspector/metrics", ("GET", "HEAD"), readonly=True)
     def metrics(self, caller):
-        """The snapshot in Prometheus' text format, for scrapers (use an API key)."""
+        """The snapshot and the history's counters in Prometheus' text format, for scrapers (use an API key)."""
         if not metrics.available():
             raise ApiError(501, metrics.MISSING_LIBRARY)
         return request.make_response(
-            metrics.render(caller.inspector.get_snapshot()),
+            caller.inspector.get_metrics(),
             headers=[("Content-Type", metrics.CONTENT_TYPE), ("Cache-Control", "no-store")],
         )
 

@@ -1,5 +1,6 @@
 # License LGPL-3.0 or later (https://www.gnu.org/licenses/lgpl).
 import logging
+import os
 
 import psycopg2
 
@@ -9,10 +10,12 @@ from odoo.service import db as odoo_db
 from odoo.tools import config
 
 from .. import compat, engine
-from ..engine import database
+from ..engine import database, identity, metrics
+from ..engine import history as history_mod
 from ..engine.activity import scope_to_database
 from ..engine.config import ODOO_OPTIONS, OptionTable
 from ..post_load import RECORDER, current_server
+from . import history
 
 # Config file option (server-level, so no database's admin can set it): every
 # admin sees the activity and SQL of every database (README, "Security").
@@ -41,6 +44,8 @@ class WorkerInspector(models.AbstractModel):
         """
         self._check_access()
         sessions, overdue, sql_problem = self._read_database()
+        # Exits of workers killed since the last look are recorded before their boards go.
+        history.harvest()
         snapshot = engine.take_snapshot(
             current_server(),
             config.options,
@@ -53,6 +58,8 @@ class WorkerInspector(models.AbstractModel):
         engine.add_logins(snapshot, self.env.cr.dbname, self._logins)
         if not self._server_wide_view():
             scope_to_database(snapshot, self.env.cr.dbname, self._serves_several_databases())
+        recent = self._exits(snapshot["taken_at"] - 3600)
+        snapshot["exits_last_hour"] = history_mod.summarize_exits(recent or [])
         return snapshot
 
     @api.model
@@ -60,6 +67,45 @@ class WorkerInspector(models.AbstractModel):
         """``{uid: login}`` of this database's users (a cron job or websocket knows only its uid)."""
         users = self.env["res.users"].sudo().with_context(active_test=False).browse(uids).exists()
         return {user.id: user.login for user in users}
+
+    @api.model
+    def get_metrics(self):
+        """The snapshot and the history's counters in Prometheus' text format (bytes)."""
+        snapshot = self.get_snapshot()
+        store, sampler = history.history_store(), history.STATE.sampler
+        totals = store.totals(*metrics.live_totals(snapshot)) if store is not None else None
+        return metrics.render(snapshot, totals, sampler.backlog() if sampler is not None else None)
+
+    @api.model
+    def get_history(self, since=0.0, kinds=history_mod.KINDS):
+        """Exits and time series of this server since ``since`` (epoch), see README "History".
+
+        What an exited worker was doing is hidden when it was on another
+        database, as the snapshot's activity is (README, "Security").
+        """
+        self._check_access()
+        history.harvest()
+        store = history.history_store()
+        if store is None:
+            _ = compat.gettext(self.env)
+            raise UserError(_("The history is not recorded by this process."))  # pylint: disable=prefer-env-translation
+        result = store.query(since, kinds)
+        if "exits" in result:
+            result["exits"] = self._exits(since, result["exits"])
+        return result
+
+    @api.model
+    def _exits(self, since, exits=None):
+        """Exits since ``since``, each ``doing`` of another database hidden unless server-wide."""
+        store = history.history_store()
+        if exits is None:
+            exits = store.exits(since) if store is not None else []
+        hide = not self._server_wide_view() and self._serves_several_databases()
+        for record in exits:
+            db = record.pop("db", None)
+            if hide and record["doing"] and db and db != self.env.cr.dbname:
+                record["doing"] = None
+        return exits
 
     @api.model
     def _option_table(self):
@@ -108,6 +154,13 @@ class WorkerInspector(models.AbstractModel):
         """
         self._check_access()
         server = current_server()
+        store = history.history_store()
+        if store is not None and server.mode == engine.MODE_PREFORK:
+            # Before the signal: the worker's exit record must find it. (A worker
+            # asked to force-recycle itself is recycled gracefully: see engine.recycle.)
+            forced = force and pid != os.getpid()
+            key = identity.process_key(pid)
+            store.add_intent(pid, key and key.start, self.env.user.login, "SIGTERM" if forced else "SIGINT")
         try:
             result = engine.recycle_worker(server.pid, server.mode, pid, force=force)
         except engine.RecycleRefused as exc:

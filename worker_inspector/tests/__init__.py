@@ -1,4 +1,5 @@
 from . import test_snapshot_model
 from . import test_ui
+from . import test_history_api
 from . import test_recycle
 from . import test_apps_list

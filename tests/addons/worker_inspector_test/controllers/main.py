@@ -5,12 +5,17 @@ import json
 import os
 import time
 
+import psutil
 import psycopg2
 
 from odoo import http
 from odoo.http import request
 
 from ..models.worker_inspector_test import TOKEN_PARAM, held
+
+# Memory a test made this worker hold: it stays until the worker exits.
+_HELD_MEMORY = []
+_CHUNK = 32 << 20
 
 
 def _sleep_cron():
@@ -71,6 +76,34 @@ class WorkerInspectorTestController(http.Controller):
         if "expiration_date" in inspect.signature(apikeys._generate).parameters:
             args.append(None)
         return _json({"key": apikeys._generate(*args)})
+
+    @http.route("/worker_inspector_test/grow", type="http", auth="user", methods=["GET"])
+    def grow(self, vms, seconds="0", overshoot="0"):
+        """Grow this worker's virtual memory past ``vms`` bytes in about ``seconds``, and keep it.
+
+        The memory is written to, so RSS grows too; it stays held until the worker exits.
+        Then, with ``overshoot``, allocate that many bytes more at once: past
+        ``limit_memory_hard`` (RLIMIT_AS), that raises MemoryError.
+        """
+        target, duration = int(vms), float(seconds)
+        process = psutil.Process()
+        missing = max(target - process.memory_info().vms, 0)
+        steps = max(missing // _CHUNK + 1, 1)
+        while process.memory_info().vms <= target and len(_HELD_MEMORY) < 256:
+            _HELD_MEMORY.append(bytearray(b"x" * _CHUNK))
+            time.sleep(duration / steps)
+        if int(overshoot):
+            _HELD_MEMORY.append(bytearray(int(overshoot)))
+        return _json({"pid": process.pid, "vms": process.memory_info().vms})
+
+    @http.route("/worker_inspector_test/burn", type="http", auth="user", methods=["GET"])
+    def burn(self, seconds):
+        """Spend ``seconds`` of CPU time in Python (past limit_time_cpu, SIGXCPU ends the worker)."""
+        until = time.thread_time() + float(seconds)
+        spins = 0
+        while time.thread_time() < until:
+            spins += sum(range(1000))
+        return _json({"spins": spins})
 
 
 def _simulate_pg_outage():

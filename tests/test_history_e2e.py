@@ -1,0 +1,266 @@
+"""History of a real prefork Odoo server: worker exits with their cause, series, backlog."""
+
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import time
+
+import psutil
+import pytest
+import requests
+from activity_helpers import BUSY_URL, Background, Hold, busy_on, poll
+from odoo_harness import OdooServer
+from test_recycle_e2e import csrf_token, recycle, wait_respawned, workers_by_role
+
+pytestmark = pytest.mark.odoo
+
+HISTORY_URL = "/worker_inspector/api/history"
+GROW_URL = "/worker_inspector_test/grow"
+MIB = 1 << 20
+SOFT = 700 * MIB
+LIMIT_REQUEST = 60
+LIMIT_TIME_REAL = 8
+LIMIT_TIME_CPU = 3
+
+
+@pytest.fixture(scope="module")
+def server(odoo_db):
+    """Prefork with small limits, so each exit cause can be provoked; a point every second."""
+    args = [
+        f"--limit-request={LIMIT_REQUEST}",
+        f"--limit-time-real={LIMIT_TIME_REAL}",
+        f"--limit-time-cpu={LIMIT_TIME_CPU}",
+        "--limit-time-real-cron=0",  # the cron worker sleeps a minute between polls
+        f"--limit-memory-soft={SOFT}",
+        f"--limit-memory-hard={4 * SOFT}",
+    ]
+    env = {"WORKER_INSPECTOR_HISTORY_INTERVAL": "1"}
+    with OdooServer(odoo_db, workers=2, max_cron_threads=1, extra_args=args, env=env) as srv:
+        yield srv
+
+
+@pytest.fixture(scope="module")
+def admin(server):
+    return server.login_session()
+
+
+def history(server, session, **params):
+    response = session.get(server.url + HISTORY_URL, params=params, timeout=60)
+    assert response.status_code == 200, response.text
+    return response.json()
+
+
+def wait_exit(server, session, match, what, since=0.0, timeout=60):
+    deadline = time.monotonic() + timeout
+    while True:
+        exits = history(server, session, since=since, kinds="exits")["exits"]
+        found = [e for e in exits if match(e)]
+        if found:
+            return found[0]
+        if time.monotonic() > deadline:
+            raise AssertionError(f"{what}: no such exit in {timeout}s; exits: {exits}")
+        time.sleep(0.3)
+
+
+def test_bad_parameters_are_400_and_access_is_the_snapshots(server, admin):
+    for params in ({"since": "yesterday"}, {"since": "-5"}, {"since": "nan"}, {"kinds": "exits,bogus"}, {"kinds": ""}):
+        response = admin.get(server.url + HISTORY_URL, params=params, timeout=60)
+        assert response.status_code == 400, (params, response.text)
+        assert response.json()["error"]["reason"]
+    response = admin.get(server.url + HISTORY_URL, params={"pid": "1"}, timeout=60)
+    assert response.status_code == 400
+    assert "pid" in response.json()["error"]["reason"]
+    anonymous = requests.get(server.url + HISTORY_URL, timeout=60)
+    assert anonymous.status_code == 401
+    only = history(server, admin, kinds="series")
+    assert "series" in only and "exits" not in only
+    assert only["series"]["interval"] == 1.0
+
+
+def test_worker_reaching_limit_request_is_recorded(server, admin):
+    started = time.time()
+    for _ in range(3 * LIMIT_REQUEST):
+        assert requests.get(server.url + "/web/health", timeout=60).status_code == 200
+    gone = wait_exit(server, admin, lambda e: e["reason"] == "limit_request", "limit_request", since=started)
+    assert gone["role"] == "http"
+    assert gone["requests"] == LIMIT_REQUEST
+    assert gone["doing"]["url"] == "/web/health"
+    assert str(LIMIT_REQUEST) in gone["detail"]
+    assert gone["started_at"] < gone["ended_at"] <= time.time()
+    assert not psutil.pid_exists(gone["pid"]) or gone["pid"] not in workers_by_role(server)
+
+
+def test_worker_past_limit_memory_soft_is_recorded_with_its_growth(server, admin):
+    started = time.time()
+    grown = admin.get(server.url + GROW_URL, params={"vms": SOFT + 64 * MIB, "seconds": 3}, timeout=120)
+    assert grown.status_code == 200, grown.text
+    pid = grown.json()["pid"]
+    assert grown.json()["vms"] > SOFT
+    gone = wait_exit(server, admin, lambda e: e["pid"] == pid, "memory_soft", since=started)
+    assert gone["reason"] == "memory_soft", gone
+    assert gone["doing"]["url"] == GROW_URL
+    assert gone["doing"]["elapsed"] >= 2.5
+    assert "> soft" in gone["detail"]
+    assert gone["peak_vms"] > SOFT
+    # The series saw the worker grow while the request ran.
+    points = history(server, admin, since=started, kinds="series")["series"]["points"]
+    vms = [p["vms"] for point in points for p in point["processes"] if p["pid"] == pid]
+    assert len(vms) >= 2, points
+    assert max(vms) - min(vms) >= 100 * MIB, vms
+    assert all(started - 1 <= point["t"] <= time.time() for point in points)
+
+
+def test_worker_hitting_limit_memory_hard_is_recorded(server, admin):
+    started = time.time()
+    failed = admin.get(server.url + GROW_URL, params={"vms": SOFT + 64 * MIB, "overshoot": 4 * SOFT}, timeout=120)
+    assert failed.status_code == 500  # the MemoryError, handled by Odoo
+    gone = wait_exit(
+        server, admin, lambda e: e["reason"] in ("memory_hard", "memory_soft"), "memory_hard", since=started
+    )
+    assert gone["reason"] == "memory_hard", gone
+    assert "MemoryError" in gone["detail"] and gone["doing"]["url"] == GROW_URL
+    assert gone["peak_vms"] > SOFT
+
+
+def test_worker_past_limit_time_cpu_is_recorded(server, admin):
+    started = time.time()
+    try:
+        response = admin.get(server.url + "/worker_inspector_test/burn", params={"seconds": 6}, timeout=60)
+        status = response.status_code
+    except requests.ConnectionError:
+        status = None  # the worker ended before answering
+    assert status != 200
+    gone = wait_exit(server, admin, lambda e: e["reason"] == "time_cpu", "time_cpu", since=started)
+    assert gone["doing"]["url"] == "/worker_inspector_test/burn", gone
+    assert gone["doing"]["elapsed"] >= LIMIT_TIME_CPU - 1
+    assert "limit_time_cpu" in gone["detail"]
+
+
+def test_worker_killed_for_limit_time_real_is_named_with_its_request(server, admin):
+    started = time.time()
+    with Hold() as hold:
+        call = Background(server, admin, BUSY_URL, hold.token)
+        _snap, (_place, entry) = poll(server, admin, lambda s: busy_on(s, BUSY_URL), "busy request")
+        pid = entry["pid"]
+        gone = wait_exit(
+            server, admin, lambda e: e["pid"] == pid, "time_real", since=started, timeout=LIMIT_TIME_REAL + 30
+        )
+    call.join(60)
+    assert gone["reason"] == "time_real", gone
+    assert gone["doing"]["url"] == BUSY_URL
+    assert gone["doing"]["elapsed"] >= LIMIT_TIME_REAL - 4
+    # The master loaded the addon (-d preloads it): the cause is its own, not inferred.
+    assert "limit_time_real" in gone["detail"] and "without a heartbeat" in gone["detail"], gone
+    assert gone["role"] == "http" and gone["peak_rss"] > 50 * MIB and gone["peak_vms"] > gone["peak_rss"]
+    assert call.response is None or call.response.status_code != 200
+
+
+def test_crashed_worker_is_recorded_with_the_signal_that_killed_it(server, admin):
+    """The master loaded the addon (the database is preloaded with -d): it sees how a worker died."""
+    started = time.time()
+    before = workers_by_role(server)
+    victim = min(pid for pid, role in before.items() if role == "http")
+    os.kill(victim, signal.SIGSEGV)
+    wait_respawned(server, victim, "http", set(before))
+    gone = wait_exit(server, admin, lambda e: e["pid"] == victim, "crash", since=started)
+    assert gone["reason"] == "crashed" and gone["detail"] == "killed by SIGSEGV", gone
+
+
+def test_more_slow_requests_than_workers_fill_the_backlog(server, admin):
+    started = time.time()
+    before = history(server, admin, kinds="series")["series"]["points"]
+    all_busy_before = before[-1]["all_busy_seconds"] if before else 0.0
+    with Hold() as hold:
+        calls = [Background(server, admin, BUSY_URL, hold.token) for _ in range(5)]
+        time.sleep(4)  # under limit_time_real: nobody is killed
+    for call in calls:
+        call.join(60)
+        assert call.response is not None and call.response.status_code == 200, call.error
+    points = history(server, admin, since=started, kinds="series")["series"]["points"]
+    assert max(p["backlog"] for p in points) >= 2, [(p["t"], p["backlog"]) for p in points]
+    assert max(p["http_busy"] for p in points) == 2
+    assert max(p["utilization"] for p in points) == 1.0
+    assert points[-1]["all_busy_seconds"] - all_busy_before >= 2.0
+
+
+def test_recycled_worker_is_recorded_and_history_survives_its_restart(server, admin):
+    started = time.time()
+    snap = server.snapshot(admin)
+    first_server = snap["served_by"]
+    points_before = history(server, admin, kinds="series")["series"]["points"]
+    assert points_before
+    token = csrf_token(server, admin)
+    before = set(workers_by_role(server))
+    response = recycle(server, admin, token, pid=first_server, force=1)
+    assert response.status_code == 200, response.text
+    wait_respawned(server, first_server, "http", before)
+    respawned = time.time()
+    gone = wait_exit(server, admin, lambda e: e["pid"] == first_server, "recycled", since=started)
+    assert gone["reason"] == "recycled", gone
+    assert "admin" in gone["detail"]
+    # What was recorded before that worker went is all still there, and the series goes on.
+    deadline = time.monotonic() + 10
+    while True:
+        after = history(server, admin, kinds="series,exits")
+        if after["series"]["points"][-1]["t"] > respawned + 1 or time.monotonic() > deadline:
+            break
+        time.sleep(0.3)
+    times = {p["t"] for p in after["series"]["points"]}
+    assert {p["t"] for p in points_before} <= times
+    assert after["series"]["points"][-1]["t"] > respawned + 1
+    assert first_server in {e["pid"] for e in after["exits"]}
+
+
+def test_metrics_follow_prometheus_conventions_and_count_exits(server, admin, tmp_path):
+    response = admin.get(server.url + "/worker_inspector/metrics", timeout=60)
+    assert response.status_code == 200, response.text
+    text = response.text
+    samples = {}
+    for line in text.splitlines():
+        if line and not line.startswith("#"):
+            name, _, value = line.rpartition(" ")
+            samples[name] = float(value)
+    assert samples['odoo_worker_exits_total{reason="limit_request"}'] >= 1
+    assert samples['odoo_worker_exits_total{reason="memory_soft"}'] >= 1
+    assert samples['odoo_worker_exits_total{reason="time_real"}'] >= 1
+    assert samples['odoo_worker_exits_total{reason="recycled"}'] >= 1
+    assert samples["odoo_http_all_workers_busy_seconds_total"] >= 2
+    assert samples["odoo_http_listen_backlog"] == 0
+    assert samples["odoo_http_requests_total"] >= 3 * LIMIT_REQUEST
+    assert samples['odoo_cpu_seconds_total{role="http"}'] > 0
+    assert samples['odoo_server_processes{role="http"}'] == 2
+    assert 0 < samples["odoo_http_utilization_ratio"] <= 1
+    # No label that changes with every recycled worker; the server's pid is in the info metric only.
+    assert [name for name in samples if "pid=" in name] == [
+        next(n for n in samples if n.startswith("odoo_server_info"))
+    ]
+    recent = server.snapshot(admin)["exits_last_hour"]["http"]
+    assert recent["count"] >= 4 and {"limit_request", "memory_soft", "time_real", "recycled"} <= set(recent["reasons"])
+    promtool = shutil.which("promtool")
+    if not promtool:
+        pytest.skip("promtool is not installed (Debian: apt-get install prometheus)")
+    checked = subprocess.run([promtool, "check", "metrics"], input=text, capture_output=True, text=True, check=False)
+    assert checked.returncode == 0 and not checked.stdout.strip(), checked.stdout + checked.stderr
+
+
+def test_threaded_server_restart_is_recorded_and_its_history_kept(odoo_db):
+    # Odoo re-executes itself as basename(sys.executable): that must be this (venv's) Python.
+    path = os.pathsep.join([os.path.dirname(sys.executable), os.environ.get("PATH", "")])
+    env = {"WORKER_INSPECTOR_HISTORY_INTERVAL": "1", "PATH": path}
+    with OdooServer(odoo_db, workers=0, env=env) as threaded:
+        admin = threaded.login_session()
+        deadline = time.monotonic() + 30
+        while not history(threaded, admin, kinds="series")["series"]["points"] and time.monotonic() < deadline:
+            time.sleep(0.3)
+        before = history(threaded, admin, kinds="series")["series"]["points"]
+        assert before
+        os.kill(threaded.pid, signal.SIGHUP)  # what a module update from the UI does
+        time.sleep(1)
+        threaded.wait_ready(120)  # the same process, re-executed
+        admin = threaded.login_session()
+        gone = wait_exit(threaded, admin, lambda e: e["pid"] == threaded.pid, "threaded restart")
+        assert gone["reason"] == "reload" and gone["role"] == "server", gone
+        after = history(threaded, admin, kinds="series")["series"]["points"]
+        assert {p["t"] for p in before} <= {p["t"] for p in after}
