@@ -19,13 +19,15 @@ def samples(text):
     return found
 
 
-def test_every_process_of_a_real_snapshot_has_its_gauges():
+def test_every_role_of_a_real_snapshot_has_its_gauges():
     snapshot = engine.take_snapshot(engine.ServerInfo(os.getpid(), engine.MODE_THREADED, "18.0"), {"workers": 0})
     found = samples(metrics.render(snapshot))
     (process,) = snapshot["processes"]
-    labels = {"pid": str(os.getpid()), "role": engine.ROLE_SERVER}
-    for name, key, _help in metrics._PROCESS_GAUGES:
-        assert found[(name, frozenset(labels.items()))] == pytest.approx(process[key]), name
+    role = frozenset({"role": engine.ROLE_SERVER}.items())
+    assert found[("odoo_resident_memory_bytes", role)] == process["rss"]
+    assert found[("odoo_virtual_memory_max_bytes", role)] == process["vms"]
+    assert found[("odoo_threads", role)] == process["num_threads"]
+    assert not [key for key in found if "pid" in dict(key[1]) and key[0] != "odoo_server_info"]
     info = {"mode": "threaded", "pid": str(os.getpid()), "odoo_version": "18.0"}
     assert found[("odoo_server_info", frozenset(info.items()))] == 1
     assert found[("odoo_server_processes", frozenset({"role": "server"}.items()))] == 1
@@ -36,7 +38,7 @@ def test_every_process_of_a_real_snapshot_has_its_gauges():
         assert found[("odoo_serving_process_threads", frozenset({"kind": kind}.items()))] == count
 
 
-def test_busy_requests_and_utilization_follow_the_activity():
+def test_busy_processes_utilization_and_counters():
     def process(pid, role, activity):
         return {"pid": pid, "role": role, "rss": 1, "vms": 2, "activity": activity}
 
@@ -55,16 +57,19 @@ def test_busy_requests_and_utilization_follow_the_activity():
         "longest_busy": None,
         "host": {"memory_total": 100, "memory_available": 50, "cpu_count": 2},
     }
-    found = samples(metrics.render(snapshot))
-    http = {pid: frozenset({"pid": str(pid), "role": "http"}.items()) for pid in (11, 12, 14)}
-    assert found[("odoo_worker_busy", http[11])] == 1
-    assert found[("odoo_worker_busy", http[12])] == 0
-    assert found[("odoo_worker_busy", http[14])] == 0
-    assert found[("odoo_worker_requests", http[11])] == 7
+    totals = {"all_busy_seconds": 3.5, "http_requests": 11, "exits": {"memory_soft": 2}, "cpu_seconds": {"http": 1.5}}
+    found = samples(metrics.render(snapshot, totals, backlog=4))
+    http = frozenset({"role": "http"}.items())
+    assert found[("odoo_busy_processes", http)] == 1
     # Processes that do not report have no busy sample, rather than a false 0.
-    assert ("odoo_worker_busy", frozenset({"pid": "10", "role": "master"}.items())) not in found
-    assert found[("odoo_utilization", frozenset())] == 0.5
-    assert ("odoo_longest_busy", frozenset()) not in found
-    assert found[("odoo_server_processes", frozenset({"role": "http"}.items()))] == 3
-    # A gauge the snapshot has no value for is left out, not reported as 0.
-    assert ("odoo_worker_cpu_percent", http[11]) not in found
+    assert ("odoo_busy_processes", frozenset({"role": "master"}.items())) not in found
+    assert found[("odoo_http_utilization_ratio", frozenset())] == 0.5
+    assert found[("odoo_longest_busy_seconds", frozenset())] == 0
+    assert found[("odoo_server_processes", http)] == 3
+    assert found[("odoo_virtual_memory_bytes", http)] == 6
+    assert found[("odoo_http_listen_backlog", frozenset())] == 4
+    assert found[("odoo_http_all_workers_busy_seconds_total", frozenset())] == 3.5
+    assert found[("odoo_http_requests_total", frozenset())] == 11
+    assert found[("odoo_cpu_seconds_total", http)] == 1.5
+    assert found[("odoo_worker_exits_total", frozenset({"reason": "memory_soft"}.items()))] == 2
+    assert found[("odoo_worker_exits_total", frozenset({"reason": "time_real"}.items()))] == 0

@@ -1,39 +1,37 @@
-"""The snapshot as Prometheus metrics, for ops monitoring.
+"""The snapshot and the history's counters as Prometheus metrics, for ops monitoring.
 
 Formatting is prometheus_client's (escaping, types, HELP lines); this module
-only maps the snapshot onto metric families.
+only maps the snapshot onto metric families. Names follow Prometheus'
+conventions: base units (bytes, seconds), counters end in ``_total``, ratios
+in ``_ratio``. Labels have few values: ``role``, ``reason``, ``kind``; never
+the pid of a worker, which changes at every recycle and would leave a new
+series behind each time. Every metric is listed in the README.
 """
 
 import collections
 
-from .vocabulary import ActivityState
-
 try:
     from prometheus_client import CollectorRegistry, generate_latest
-    from prometheus_client.core import GaugeMetricFamily, InfoMetricFamily
+    from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, InfoMetricFamily
 except ImportError:  # optional: only the metrics endpoint needs it
     CollectorRegistry = None
+
+from .history import REASONS
 
 CONTENT_TYPE = "text/plain; version=0.0.4; charset=utf-8"
 MISSING_LIBRARY = "prometheus_client is not installed on the server (pip install prometheus-client)"
 
-_PROCESS_GAUGES = (
-    # (metric name, snapshot key, help)
-    ("odoo_worker_rss_bytes", "rss", "Resident memory of the process."),
-    ("odoo_worker_vms_bytes", "vms", "Virtual memory of the process, which Odoo's memory limits check."),
+# Per role: (metric name, help, how the processes' values combine, snapshot key).
+_ROLE_GAUGES = (
+    ("odoo_resident_memory_bytes", "Resident memory of the server's processes, by role (sum).", sum, "rss"),
+    ("odoo_virtual_memory_bytes", "Virtual memory of the server's processes, by role (sum).", sum, "vms"),
     (
-        "odoo_worker_memory_soft_limit_bytes",
-        "limit_memory_soft",
-        "limit_memory_soft for the process's role: the worker is recycled above it (0: none).",
+        "odoo_virtual_memory_max_bytes",
+        "Largest virtual memory of one process of the role: what Odoo's memory limits check.",
+        max,
+        "vms",
     ),
-    (
-        "odoo_worker_memory_hard_limit_bytes",
-        "limit_memory_hard",
-        "limit_memory_hard for the process's role: allocations fail above it (0: none).",
-    ),
-    ("odoo_worker_cpu_percent", "cpu_percent", "CPU use of the process, percent of one core."),
-    ("odoo_worker_threads", "num_threads", "Threads of the process."),
-    ("odoo_worker_start_time_seconds", "started_at", "Start time of the process, epoch seconds."),
+    ("odoo_threads", "Threads of the server's processes, by role (sum).", sum, "num_threads"),
 )
 
 
@@ -41,9 +39,18 @@ def available():
     return CollectorRegistry is not None
 
 
+def _by_role(processes):
+    roles = collections.defaultdict(list)
+    for proc in processes:
+        roles[proc["role"]].append(proc)
+    return dict(sorted(roles.items()))
+
+
 class _SnapshotCollector:
-    def __init__(self, snapshot):
+    def __init__(self, snapshot, totals, backlog):
         self.snapshot = snapshot
+        self.totals = totals
+        self.backlog = backlog
 
     def collect(self):
         snap = self.snapshot
@@ -58,65 +65,126 @@ class _SnapshotCollector:
         )
         yield info
 
-        processes = snap["processes"]
-        counts = collections.Counter(proc["role"] for proc in processes)
-        workers = GaugeMetricFamily("odoo_server_processes", "Processes of the server by role.", labels=["role"])
-        for role in sorted(counts):
-            workers.add_metric([role], counts[role])
-        yield workers
+        roles = _by_role(snap["processes"])
+        processes = GaugeMetricFamily("odoo_server_processes", "Processes of the server, by role.", labels=["role"])
+        for role, procs in roles.items():
+            processes.add_metric([role], len(procs))
+        yield processes
 
-        for name, key, help_text in _PROCESS_GAUGES:
-            family = GaugeMetricFamily(name, help_text, labels=["pid", "role"])
-            for proc in processes:
-                if proc.get(key) is not None:
-                    family.add_metric([str(proc["pid"]), proc["role"]], proc[key])
+        for name, help_text, combine, key in _ROLE_GAUGES:
+            family = GaugeMetricFamily(name, help_text, labels=["role"])
+            for role, procs in roles.items():
+                values = [proc[key] for proc in procs if proc.get(key) is not None]
+                if values:
+                    family.add_metric([role], combine(values))
+            yield family
+
+        for name, index, help_text in (
+            (
+                "odoo_memory_soft_limit_bytes",
+                0,
+                "limit_memory_soft of the role: a worker above it is recycled (0: none).",
+            ),
+            ("odoo_memory_hard_limit_bytes", 1, "limit_memory_hard of the role: allocations fail above it (0: none)."),
+        ):
+            family = GaugeMetricFamily(name, help_text, labels=["role"])
+            keys = ("limit_memory_soft", "limit_memory_hard")
+            for role, procs in roles.items():
+                family.add_metric([role], procs[0].get(keys[index]) or 0)
             yield family
 
         busy = GaugeMetricFamily(
-            "odoo_worker_busy", "1 while the process serves a request or runs a job.", labels=["pid", "role"]
+            "odoo_busy_processes", "Processes serving a request or running a job, by role.", labels=["role"]
         )
-        requests = GaugeMetricFamily(
-            "odoo_worker_requests", "Requests served by the process since it started.", labels=["pid", "role"]
-        )
-        for proc in processes:
-            activity = proc.get("activity")
-            if activity:
-                labels = [str(proc["pid"]), proc["role"]]
-                # The request answering this scrape does not count itself busy.
-                working = activity.get("state") == ActivityState.BUSY and not activity.get("observer")
-                busy.add_metric(labels, 1 if working else 0)
-                if activity.get("requests") is not None:
-                    requests.add_metric(labels, activity["requests"])
+        for role, procs in roles.items():
+            reporting = [p for p in procs if p.get("activity")]
+            if reporting:
+                # The worker answering this scrape (the observer) is busy with it: not counted.
+                busy.add_metric(
+                    [role],
+                    sum(1 for p in reporting if p["activity"]["state"] == "busy" and not p["activity"].get("observer")),
+                )
         yield busy
-        yield requests
+
+        cpu = CounterMetricFamily(
+            "odoo_cpu_seconds",
+            "CPU time (user + system) of the server's processes by role, exited workers included.",
+            labels=["role"],
+        )
+        for role, seconds in sorted(self.totals.get("cpu_seconds", {}).items()):
+            cpu.add_metric([role], seconds)
+        yield cpu
 
         threads = collections.Counter(thread["kind"] for thread in snap.get("threads", []))
         kinds = GaugeMetricFamily(
-            "odoo_serving_process_threads", "Threads of the process that answered, by kind.", labels=["kind"]
+            "odoo_serving_process_threads", "Threads of the process that answered the scrape, by kind.", labels=["kind"]
         )
         for kind in sorted(threads):
             kinds.add_metric([kind], threads[kind])
         yield kinds
 
-        for key, help_text in (
-            ("utilization", "Busy HTTP workers (prefork) or request threads (threaded) over all of them."),
-            ("longest_busy", "Seconds the longest running request or job has been busy."),
-        ):
-            if snap.get(key) is not None:
-                yield GaugeMetricFamily(f"odoo_{key}", help_text, value=snap[key])
+        if snap.get("utilization") is not None:
+            yield GaugeMetricFamily(
+                "odoo_http_utilization_ratio",
+                "Busy HTTP workers (prefork) or request threads (threaded) over all of them, 0 to 1.",
+                value=snap["utilization"],
+            )
+        yield GaugeMetricFamily(
+            "odoo_longest_busy_seconds",
+            "How long the longest running request or job has been running (0: none).",
+            value=snap.get("longest_busy") or 0,
+        )
+        if self.backlog is not None:
+            yield GaugeMetricFamily(
+                "odoo_http_listen_backlog",
+                "Connections waiting in the HTTP listen socket's accept queue, taken by no worker yet.",
+                value=self.backlog,
+            )
+        if self.totals:
+            yield CounterMetricFamily(
+                "odoo_http_all_workers_busy_seconds",
+                "Time with every HTTP worker (or request thread) busy.",
+                value=self.totals["all_busy_seconds"],
+            )
+            yield CounterMetricFamily(
+                "odoo_http_requests",
+                "HTTP requests begun by the server's processes, exited workers included.",
+                value=self.totals["http_requests"],
+            )
+            exits = CounterMetricFamily(
+                "odoo_worker_exits", "Exits of HTTP and cron workers, by cause (see the README).", labels=["reason"]
+            )
+            for reason in REASONS:
+                exits.add_metric([reason], self.totals["exits"].get(reason, 0))
+            yield exits
 
         host = snap["host"]
         yield GaugeMetricFamily("odoo_host_memory_total_bytes", "Memory of the host.", value=host["memory_total"])
         yield GaugeMetricFamily(
             "odoo_host_memory_available_bytes", "Memory available on the host.", value=host["memory_available"]
         )
-        yield GaugeMetricFamily("odoo_host_cpu_count", "CPUs of the host.", value=host["cpu_count"])
+        yield GaugeMetricFamily("odoo_host_cpus", "CPUs of the host.", value=host["cpu_count"])
 
 
-def render(snapshot):
-    """Prometheus text exposition of ``snapshot`` (bytes)."""
+def live_totals(snapshot):
+    """``(CPU seconds by role, HTTP requests)`` of the live processes in ``snapshot``."""
+    cpu = collections.defaultdict(float)
+    requests = 0
+    for proc in snapshot["processes"]:
+        cpu[proc["role"]] += proc.get("cpu_seconds") or 0.0
+        if proc["role"] in ("http", "server") and proc.get("activity"):
+            requests += proc["activity"].get("requests") or 0
+    return dict(cpu), requests
+
+
+def render(snapshot, totals=None, backlog=None):
+    """Prometheus text exposition of ``snapshot`` (bytes).
+
+    ``totals``: ``HistoryStore.totals()`` (counters); ``backlog``: the listen
+    socket's accept queue now.
+    """
     if not available():
         raise RuntimeError(MISSING_LIBRARY)
     registry = CollectorRegistry(auto_describe=False)
-    registry.register(_SnapshotCollector(snapshot))
+    registry.register(_SnapshotCollector(snapshot, totals or {}, backlog))
     return generate_latest(registry)

@@ -78,7 +78,10 @@ class TestSnapshotApi(HttpCase):
         text = response.text
         self.assertIn('odoo_server_info{mode="threaded"', text)
         self.assertIn('odoo_server_processes{role="server"} 1.0', text)
-        self.assertIn(f'odoo_worker_vms_bytes{{pid="{os.getpid()}",role="server"}}', text)
+        self.assertIn('odoo_virtual_memory_bytes{role="server"}', text)
+        self.assertIn('odoo_cpu_seconds_total{role="server"}', text)
+        self.assertIn('odoo_worker_exits_total{reason="memory_soft"} 0.0', text)
+        self.assertNotIn(f'pid="{os.getpid()}",', text)
         self.assertNotIn("admin_passwd", text)
 
     def test_metrics_refuse_anonymous_and_plain_users(self):
