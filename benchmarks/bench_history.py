@@ -1,0 +1,289 @@
+"""What the history costs: on the request path, to read 24 hours, and on a real server.
+
+Goals (history issue): the request path costs today's bookkeeping plus a few
+µs; the API reads 24 h of a 16-worker server in under 100 ms; the serving
+worker's CPU per request with the addon is at most 1.01x without it. One run
+prints:
+
+1. the median cost of the per-request bookkeeping (begin, user, end, with
+   the last request remembered for the exit record), in this process;
+2. reading and JSON-encoding 24 h of history of a 16-worker server (8,641
+   points of 21 processes, 2,048 exits) from a history file in shared memory;
+   with ``--api``, the same through the real API of a 16-worker prefork
+   server whose history file was filled first;
+3. CPU time per request of the serving worker, from
+   ``/proc/<pid>/task/*/schedstat`` (nanoseconds), on three real prefork
+   servers with one HTTP worker each: one with the addon (A) and two
+   without (B1, B2), in interleaved rounds, for ``/web/health`` and an
+   authenticated JSON-RPC ``call_kw``; the A/B ratio is printed beside the
+   B2/B1 ratio (A/A control), which shows the method's own noise.
+
+    python benchmarks/bench_history.py [--rounds 60] [--requests 40] [--api] [--skip-servers]
+"""
+
+import argparse
+import contextlib
+import http.client
+import json
+import os
+import statistics
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path[:0] = [str(ROOT), str(ROOT / "tests"), str(ROOT / "benchmarks")]
+
+from bench_activity import bookkeeping_costs, databases, paired_ratio
+from odoo_harness import OdooServer, odoo_available
+
+from worker_inspector.engine import board
+from worker_inspector.engine.history import EXITS_CAPACITY, HistoryStore
+
+GOAL_READ_MS = 100.0
+GOAL_CPU_RATIO = 1.01
+DAY = 24 * 3600
+
+
+def fill(store, workers=16, crons=2, interval=10.0, end=None):
+    """24 h of points of a ``workers``-worker server and a full exit ring."""
+    end = end or time.time()
+    pids = list(range(1000, 1000 + workers + crons + 2))
+    roles = ["master", "gevent"] + ["http"] * workers + ["cron"] * crons
+    count = int(DAY / interval) + 1
+    for i in range(count):
+        processes = [
+            {"pid": pid, "role": role, "rss": 200 << 20, "vms": (600 << 20) + i * 4096, "cpu_percent": 3.5}
+            for pid, role in zip(pids, roles, strict=True)
+        ]
+        point = {"t": end - DAY + i * interval, "utilization": 0.5, "http_busy": 8, "http_capacity": workers}
+        store.add_point(dict(point, backlog=1, requests_per_second=20.0, longest_busy=0.4), processes)
+    for i in range(EXITS_CAPACITY):
+        store.add_exit(
+            {
+                "pid": 50_000 + i,
+                "role": "http",
+                "started_at": end - DAY,
+                "ended_at": end - DAY + i,
+                "reason": "memory_soft",
+                "detail": "VMS 2.10 GiB > soft 2.00 GiB",
+                "requests": 100,
+                "doing": {"url": "/web/dataset/call_kw/sale.order/action_confirm", "elapsed": 1.2},
+            }
+        )
+    return count
+
+
+def read_cost_ms(runs=15):
+    with tempfile.TemporaryDirectory() as directory:
+        os.chmod(directory, 0o700)
+        store = HistoryStore(directory, interval=10.0, rows_per_point=21)
+        points = fill(store)
+        samples = []
+        for _ in range(runs):
+            start = time.perf_counter()
+            body = json.dumps(store.query(0.0))
+            samples.append((time.perf_counter() - start) * 1000)
+        store.close()
+    return points, len(body), statistics.median(samples), min(samples)
+
+
+def api_read_cost(db, runs=30):
+    """Median ms of GET /worker_inspector/api/history (24 h, 16 workers) on a real server."""
+    env = {"WORKER_INSPECTOR_HISTORY_INTERVAL": "10"}
+    with OdooServer(db, workers=16, max_cron_threads=2, env=env, extra_args=["--log-level", "warn"]) as server:
+        session = server.login_session()
+        session.get(server.url + "/worker_inspector/api/history", params={"kinds": "exits"}, timeout=60)
+        directory = board.server_dir(server.pid, board.start_ticks(server.pid))
+        store = HistoryStore(directory)
+        assert store.rows_cap >= 21 * store.points_cap, "the file is sized by the server's first process"
+        fill(store)
+        # Each worker's first request builds its routing map and caches: warm them all up.
+        for _ in range(4 * 16):
+            session.get(server.url + "/worker_inspector/api/history", timeout=60).raise_for_status()
+        samples = []
+        for _ in range(runs):
+            start = time.perf_counter()
+            response = session.get(server.url + "/worker_inspector/api/history", timeout=60)
+            response.raise_for_status()
+            samples.append((time.perf_counter() - start) * 1000)
+        store.close()
+        return len(response.content), statistics.median(samples), min(samples)
+
+
+def sampler_cost_ms(workers=16, runs=30):
+    """Median ms of the elected sampler's per-second look and of a point, for ``workers`` real processes."""
+    import subprocess
+
+    from worker_inspector.engine.board import ProcessBoard
+    from worker_inspector.engine.sampler import Sampler
+
+    children = [subprocess.Popen([sys.executable, "-c", "import time; time.sleep(600)"]) for _ in range(workers)]
+    try:
+        with tempfile.TemporaryDirectory() as base:
+            boards = []
+            for child in children:
+                while board.start_ticks(child.pid) is None:
+                    time.sleep(0.01)
+                boards.append(ProcessBoard(os.getpid(), 4, base, pid=child.pid))
+            for proc_board in boards:
+                proc_board.claim(tid=proc_board.pid).begin_request(b"/web/dataset/call_kw")
+            config = {"workers": workers, "limit_time_real": 120, "http_port": 0}
+            sampler = Sampler(os.getpid(), "prefork", config, boards[0].dir, base=base, interval=3600)
+            sampler.tick(time.time())  # the first point
+            looks, points = [], []
+            for _ in range(runs):
+                start = time.perf_counter()
+                sampler.tick(time.time())
+                looks.append((time.perf_counter() - start) * 1000)
+                start = time.perf_counter()
+                sampler.point(time.time(), board.read_board(os.getpid(), base, cleanup=False), workers)
+                points.append((time.perf_counter() - start) * 1000)
+            for proc_board in boards:
+                proc_board.close()
+            return statistics.median(looks), statistics.median(points)
+    finally:
+        for child in children:
+            child.kill()
+            child.wait()
+
+
+# --- CPU per request, from schedstat -------------------------------------------
+
+
+def schedstat_ns(pid):
+    """CPU time of every thread of ``pid`` so far, in ns (first field of each task's schedstat)."""
+    total = 0
+    for tid in os.listdir(f"/proc/{pid}/task"):
+        with contextlib.suppress(OSError), open(f"/proc/{pid}/task/{tid}/schedstat") as handle:
+            total += int(handle.read().split()[0])
+    return total
+
+
+def http_worker(server):
+    pids = [p.pid for p in server.children() if " ".join(p.cmdline()).startswith("odoo: WorkerHTTP")]
+    assert len(pids) == 1, pids
+    return pids[0]
+
+
+class Client:
+    """Sequential requests on one server: /web/health, or call_kw with a session cookie."""
+
+    def __init__(self, server):
+        self.server = server
+        self.cookie = "session_id=" + server.login_session().cookies["session_id"]
+        self.body = json.dumps(
+            {
+                "jsonrpc": "2.0",
+                "method": "call",
+                "params": {
+                    "model": "res.users",
+                    "method": "read",
+                    "args": [[2], ["login"]],
+                    "kwargs": {},
+                },
+            }
+        )
+
+    def run(self, route, count):
+        for _ in range(count):
+            conn = http.client.HTTPConnection("127.0.0.1", self.server.port, timeout=60)
+            try:
+                if route == "call_kw":
+                    headers = {"Content-Type": "application/json", "Cookie": self.cookie}
+                    conn.request("POST", "/web/dataset/call_kw/res.users/read", self.body, headers)
+                else:
+                    conn.request("GET", "/web/health")
+                response = conn.getresponse()
+                response.read()
+                if response.status != 200:
+                    raise RuntimeError(f"{route} answered {response.status}")
+            finally:
+                conn.close()
+
+
+def cpu_rounds(opts, db_on, db_off):
+    """{route: {label: [CPU µs per request of the serving worker, per round]}}."""
+    args = {"workers": 1, "max_cron_threads": 0, "extra_args": ["--log-level", "warn"]}
+    labels = (("A", db_on), ("B1", db_off), ("B2", db_off))
+    results = {route: {label: [] for label, _db in labels} for route in ("health", "call_kw")}
+    with contextlib.ExitStack() as stack:
+        servers = {label: stack.enter_context(OdooServer(db, **args)) for label, db in labels}
+        clients = {label: Client(server) for label, server in servers.items()}
+        workers = {label: http_worker(server) for label, server in servers.items()}
+        for route in results:
+            for client in clients.values():  # warm-up
+                client.run(route, opts.requests)
+        for round_ in range(opts.rounds):
+            for route in results:
+                order = list(servers)
+                order = order[round_ % 3 :] + order[: round_ % 3]  # each goes first in turn
+                for label in order:
+                    before = schedstat_ns(workers[label])
+                    clients[label].run(route, opts.requests)
+                    spent = schedstat_ns(workers[label]) - before
+                    results[route][label].append(spent / opts.requests / 1000)
+    return results
+
+
+def main():
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--rounds", type=int, default=60, help="interleaved rounds per server and route")
+    parser.add_argument("--requests", type=int, default=40, help="sequential requests per round")
+    parser.add_argument("--api", action="store_true", help="also time the real API on a 16-worker server")
+    parser.add_argument("--skip-servers", action="store_true", help="only the in-process measurements")
+    parser.add_argument("--db-on", help="existing database with worker_inspector installed")
+    parser.add_argument("--db-off", help="existing database without it (web installed)")
+    opts = parser.parse_args()
+
+    begin_end, with_user = bookkeeping_costs()
+    print(f"per-request bookkeeping, median: begin+end {begin_end:.2f} µs; begin+user+end {with_user:.2f} µs")
+    points, size, median, best = read_cost_ms()
+    verdict = "OK" if median < GOAL_READ_MS else "ABOVE GOAL"
+    print(
+        f"24 h of history, 16 workers ({points} points x 21 processes, {EXITS_CAPACITY} exits):"
+        f" read + JSON {median:.1f} ms median (best {best:.1f} ms), {size / 1e6:.1f} MB"
+        f" (goal < {GOAL_READ_MS:.0f} ms) {verdict}"
+    )
+    look, point = sampler_cost_ms()
+    share = (look + point / 10) / 1000 * 100
+    print(
+        f"sampler, 16 busy workers: {look:.2f} ms per second (board, backlog), {point:.1f} ms per point"
+        f" -> {share:.2f}% of one core at the default 10 s interval, in the one elected process"
+    )
+    if opts.skip_servers:
+        return 0
+    available, reason = odoo_available()
+    if not available:
+        print(f"real servers not measured: {reason}")
+        return 1
+    with databases(opts) as (db_on, db_off):
+        if opts.api:
+            size, median, best = api_read_cost(db_on)
+            print(
+                f"  through the API of a real 16-worker server: {median:.1f} ms median"
+                f" (best {best:.1f} ms), {size / 1e6:.1f} MB"
+            )
+        results = cpu_rounds(opts, db_on, db_off)
+    print(f"serving worker CPU per request (schedstat), {opts.rounds} interleaved rounds of {opts.requests} requests:")
+    for route, per_label in results.items():
+        medians = {label: statistics.median(values) for label, values in per_label.items()}
+        ab, ab_low, ab_high = paired_ratio(per_label["A"], per_label["B1"])
+        aa, aa_low, aa_high = paired_ratio(per_label["B2"], per_label["B1"])
+        totals = {label: sum(values) for label, values in per_label.items()}
+        verdict = "OK" if ab <= GOAL_CPU_RATIO else "ABOVE GOAL"
+        print(
+            f"  {route:>7}: A (addon) {medians['A']:.0f} µs, B1 {medians['B1']:.0f} µs, B2 {medians['B2']:.0f} µs;"
+            f" A/B1 {ab:.4f} ({ab_low:.4f} .. {ab_high:.4f}) beside A/A control B2/B1 {aa:.4f}"
+            f" ({aa_low:.4f} .. {aa_high:.4f}); goal A/B <= {GOAL_CPU_RATIO} {verdict}"
+        )
+        print(
+            f"  {'':>7}  over all rounds: A/B1 {totals['A'] / totals['B1']:.4f}"
+            f" beside A/A B2/B1 {totals['B2'] / totals['B1']:.4f}"
+        )
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
