@@ -49,6 +49,7 @@ def test_store_file_is_private_and_sized_for_a_day(directory):
     assert stat.S_IMODE(info.st_mode) == 0o600
     assert store.points_cap * store.interval >= history.RETENTION
     assert info.st_size == history.file_size(store.points_cap, store.rows_cap)
+    assert info.st_blocks * 512 >= info.st_size, "allocated, not sparse: no SIGBUS on a full tmpfs"
     # A second process adopts the first one's sizes.
     other = HistoryStore(directory, interval=1, rows_per_point=50)
     assert (other.interval, other.points_cap, other.rows_cap) == (10, store.points_cap, store.rows_cap)
@@ -352,3 +353,11 @@ def _board_keys(directory):
     return [
         tuple(map(int, name[: -len(".board")].split("-"))) for name in os.listdir(directory) if name.endswith(".board")
     ]
+
+
+def test_a_shrunk_file_is_grown_back_instead_of_crashing(directory):
+    store = HistoryStore(directory, interval=3600)
+    store.add_exit(_exit(1))
+    os.truncate(store.path, 100)  # only this user or root can do that
+    store.add_exit(_exit(2))  # would be SIGBUS on the mapping
+    assert os.path.getsize(store.path) == history.file_size(store.points_cap, store.rows_cap)

@@ -99,6 +99,13 @@ def summarize_exits(exits):
     return summary
 
 
+def allocate(fd, size):
+    """Give the file ``size`` bytes of real storage (the board's way)."""
+    from .board import _allocate
+
+    _allocate(fd, size)
+
+
 class BadQuery(ValueError):
     """A parameter of the history API is unknown or malformed; the message says which."""
 
@@ -207,8 +214,8 @@ class HistoryStore:
             try:
                 if os.fstat(fd).st_size < _HEADER_SIZE or os.pread(fd, 4, 0) != MAGIC:
                     points, rows = capacities(interval, rows_per_point)
-                    os.ftruncate(fd, 0)
-                    os.ftruncate(fd, file_size(points, rows))
+                    # Real storage, so a full tmpfs fails here rather than SIGBUS later.
+                    allocate(fd, file_size(points, rows))
                     header = _HEADER.pack(
                         MAGIC,
                         VERSION,
@@ -220,8 +227,8 @@ class HistoryStore:
                         *_COUNTERS.unpack(bytes(_COUNTERS.size)),
                     )
                     os.pwrite(fd, header, 0)
-                size = os.fstat(fd).st_size
-                self.mm = mmap.mmap(fd, size)
+                self._size = os.fstat(fd).st_size
+                self.mm = mmap.mmap(fd, self._size)
             finally:
                 fcntl.flock(fd, fcntl.LOCK_UN)
         except BaseException:
@@ -255,6 +262,10 @@ class HistoryStore:
         with self._thread_lock:
             fcntl.flock(self.fd, how)
             try:
+                # Only this user or root can shrink the file; touching the mapping
+                # past its end would then kill the process (SIGBUS): grow it back.
+                if os.lseek(self.fd, 0, os.SEEK_END) < self._size:
+                    os.ftruncate(self.fd, self._size)
                 yield
             finally:
                 fcntl.flock(self.fd, fcntl.LOCK_UN)
