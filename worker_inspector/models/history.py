@@ -356,8 +356,12 @@ def history_store():
 
 
 def harvest():
+    """Record the exits of killed workers now (the API is about to read the board)."""
     if STATE.sampler is not None:
-        STATE.sampler.harvest()
+        try:
+            STATE.sampler.harvest()
+        except OSError:  # an untrusted or vanished board directory: the snapshot says why
+            _logger.debug("exits not harvested", exc_info=True)
 
 
 def on_board_close(board):
