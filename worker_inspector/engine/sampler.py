@@ -177,6 +177,7 @@ class Sampler:
     """
 
     def __init__(self, server_pid, mode, config, directory=None, listen_socket=None, interval=None, base=None):
+        self.pid = os.getpid()  # the process it samples from
         self.server_pid = server_pid
         self.mode = mode
         self.config = config

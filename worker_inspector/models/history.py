@@ -81,7 +81,12 @@ os.register_at_fork(after_in_child=lambda: _after_fork())
 def _after_fork():
     sampler = STATE.sampler
     STATE.__init__()
-    if sampler is not None:
+    if sampler is None:
+        return
+    if sampler.pid == os.getpid():
+        # Started in this child already, by the recorder's own fork handler.
+        STATE.sampler = sampler
+    else:
         sampler.after_fork()
 
 
