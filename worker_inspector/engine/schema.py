@@ -51,6 +51,7 @@ class Process(TypedDict):
     role: Role
     started_at: float
     cpu_percent: float | None
+    cpu_seconds: float  # CPU time (user + system) since the process started
     rss: int
     vms: int
     num_threads: int
