@@ -22,7 +22,7 @@ MIB = 1 << 20
 SOFT = 700 * MIB
 LIMIT_REQUEST = 60
 LIMIT_TIME_REAL = 8
-LIMIT_TIME_CPU = 3
+LIMIT_TIME_CPU = 2  # CPU seconds: reached well within limit_time_real even on a loaded machine
 
 
 @pytest.fixture(scope="module")
@@ -127,7 +127,7 @@ def test_worker_hitting_limit_memory_hard_is_recorded(server, admin):
 def test_worker_past_limit_time_cpu_is_recorded(server, admin):
     started = time.time()
     try:
-        response = admin.get(server.url + "/worker_inspector_test/burn", params={"seconds": 6}, timeout=60)
+        response = admin.get(server.url + "/worker_inspector_test/burn", params={"seconds": 4}, timeout=60)
         status = response.status_code
     except requests.ConnectionError:
         status = None  # the worker ended before answering
@@ -231,7 +231,8 @@ def test_metrics_follow_prometheus_conventions_and_count_exits(server, admin, tm
     assert samples["odoo_http_requests_total"] >= 3 * LIMIT_REQUEST
     assert samples['odoo_cpu_seconds_total{role="http"}'] > 0
     assert samples['odoo_server_processes{role="http"}'] == 2
-    assert 0 < samples["odoo_http_utilization_ratio"] <= 1
+    # The scrape itself is not counted (observer): nothing else runs now.
+    assert samples["odoo_http_utilization_ratio"] == 0
     # No label that changes with every recycled worker; the server's pid is in the info metric only.
     assert [name for name in samples if "pid=" in name] == [
         next(n for n in samples if n.startswith("odoo_server_info"))
