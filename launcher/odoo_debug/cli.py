@@ -23,6 +23,7 @@ import sys
 import traceback
 
 from . import banner, ready
+from .advice_check import check_config
 from .errors import PROG, ExitStatus, LauncherError, say
 from .prepare import OdooExited, prepare
 
@@ -32,6 +33,7 @@ examples:
   odoo-debug -d mydb --http-port=8070   # any Odoo option passes through
   odoo-debug -d mydb --dev=xml --debugpy 5678 --wait-for-client
   odoo-debug -d mydb --dry-run          # show the command, start nothing
+  odoo-debug -c /etc/odoo.conf --check  # sizing advice for that config, exit 0/1/2
 """
 
 
@@ -68,11 +70,21 @@ def build_parser():
         help="print no banner (warnings and errors still show); with --dry-run, only the command",
     )
     parser.add_argument("--dry-run", action="store_true", help="run the checks, print the banner and command, exit")
+    parser.add_argument(
+        "--check",
+        action="store_true",
+        help="start nothing: print the sizing and configuration advice for the config as it is"
+        " (exit 0 ok, 1 warning, 2 critical)",
+    )
     parser.add_argument("--traceback", action="store_true", help="show the full traceback of an error")
     return parser
 
 
 def run(argv):
+    if "--check" in (argv[: argv.index("--")] if "--" in argv else argv):
+        text, status = check_config(build_parser(), argv)
+        sys.stdout.write(text)
+        return status
     opts, launch = prepare(build_parser(), argv)
     if opts.dry_run:
         sys.stdout.write(banner.render_command(launch.info) if opts.quiet else banner.render(launch.info))

@@ -13,7 +13,7 @@ import dataclasses
 import os
 import stat
 
-from worker_inspector.engine import redact_cmdline
+from worker_inspector.engine import advice, redact_cmdline
 
 from . import addons, banner, checks, plan
 from .errors import ExitStatus, LauncherError, say
@@ -255,6 +255,7 @@ def build(opts, debugpy, located, answers, environ):
         answers.about["python"], located.install.entry(), answers.odoo_args, debugpy, opts.wait_for_client
     )
     env = dict(environ)
+    env[advice.DEBUG_SESSION_ENV] = "1"  # the advice does not count this server as production
     if not located.install.odoo_bin:
         env["TZ"] = "UTC"  # what odoo-bin does first; ``python -m odoo`` does not
     url = plan.server_url(options, answers.about["odoo_version"])

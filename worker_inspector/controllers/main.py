@@ -178,6 +178,11 @@ class WorkerInspectorController(http.Controller):
         except UserError as exc:
             raise ApiError(503, str(exc)) from None
 
+    @api_route("/worker_inspector/api/crons", ("GET", "HEAD"), readonly=True)
+    def crons(self, caller):
+        """Every scheduled action of the database and its health (README: Scheduled actions)."""
+        return json_response(caller.inspector.get_crons())
+
     @api_route("/worker_inspector/metrics", ("GET", "HEAD"), readonly=True)
     def metrics(self, caller):
         """The snapshot and the history's counters in Prometheus' text format, for scrapers (use an API key)."""

@@ -1,6 +1,7 @@
 # License LGPL-3.0 or later (https://www.gnu.org/licenses/lgpl).
 import logging
 import os
+import time
 
 import psycopg2
 
@@ -10,7 +11,7 @@ from odoo.service import db as odoo_db
 from odoo.tools import config
 
 from .. import compat, engine
-from ..engine import database, identity, metrics
+from ..engine import advice, crons, database, identity, metrics
 from ..engine import history as history_mod
 from ..engine.activity import scope_to_database
 from ..engine.config import ODOO_OPTIONS, OptionTable
@@ -20,6 +21,8 @@ from . import history
 # Config file option (server-level, so no database's admin can set it): every
 # admin sees the activity and SQL of every database (README, "Security").
 SERVER_WIDE_OPTION = "worker_inspector_server_wide"
+# Seconds of history the advice reads (saturation, exits, peak RSS).
+ADVICE_WINDOW = 3600
 
 _logger = logging.getLogger(__name__)
 
@@ -43,19 +46,21 @@ class WorkerInspector(models.AbstractModel):
         config sets ``worker_inspector_server_wide``.
         """
         self._check_access()
-        sessions, overdue, sql_problem = self._read_database()
+        sessions, overdue, sql_problem, postgres = self._read_database()
         # Exits of workers killed since the last look are recorded before their boards go.
         history.harvest()
         snapshot = engine.take_snapshot(
             current_server(),
             config.options,
             sql_sessions=sessions,
-            overdue_crons=overdue,
+            overdue_crons=None if int(config.get("max_cron_threads") or 0) else overdue,
             board_problem=RECORDER.problem,
             option_table=self._option_table(),
             sql_problem=sql_problem,
         )
         engine.add_logins(snapshot, self.env.cr.dbname, self._logins)
+        # Advice reads the whole server (sizing is server-wide), before scoping.
+        snapshot["advice"] = advice.advise(self._advice_facts(snapshot, postgres, overdue))
         if not self._server_wide_view():
             scope_to_database(snapshot, self.env.cr.dbname, self._serves_several_databases())
         recent = self._exits(snapshot["taken_at"] - 3600)
@@ -108,6 +113,58 @@ class WorkerInspector(models.AbstractModel):
         return exits
 
     @api.model
+    def _advice_facts(self, snapshot, postgres, overdue):
+        if postgres is not None:
+            postgres = dict(postgres, own=self._own_sessions(snapshot, postgres.pop("sessions", [])))
+        forwarded = False
+        if http.request:
+            headers = http.request.httprequest.headers
+            forwarded = any(name in headers for name in ("X-Forwarded-For", "X-Forwarded-Host", "X-Forwarded-Proto"))
+        try:
+            databases = len(odoo_db.list_dbs(True))
+        except psycopg2.Error:
+            databases = None
+        return advice.facts_from_snapshot(
+            snapshot,
+            postgres=postgres,
+            history=self._advice_history(),
+            debug_session=bool(os.environ.get(advice.DEBUG_SESSION_ENV)),
+            databases=databases,
+            overdue_crons=overdue,
+            forwarded_headers=forwarded,
+        )
+
+    @api.model
+    def _advice_history(self):
+        """What the history measured over the last hour, for the advice (None: no history yet)."""
+        store = history.history_store()
+        if store is None:
+            return None
+        interval, points = store.points(since=time.time() - ADVICE_WINDOW)
+        return advice.history_facts(points, interval, store.totals())
+
+    @staticmethod
+    def _own_pids(snapshot):
+        return {p["pid"] for p in snapshot["processes"]} | {snapshot["served_by"], snapshot["server"]["pid"]}
+
+    @api.model
+    def _own_sessions(self, snapshot, sessions):
+        own = self._own_pids(snapshot)
+        return crons.count_sessions_of(sessions, own)
+
+    @api.model
+    def get_crons(self):
+        """Every scheduled action of this database and its health (see README)."""
+        self._check_access()
+        snapshot = engine.take_snapshot(current_server(), config.options, board_problem=RECORDER.problem)
+        with sql_db.db_connect(self.env.cr.dbname).cursor() as cr:
+            rows = database.read_crons(cr, db=cr.dbname)
+            pollers = database.read_cron_pollers(cr)
+        return crons.cron_health(
+            rows, snapshot, bool(int(config.get("max_cron_threads") or 0)), pollers, self._own_pids(snapshot)
+        )
+
+    @api.model
     def _option_table(self):
         """How this Odoo's own parser reads options, to redact command lines."""
         parser = getattr(config, "parser", None)
@@ -139,10 +196,12 @@ class WorkerInspector(models.AbstractModel):
             # and a readonly route may run on a replica), apart from the
             # request's transaction, which a failure here must not break.
             with sql_db.db_connect(self.env.cr.dbname).cursor() as cr:
-                return self._read_pg_sessions(cr), self._read_overdue_crons(cr), None
+                sessions = self._read_pg_sessions(cr)
+                postgres = dict(database.read_postgres_limits(cr), sessions=sessions)
+                return sessions, self._read_overdue_crons(cr), None, postgres
         except psycopg2.Error as exc:
             _logger.warning("Worker inspector: PostgreSQL could not be read: %s", exc)
-            return [], None, f"PostgreSQL could not be read: {str(exc).strip()}"
+            return [], None, f"PostgreSQL could not be read: {str(exc).strip()}", None
 
     @api.model
     def recycle_worker(self, pid, force=False):
@@ -174,7 +233,6 @@ class WorkerInspector(models.AbstractModel):
 
     @api.model
     def _read_overdue_crons(self, cr):
-        """Due scheduled actions of this database, when cron is off (nothing runs them)."""
-        if int(config.get("max_cron_threads") or 0):
-            return None
+        """Due scheduled actions of this database (the snapshot shows them when
+        cron is off, the advice when cron is on and does not keep up)."""
         return database.read_overdue_crons(cr, db=cr.dbname)

@@ -13,6 +13,8 @@ requests, one JSON object per line on stdin, with one JSON line on stdout:
   ``odoo-<pid>`` connections to those databases in ``pg_stat_activity`` and
   the state of module NAME in each, connecting the way the last final parse
   says Odoo will.
+- ``{"op": "postgres"}``: PostgreSQL's connection limits and use, and the
+  Odoo servers connected, for ``odoo-debug --check``.
 - ``{"op": "about"}``: Odoo's version and folder, this Python, debugpy.
 
 Only the standard library and ``odoo`` are imported here, and no password
@@ -42,19 +44,26 @@ os.dup2(2, 1)
 
 REPORTED_OPTIONS = (
     "addons_path",
+    "db_maxconn",
+    "db_maxconn_gevent",
     "db_name",
     "dev_mode",
     "http_enable",
     "http_interface",
     "http_port",
     "init",
+    "gevent_port",
     "limit_memory_hard",
+    "limit_memory_hard_gevent",
     "limit_memory_soft",
+    "limit_memory_soft_gevent",
+    "limit_request",
     "limit_time_cpu",
     "limit_time_real",
     "limit_time_real_cron",
     "list_db",
     "max_cron_threads",
+    "proxy_mode",
     "stop_after_init",
     "test_enable",
     "workers",
@@ -244,6 +253,32 @@ def _db_check(databases, module):
     }
 
 
+def _postgres():
+    """What the advice needs from PostgreSQL, connecting as the last parse says Odoo will."""
+    _db_name, connection, _on_target = _connect("postgres")
+    try:
+        connection.autocommit = True
+        with connection.cursor() as cursor:
+            cursor.execute(
+                "SELECT current_setting('max_connections')::int,"
+                " current_setting('superuser_reserved_connections')::int,"
+                " (SELECT count(*) FROM pg_stat_activity WHERE backend_type = 'client backend'),"
+                " (SELECT setting::bigint * pg_size_bytes(unit) FROM pg_settings WHERE name = 'shared_buffers'),"
+                " inet_server_addr()"
+            )
+            max_connections, reserved, in_use, shared_buffers, addr = cursor.fetchone()
+    finally:
+        connection.close()
+    return {
+        "ok": True,
+        "max_connections": max_connections,
+        "reserved": reserved,
+        "in_use": in_use,
+        "shared_buffers": shared_buffers,
+        "local": addr is None or str(addr).split("/")[0] in ("127.0.0.1", "::1"),
+    }
+
+
 def handle(request):
     op = request.get("op")
     try:
@@ -258,6 +293,8 @@ def handle(request):
                 # optparse's --version and --help print and exit.
                 code = exc.code if isinstance(exc.code, int) else 1
                 return {"ok": False, "exit": code, "output": printed.getvalue()}
+        if op == "postgres":
+            return _postgres()
         if op == "db_check":
             return _db_check(request.get("databases") or [], request.get("module") or "")
         return {"ok": False, "error": f"unknown request {op!r}"}
