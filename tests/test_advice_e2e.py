@@ -41,8 +41,8 @@ def _max_connections():
 
 def test_one_worker_huge_hard_limit_and_pool_get_flagged(odoo_db):
     ram = psutil.virtual_memory().total
-    hard = ram // 2  # x 3 workers and gevent: twice the RAM
-    maxconn = _max_connections()  # x 2 worker pools and gevent: three times PostgreSQL's
+    hard = (ram // GIB // 2 + 1) * GIB  # x 2 workers and gevent: over the RAM
+    maxconn = _max_connections()  # x 2 worker pools and gevent: thrice PostgreSQL's
     args = ["--limit-memory-hard", str(hard), "--limit-memory-soft", str(hard // 2), "--db_maxconn", str(maxconn)]
     with OdooServer(odoo_db, workers=1, max_cron_threads=1, extra_args=args) as server:
         items = _advice(server)
@@ -149,22 +149,32 @@ def test_crons_show_a_running_job_on_its_worker_and_a_manual_run_overlapping_it(
         trigger_cron(prefork, session, hold.token)
         row = _poll_cron(prefork, session, cron_id, lambda r: r["running"], "job running")
         (runner,) = row["running"]
-        roles = {p.pid: p for p in psutil.Process(prefork.pid).children()}
-        assert runner["pid"] in roles and "WorkerCron" in " ".join(roles[runner["pid"]].cmdline())
+        workers = {p.pid: " ".join(p.cmdline()) for p in psutil.Process(prefork.pid).children()}
+        assert "WorkerCron" in workers[runner["pid"]]
         assert (runner["kind"], runner["manual"]) == ("cron", False)
         assert row["warnings"] == []
+        hold.release()
+    _poll_cron(prefork, session, cron_id, lambda r: not r["running"], "job done")
 
-        # "Run Manually" meanwhile: the job commits, so Odoo's lock does not stop it.
+    with Hold() as hold:
+        # "Run Manually" first; the job commits (as batch jobs do), which ends
+        # the lock Odoo took for it: the cron worker, triggered, runs it too.
+        arm_cron(prefork, session, hold.token)
         rpc = {"model": "ir.cron", "method": "method_direct_trigger", "args": [[cron_id]], "kwargs": {}}
         call = Background(prefork, session, url, rpc=rpc)
-        row = _poll_cron(prefork, session, cron_id, lambda r: len(r["running"]) == 2, "manual run overlapping")
-        manual = next(r for r in row["running"] if r["manual"])
-        assert manual["kind"] == "http" and manual["pid"] != runner["pid"]
+        row = _poll_cron(prefork, session, cron_id, lambda r: r["running"], "manual run")
+        assert [(r["kind"], r["manual"]) for r in row["running"]] == [("http", True)]
+        assert row["warnings"] == []
+        trigger_cron(prefork, session, hold.token)
+        row = _poll_cron(prefork, session, cron_id, lambda r: len(r["running"]) == 2, "cron run overlapping")
+        by_kind = {r["kind"]: r for r in row["running"]}
+        assert "WorkerCron" in workers[by_kind["cron"]["pid"]]
+        assert "WorkerHTTP" in workers[by_kind["http"]["pid"]]
         assert [w["code"] for w in row["warnings"]] == ["manual_run_overlaps_cron"]
         hold.release()
         call.result()
     cancel_cron(prefork, session)
-    row = _poll_cron(prefork, session, cron_id, lambda r: not r["running"], "job done")
+    row = _poll_cron(prefork, session, cron_id, lambda r: not r["running"], "jobs done")
     assert row["last_run"] is not None and row["warnings"] == []
 
 

@@ -90,7 +90,7 @@ def _item(check_id, level, title, detail, fix=NOTHING_TO_DO):
 
 def _opt(config, key):
     value = config.get(key)
-    if value in (None, False, ""):
+    if value is None or value is False or value == "":  # 0 is a value (0 == False)
         return DEFAULTS.get(key, 0)
     try:
         return int(value)
@@ -267,7 +267,7 @@ def check_memory_soft_vs_usage(facts):
         return _item(
             cid, LEVEL_INFO, "Threaded server: no memory limit", "Odoo enforces memory limits on workers only."
         )
-    config = dict(DEFAULTS, **{k: v for k, v in facts.config.items() if v not in (None, False, "")})
+    config = dict(DEFAULTS, **{k: v for k, v in facts.config.items() if v is not None and v is not False})
     soft, hard = effective_memory_limits(config, "http")
     if not soft:
         return _item(
