@@ -96,7 +96,7 @@ def cron_health(rows, snapshot, cron_on, pollers=None, own_pids=(), now=None):
             warnings.append({"code": WARN_OVERDUE, "message": f"Overdue by {overdue:.0f} s while cron is on."})
         if row["failure_count"]:
             message = f"Failed {row['failure_count']} time(s) in a row"
-            if row["first_failure_date"]:
+            if row["first_failure_date"] is not None:
                 message += f" since {_utc(row['first_failure_date'])}"
             warnings.append({"code": WARN_FAILING, "message": message + "."})
         if foreign_here and row["active"]:
