@@ -198,6 +198,7 @@ def _check(tmp_path, text):
     result = subprocess.run(
         [sys.executable, "-m", "launcher", "-c", str(config), "--check"],
         cwd=REPO,
+        check=False,
         capture_output=True,
         text=True,
         timeout=120,
