@@ -178,6 +178,38 @@ def test_crons_show_a_running_job_on_its_worker_and_a_manual_run_overlapping_it(
     assert row["last_run"] is not None and row["warnings"] == []
 
 
+def test_another_server_running_this_databases_crons_is_seen_from_postgres(prefork):
+    """Two servers with cron on one database: whichever runs the job, the other one's
+    crons view says another server runs this database's scheduled actions."""
+    with OdooServer(prefork.db, workers=0, max_cron_threads=1) as other:
+        servers = {"prefork": (prefork, prefork.login_session()), "other": (other, other.login_session())}
+        session = servers["prefork"][1]
+        with Hold() as hold:
+            cron_id = trigger_cron(prefork, session, hold.token)
+            runs = {}
+            for name, (server, login) in servers.items():
+                runs[name] = next(r for r in _crons(server, login) if r["id"] == cron_id)
+            # Wait until one of them runs it.
+            import time
+
+            deadline = time.monotonic() + 90
+            while not any(r["running"] for r in runs.values()):
+                assert time.monotonic() < deadline, runs
+                time.sleep(0.2)
+                runs = {n: next(r for r in _crons(s, lg) if r["id"] == cron_id) for n, (s, lg) in servers.items()}
+            (runner,) = [n for n, r in runs.items() if r["running"]]
+            (watcher,) = [n for n in runs if n != runner]
+            server, login = servers[watcher]
+            row = _poll_cron(
+                server, login, cron_id, lambda r: "other_server" in [w["code"] for w in r["warnings"]], "other server"
+            )
+            message = next(w["message"] for w in row["warnings"] if w["code"] == "other_server")
+            assert row["running"] == []
+            assert "Another Odoo server" in message and "odoo-" in message
+            hold.release()
+        cancel_cron(prefork, session)
+
+
 def test_crons_route_refuses_non_admins_with_json(prefork):
     import requests
 

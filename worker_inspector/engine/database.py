@@ -143,7 +143,8 @@ _CRON_POLLERS_SQL = """
       LEFT JOIN pg_locks l ON l.pid = a.pid AND l.relation = to_regclass('ir_cron') AND l.granted
      WHERE a.application_name ~ '^odoo-[0-9]+$'
        AND a.pid <> pg_backend_pid()
-       AND ((a.datname = current_database() AND (l.pid IS NOT NULL OR a.query ILIKE '%%ir_cron%%'))
+       AND ((a.datname = current_database()
+             AND (l.pid IS NOT NULL OR a.query ILIKE '%%FROM ir_cron%%SKIP LOCKED%%'))
             OR a.query ILIKE 'LISTEN cron_trigger%%')
 """
 
