@@ -193,3 +193,34 @@ def test_overdue_while_cron_is_on_failures_and_other_servers():
     # Cron off: overdue is shown, not warned about (the debug mode).
     late, _recent = crons.cron_health(rows, snap, cron_on=False, own_pids={10, 11, 12})
     assert late["overdue"] == 1000.0 and crons.WARN_OVERDUE not in [w["code"] for w in late["warnings"]]
+
+
+def test_history_facts_from_the_store_points_and_totals():
+    def point(t, busy, backlog, all_busy, longest, rss):
+        procs = [{"pid": 5, "role": "http", "rss": rss, "vms": 0, "cpu_percent": 0.0}]
+        return {
+            "t": t,
+            "utilization": busy / 2,
+            "http_busy": busy,
+            "http_capacity": 2,
+            "backlog": backlog,
+            "requests_per_second": 1.0,
+            "longest_busy": longest,
+            "all_busy_seconds": all_busy,
+            "processes": procs,
+        }
+
+    points = [point(0, 1, 0, 0.0, None, 100), point(10, 2, 3, 5.0, 4.0, 300), point(20, 1, 0, 6.0, 1.0, 200)]
+    totals = {
+        "exits": {"memory_soft": 2, "time_real": 1, "time_cpu": 1},
+        "cpu_seconds": {"http": 12.0},
+        "http_requests": 40,
+    }
+    history = advice.history_facts(points, 10.0, totals)
+    assert history["window"] == 30.0 and history["utilization_max"] == 1.0
+    assert history["all_busy_ratio"] == pytest.approx(0.2) and history["backlog_max"] == 3
+    assert history["cpu_ratio"] == pytest.approx(0.3)  # 12 CPU s over 40 busy-worker seconds
+    assert (history["rss_max"], history["request_max"], history["exits"]["time_limit"]) == (300, 4.0, 2)
+    assert advice.history_facts(points[:1], 10.0, totals) is None
+    # Saturated and I/O-bound: more workers.
+    assert advice.advise(_facts(config={"workers": 2}, history=history))[0]["fix"] == "workers = 5"

@@ -436,8 +436,10 @@ def check_time_limits_vs_requests(facts):
     detail = f"limit_time_real {real} s, limit_time_cpu {cpu} s"
     history = facts.history or {}
     p99, worst = history.get("request_p99"), history.get("request_max")
+    if p99 is None and worst is not None:
+        p99 = worst  # the store's longest busy request seen: what the limit is compared with
     if p99 is not None:
-        detail += f"; requests p99 {p99:.1f} s, max {worst or 0:.1f} s"
+        detail += f"; requests p99 {p99:.1f} s, max {worst or p99:.1f} s"
         killed = (history.get("exits") or {}).get("time_limit", 0)
         if killed:
             detail += f", {killed} worker(s) killed on a time limit"
@@ -532,6 +534,42 @@ def websocket_requests_on_http(snapshot):
         for p in snapshot.get("processes") or []
         if p.get("role") == "http" and ((p.get("activity") or {}).get("url") or "").startswith("/websocket")
     )
+
+
+def history_facts(points, interval, totals, cpu_seconds_at_start=None):
+    """The ``history`` facts from the history store (``HistoryStore.points`` and
+    ``totals``), or None when it has fewer than two points ("no history yet").
+
+    ``cpu_ratio`` is the HTTP workers' CPU seconds per second they were busy:
+    near 1 the requests are CPU-bound, near 0 they wait (PostgreSQL, I/O).
+    The store keeps no per-request times: ``request_max`` is the longest busy
+    request or job seen at a sample, a lower bound.
+    """
+    if len(points) < 2:
+        return None
+    window = points[-1]["t"] - points[0]["t"] + interval
+    utilization = [p["utilization"] for p in points if p["utilization"] is not None]
+    busy_seconds = sum(p["http_busy"] for p in points) * interval
+    longest = [p["longest_busy"] for p in points if p["longest_busy"] is not None]
+    rss = [q["rss"] for p in points for q in p["processes"] if q["role"] == "http" and q["rss"]]
+    exits = dict(totals.get("exits") or {})
+    exits["time_limit"] = exits.get("time_cpu", 0) + exits.get("time_real", 0)
+    http_cpu = (totals.get("cpu_seconds") or {}).get("http")
+    cpu_ratio = None
+    if http_cpu is not None and busy_seconds:
+        cpu_ratio = min((http_cpu - (cpu_seconds_at_start or 0.0)) / busy_seconds, 1.0)
+    return {
+        "window": window,
+        "utilization_max": max(utilization) if utilization else None,
+        "all_busy_ratio": (points[-1]["all_busy_seconds"] - points[0]["all_busy_seconds"]) / window,
+        "backlog_max": max(p["backlog"] for p in points),
+        "cpu_ratio": cpu_ratio,
+        "rss_max": max(rss) if rss else None,
+        "requests": totals.get("http_requests") or 0,
+        "exits": exits,
+        "request_p99": None,
+        "request_max": max(longest) if longest else None,
+    }
 
 
 def facts_from_snapshot(
