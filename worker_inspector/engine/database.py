@@ -90,16 +90,21 @@ def read_postgres_limits(cr):
 
 # Every scheduled action of the database. ``failure_count`` and
 # ``first_failure_date`` exist from Odoo 18.0 (NULL before).
-_CRONS_SQL = """
+_CRONS_COLUMNS = """
     SELECT c.id, c.cron_name, c.active, c.interval_number, c.interval_type,
            EXTRACT(EPOCH FROM c.nextcall AT TIME ZONE 'UTC'),
            EXTRACT(EPOCH FROM c.lastcall AT TIME ZONE 'UTC'),
-           {failures},
+"""
+_CRONS_FROM = """,
            EXTRACT(EPOCH FROM (SELECT min(t.call_at) FROM ir_cron_trigger t WHERE t.cron_id = c.id)
                               AT TIME ZONE 'UTC')
       FROM ir_cron c
      ORDER BY c.id
 """
+_CRONS_SQL = {
+    True: _CRONS_COLUMNS + "c.failure_count, EXTRACT(EPOCH FROM c.first_failure_date AT TIME ZONE 'UTC')" + _CRONS_FROM,
+    False: _CRONS_COLUMNS + "NULL, NULL" + _CRONS_FROM,
+}
 
 
 def read_crons(cr, db=None):
@@ -109,12 +114,7 @@ def read_crons(cr, db=None):
         " WHERE table_name = 'ir_cron' AND column_name IN ('failure_count', 'first_failure_date')"
         " AND table_schema = current_schema()"
     )
-    failures = (
-        "c.failure_count, EXTRACT(EPOCH FROM c.first_failure_date AT TIME ZONE 'UTC')"
-        if cr.fetchone()[0] == 2
-        else "NULL, NULL"
-    )
-    cr.execute(_CRONS_SQL.format(failures=failures))
+    cr.execute(_CRONS_SQL[cr.fetchone()[0] == 2])
     return [
         {
             "id": cron_id,
