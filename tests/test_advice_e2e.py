@@ -156,6 +156,10 @@ def test_crons_show_a_running_job_on_its_worker_and_a_manual_run_overlapping_it(
         hold.release()
     _poll_cron(prefork, session, cron_id, lambda r: not r["running"], "job done")
 
+    if prefork.snapshot(session)["server"]["odoo_version"].startswith("19."):
+        # 19.0 runs a manual job in a transaction of its own and keeps the job's
+        # lock in the request's: a job's commit no longer lets a cron worker in.
+        return
     with Hold() as hold:
         # "Run Manually" first; the job commits (as batch jobs do), which ends
         # the lock Odoo took for it: the cron worker, triggered, runs it too.
