@@ -9,6 +9,7 @@ import {_t} from "@web/core/l10n/translation";
 
 export const SNAPSHOT_URL = "/worker_inspector/api/snapshot";
 export const RECYCLE_URL = "/worker_inspector/api/recycle";
+export const CRONS_URL = "/worker_inspector/api/crons";
 
 /**
  * @typedef {{status: number|null, reason: string}} ApiError
@@ -69,6 +70,16 @@ async function call(url, init) {
 export async function fetchSnapshot(signal) {
     const {payload, error} = await call(SNAPSHOT_URL, {cache: "no-store", signal});
     return error ? {error} : {snapshot: payload};
+}
+
+/**
+ * Every scheduled action of this database and its health.
+ *
+ * @returns {Promise<{crons?: Object[], error?: ApiError}>}
+ */
+export async function fetchCrons() {
+    const {payload, error} = await call(CRONS_URL, {cache: "no-store"});
+    return error ? {error} : {crons: payload};
 }
 
 /**

@@ -13,7 +13,9 @@ import {registry} from "@web/core/registry";
 import {useService} from "@web/core/utils/hooks";
 import {Layout} from "@web/search/layout";
 import {standardActionServiceProps} from "@web/webclient/actions/action_service";
+import {AdvicePanel} from "../advice_panel/advice_panel";
 import {fetchSnapshot, recycleWorker} from "../api";
+import {CronHealth} from "../cron_health/cron_health";
 import {CronPanel} from "../cron_panel/cron_panel";
 import {ProcessTable} from "../process_table/process_table";
 import {Scoreboard} from "../scoreboard/scoreboard";
@@ -51,6 +53,8 @@ function loadInterval() {
 export class WorkerInspectorDashboard extends Component {
     static template = "worker_inspector.Dashboard";
     static components = {
+        AdvicePanel,
+        CronHealth,
         CronPanel,
         Layout,
         ProcessTable,

@@ -146,5 +146,41 @@ registry.category("web_tour.tours").add("worker_inspector_dashboard", {
             content: "The threads of the serving process are listed",
             trigger: THREAD_ROWS,
         },
+        {
+            content: "The Advice panel lists every check of the API, with its level",
+            trigger: ".o_worker_inspector_advice [data-advice]",
+            async run() {
+                const snapshot = await fetchSnapshot();
+                const shown = [
+                    ...document.querySelectorAll(
+                        ".o_worker_inspector_advice [data-advice]"
+                    ),
+                ];
+                const ids = (items) => [...items].sort();
+                const apiIds = ids(snapshot.advice.map((item) => item.id));
+                const shownIds = ids(shown.map((li) => li.dataset.advice));
+                if (JSON.stringify(apiIds) !== JSON.stringify(shownIds)) {
+                    throw new Error(`Advice shows ${shownIds}, the API has ${apiIds}`);
+                }
+            },
+        },
+        {
+            content: "The scheduled actions of the database are listed",
+            trigger: ".o_worker_inspector_cron_health tr[data-cron-id]",
+            async run() {
+                const response = await fetch("/worker_inspector/api/crons", {
+                    headers: {Accept: "application/json"},
+                });
+                const crons = await response.json();
+                const rows = document.querySelectorAll(
+                    ".o_worker_inspector_cron_health tr[data-cron-id]"
+                );
+                if (rows.length !== crons.length) {
+                    throw new Error(
+                        `${rows.length} rows, the API lists ${crons.length}`
+                    );
+                }
+            },
+        },
     ],
 });
