@@ -88,6 +88,12 @@ def _item(check_id, level, title, detail, fix=NOTHING_TO_DO):
     return {"id": check_id, "level": level, "title": title, "detail": detail, "fix": fix}
 
 
+def _threaded_limits(check_id, what):
+    return _item(
+        check_id, LEVEL_INFO, f"Threaded server: no {what} limit", f"Odoo enforces {what} limits on workers only."
+    )
+
+
 def _opt(config, key):
     value = config.get(key)
     if value is None or value is False or value == "":  # 0 is a value (0 == False)
@@ -223,9 +229,7 @@ def check_workers_vs_memory(facts):
 def check_memory_hard_vs_ram(facts):
     cid = "memory_hard_vs_ram"
     if not _prefork(facts):
-        return _item(
-            cid, LEVEL_INFO, "Threaded server: no memory limit", "Odoo enforces memory limits on workers only."
-        )
+        return _threaded_limits(cid, "memory")
     _soft, hard = effective_memory_limits(facts.config, "http")
     if "limit_memory_hard" not in facts.config:
         hard = DEFAULTS["limit_memory_hard"]
@@ -264,9 +268,7 @@ def check_memory_hard_vs_ram(facts):
 def check_memory_soft_vs_usage(facts):
     cid = "memory_soft_vs_usage"
     if not _prefork(facts):
-        return _item(
-            cid, LEVEL_INFO, "Threaded server: no memory limit", "Odoo enforces memory limits on workers only."
-        )
+        return _threaded_limits(cid, "memory")
     config = dict(DEFAULTS, **{k: v for k, v in facts.config.items() if v is not None and v is not False})
     soft, hard = effective_memory_limits(config, "http")
     if not soft:
@@ -431,7 +433,7 @@ def check_db_maxconn_vs_postgres(facts):
 def check_time_limits_vs_requests(facts):
     cid = "time_limits_vs_requests"
     if not _prefork(facts):
-        return _item(cid, LEVEL_INFO, "Threaded server: no time limit", "Odoo enforces time limits on workers only.")
+        return _threaded_limits(cid, "time")
     real, cpu = _opt(facts.config, "limit_time_real"), _opt(facts.config, "limit_time_cpu")
     detail = f"limit_time_real {real} s, limit_time_cpu {cpu} s"
     history = facts.history or {}
