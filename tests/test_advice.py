@@ -224,3 +224,17 @@ def test_history_facts_from_the_store_points_and_totals():
     assert advice.history_facts(points[:1], 10.0, totals) is None
     # Saturated and I/O-bound: more workers.
     assert advice.advise(_facts(config={"workers": 2}, history=history))[0]["fix"] == "workers = 5"
+
+
+def test_advice_and_cron_rows_have_exactly_the_declared_shape():
+    from typing import get_type_hints
+
+    from worker_inspector.engine import schema
+
+    for item in advice.advise(_facts()):
+        assert set(item) == set(get_type_hints(schema.AdviceItem))
+    snap = _snapshot((12, "cron", _busy("cron", 7)))
+    (row,) = crons.cron_health([_row()], snap, cron_on=True)
+    assert set(row) == set(get_type_hints(schema.CronRow))
+    assert set(row["running"][0]) == set(get_type_hints(schema.CronRunner))
+    assert set(get_type_hints(schema.ServedSnapshot)) - set(get_type_hints(schema.Snapshot)) == {"advice"}

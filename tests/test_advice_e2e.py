@@ -7,13 +7,14 @@ configuration below is bad or sane *for this host*, as the advice says.
 import os
 import subprocess
 import sys
+from typing import get_type_hints
 
 import psutil
 import pytest
 from activity_helpers import CRON_NAME, Background, Hold, arm_cron, cancel_cron, trigger_cron
 from odoo_harness import REPO, OdooServer
 
-from worker_inspector.engine import advice
+from worker_inspector.engine import advice, schema
 
 pytestmark = pytest.mark.odoo
 
@@ -99,20 +100,7 @@ def test_proxy_headers_without_proxy_mode_are_flagged(prefork):
 
 # The crons view ---------------------------------------------------------------
 
-CRON_KEYS = {
-    "id",
-    "name",
-    "db",
-    "active",
-    "interval",
-    "next_call",
-    "last_run",
-    "last_duration",
-    "running",
-    "failure_count",
-    "overdue",
-    "warnings",
-}
+CRON_KEYS = set(get_type_hints(schema.CronRow))
 
 
 def _crons(server, session):

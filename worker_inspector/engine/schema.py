@@ -148,3 +148,49 @@ class Snapshot(TypedDict):
     activity_board: BoardStatus
     sql_unavailable: str | None  # why PostgreSQL could not be read (no SQL then)
     scope: Scope
+
+
+class AdviceItem(TypedDict):
+    """One check of ``advice.advise`` (README, "Advice")."""
+
+    id: str  # advice.CHECK_IDS
+    level: str  # advice.LEVELS
+    title: str
+    detail: str  # with the numbers the rule used
+    fix: str  # a config line, or advice.NOTHING_TO_DO
+
+
+class ServedSnapshot(Snapshot):
+    """The snapshot as the addon serves it: the engine's, with the advice."""
+
+    advice: list[AdviceItem]
+
+
+class CronRunner(TypedDict):
+    pid: int
+    tid: int | None  # the thread under the threaded server
+    kind: ActivityKind
+    since: float
+    manual: bool  # "Run Manually" in a request, not a cron runner
+
+
+class CronWarning(TypedDict):
+    code: str  # crons.WARN_*
+    message: str
+
+
+class CronRow(TypedDict):
+    """One scheduled action of ``GET /worker_inspector/api/crons`` (README, "Scheduled actions")."""
+
+    id: int
+    name: str
+    db: str
+    active: bool
+    interval: dict  # {"number", "type"}
+    next_call: float | None
+    last_run: float | None
+    last_duration: float | None
+    running: list[CronRunner]
+    failure_count: int | None  # 18.0+
+    overdue: float | None
+    warnings: list[CronWarning]
