@@ -197,7 +197,7 @@ def test_overdue_while_cron_is_on_failures_and_other_servers():
 
 def test_history_facts_from_the_store_points_and_totals():
     def point(t, busy, backlog, all_busy, longest, rss):
-        procs = [{"pid": 5, "role": "http", "rss": rss, "vms": 0, "cpu_percent": 0.0}]
+        procs = [{"pid": 5, "role": "http", "rss": rss, "vms": 0, "cpu_percent": 40.0}]
         return {
             "t": t,
             "utilization": busy / 2,
@@ -219,7 +219,7 @@ def test_history_facts_from_the_store_points_and_totals():
     history = advice.history_facts(points, 10.0, totals)
     assert history["window"] == 30.0 and history["utilization_max"] == 1.0
     assert history["all_busy_ratio"] == pytest.approx(0.2) and history["backlog_max"] == 3
-    assert history["cpu_ratio"] == pytest.approx(0.3)  # 12 CPU s over 40 busy-worker seconds
+    assert history["cpu_ratio"] == pytest.approx(0.3)  # 3 x 40% x 10 s = 12 CPU s over 40 busy-worker seconds
     assert (history["rss_max"], history["request_max"], history["exits"]["time_limit"]) == (300, 4.0, 2)
     assert advice.history_facts(points[:1], 10.0, totals) is None
     # Saturated and I/O-bound: more workers.

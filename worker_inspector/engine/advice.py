@@ -538,14 +538,15 @@ def websocket_requests_on_http(snapshot):
     )
 
 
-def history_facts(points, interval, totals, cpu_seconds_at_start=None):
+def history_facts(points, interval, totals):
     """The ``history`` facts from the history store (``HistoryStore.points`` and
     ``totals``), or None when it has fewer than two points ("no history yet").
 
-    ``cpu_ratio`` is the HTTP workers' CPU seconds per second they were busy:
-    near 1 the requests are CPU-bound, near 0 they wait (PostgreSQL, I/O).
-    The store keeps no per-request times: ``request_max`` is the longest busy
-    request or job seen at a sample, a lower bound.
+    ``cpu_ratio`` is the HTTP workers' CPU seconds (their sampled CPU %) per
+    second they were busy: near 1 the requests are CPU-bound, near 0 they
+    wait (PostgreSQL, I/O). The store keeps no per-request times:
+    ``request_max`` is the longest busy request or job seen at a sample, a
+    lower bound.
     """
     if len(points) < 2:
         return None
@@ -553,19 +554,17 @@ def history_facts(points, interval, totals, cpu_seconds_at_start=None):
     utilization = [p["utilization"] for p in points if p["utilization"] is not None]
     busy_seconds = sum(p["http_busy"] for p in points) * interval
     longest = [p["longest_busy"] for p in points if p["longest_busy"] is not None]
-    rss = [q["rss"] for p in points for q in p["processes"] if q["role"] == "http" and q["rss"]]
+    http = [q for p in points for q in p["processes"] if q["role"] == "http"]
+    rss = [q["rss"] for q in http if q["rss"]]
+    cpu_seconds = sum(q["cpu_percent"] or 0.0 for q in http) / 100 * interval
     exits = dict(totals.get("exits") or {})
     exits["time_limit"] = exits.get("time_cpu", 0) + exits.get("time_real", 0)
-    http_cpu = (totals.get("cpu_seconds") or {}).get("http")
-    cpu_ratio = None
-    if http_cpu is not None and busy_seconds:
-        cpu_ratio = min((http_cpu - (cpu_seconds_at_start or 0.0)) / busy_seconds, 1.0)
     return {
         "window": window,
         "utilization_max": max(utilization) if utilization else None,
         "all_busy_ratio": (points[-1]["all_busy_seconds"] - points[0]["all_busy_seconds"]) / window,
         "backlog_max": max(p["backlog"] for p in points),
-        "cpu_ratio": cpu_ratio,
+        "cpu_ratio": min(cpu_seconds / busy_seconds, 1.0) if busy_seconds else None,
         "rss_max": max(rss) if rss else None,
         "requests": totals.get("http_requests") or 0,
         "exits": exits,
