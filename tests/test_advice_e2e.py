@@ -73,7 +73,7 @@ def test_sane_prefork_gets_no_warning_from_the_sizing_checks(odoo_db):
         assert items[check_id]["level"] in (advice.LEVEL_OK, advice.LEVEL_INFO), items[check_id]
     assert items["workers_vs_cpus"]["level"] == advice.LEVEL_OK
     assert items["workers_vs_memory"]["level"] == advice.LEVEL_OK
-    assert "no history yet" in items["time_limits_vs_requests"]["detail"]
+    assert items["time_limits_vs_requests"]["detail"].startswith("limit_time_real 120 s, limit_time_cpu 60 s")
 
 
 def test_threaded_server_without_odoo_debug_is_told_and_a_debug_session_is_not(odoo_db):

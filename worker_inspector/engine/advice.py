@@ -438,17 +438,18 @@ def check_time_limits_vs_requests(facts):
     detail = f"limit_time_real {real} s, limit_time_cpu {cpu} s"
     history = facts.history or {}
     p99, worst = history.get("request_p99"), history.get("request_max")
-    if p99 is None and worst is not None:
-        p99 = worst  # the store's longest busy request seen: what the limit is compared with
     if p99 is not None:
         detail += f"; requests p99 {p99:.1f} s, max {worst or p99:.1f} s"
-        killed = (history.get("exits") or {}).get("time_limit", 0)
-        if killed:
-            detail += f", {killed} worker(s) killed on a time limit"
+    elif worst is not None:
+        p99 = worst  # the history's longest busy request at a sample: what the limit is compared with
+        detail += f"; longest request seen {worst:.1f} s (sampled, last hour)"
     elif facts.longest_busy is not None:
         detail += f"; longest busy now {facts.longest_busy:.1f} s ({NO_HISTORY})"
     else:
         detail += f" ({NO_HISTORY})"
+    killed = (history.get("exits") or {}).get("time_limit", 0)
+    if killed:
+        detail += f", {killed} worker(s) killed on a time limit"
     if not real or real > TIME_REAL_TOO_HIGH:
         return _item(
             cid,
