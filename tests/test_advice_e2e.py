@@ -123,9 +123,8 @@ def _poll_cron(server, session, cron_id, find, what, timeout=90):
         time.sleep(0.2)
 
 
-def test_crons_show_a_running_job_on_its_worker_and_a_manual_run_overlapping_it(prefork):
+def test_crons_show_a_running_job_on_its_worker(prefork):
     session = prefork.login_session()
-    url = "/web/dataset/call_button"  # the route of every series (18.0+ also take a suffix)
     with Hold() as hold:
         cron_id = arm_cron(prefork, session, hold.token)
         row = next(r for r in _crons(prefork, session) if r["id"] == cron_id)
@@ -144,14 +143,20 @@ def test_crons_show_a_running_job_on_its_worker_and_a_manual_run_overlapping_it(
         hold.release()
     _poll_cron(prefork, session, cron_id, lambda r: not r["running"], "job done")
 
+
+def test_crons_flag_a_manual_run_overlapping_a_cron_worker(prefork):
+    session = prefork.login_session()
+    url = "/web/dataset/call_button"  # the route of every series (18.0+ also take a suffix)
     if prefork.snapshot(session)["server"]["odoo_version"].startswith("19."):
-        # 19.0 runs a manual job in a transaction of its own and keeps the job's
-        # lock in the request's: a job's commit no longer lets a cron worker in.
-        return
+        pytest.skip(
+            "Odoo 19.0 runs a manual job in a transaction of its own: the overlap of odoo/odoo#154763 "
+            "could not be reproduced there"
+        )
+    workers = {p.pid: " ".join(p.cmdline()) for p in psutil.Process(prefork.pid).children()}
     with Hold() as hold:
         # "Run Manually" first; the job commits (as batch jobs do), which ends
         # the lock Odoo took for it: the cron worker, triggered, runs it too.
-        arm_cron(prefork, session, hold.token)
+        cron_id = arm_cron(prefork, session, hold.token)
         rpc = {"model": "ir.cron", "method": "method_direct_trigger", "args": [[cron_id]], "kwargs": {}}
         call = Background(prefork, session, url, rpc=rpc)
         row = _poll_cron(prefork, session, cron_id, lambda r: r["running"] or not call.is_alive(), "manual run")
