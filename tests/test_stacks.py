@@ -61,7 +61,7 @@ def test_stack_of_a_thread_blocked_in_c_names_its_function(recorder, tmp_path):
     # The inspector itself is not shown; the asking (main) thread is, under the pid.
     assert "worker_inspector" not in {t["name"] for t in answer["threads"]}
     assert os.getpid() in by_id
-    assert 'in _sleeping_in_c' in stacks.text_of([blocked])
+    assert "in _sleeping_in_c" in stacks.text_of([blocked])
 
 
 def test_a_process_without_inspector_is_refused_and_one_not_answering_times_out(recorder, tmp_path):
@@ -127,9 +127,7 @@ def test_a_profile_attributes_most_samples_to_the_burning_function(recorder, tmp
         burner.join()
     samples = [cell for _t, row in profile["samples"] for cell in row if cell[0] == burner.native_id]
     assert len(profile["samples"]) >= 50
-    burning = [
-        cell for cell in samples if any(profile["frames"][i][2] == "_burn" for i in profile["stacks"][cell[2]])
-    ]
+    burning = [cell for cell in samples if any(profile["frames"][i][2] == "_burn" for i in profile["stacks"][cell[2]])]
     assert len(burning) >= 0.9 * len(samples) > 0
     traces = stacks.to_odoo_traces(profile)
     assert traces[-1]["stack"] == []

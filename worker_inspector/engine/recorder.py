@@ -133,7 +133,7 @@ class Recorder:
             board.slow_cap = cap
             board.slow_after = min(threshold, cap)
             self.inspector = Inspector(board, FrameFormatter(self._frame_roots()))
-        except Exception as exc:  # the activity is still recorded without it
+        except Exception as exc:  # noqa: BLE001 - the activity is still recorded without it
             _logger.warning("Worker stacks are not available in process %s: %s", os.getpid(), exc)
 
     def _claim(self):

@@ -37,8 +37,10 @@ import sys
 import threading
 import time
 
-from .board import UntrustedBoard, _open_server_dir, _parse_key
-from .identity import ProcessKey, is_alive, start_ticks
+from .activity import public_activity
+from .board import UntrustedBoard, _open_server_dir, _parse_key, read_board
+from .identity import ProcessKey, is_alive, process_key, start_ticks
+from .tree import read_processes
 
 _logger = logging.getLogger(__name__)
 
@@ -281,7 +283,7 @@ class Inspector:
     def _profile(self, reply, seconds, hz):
         try:
             self._answer(reply, sample(self.formatter, seconds, hz, skip=self._own_idents()))
-        except Exception:  # noqa: BLE001 - never break Odoo; the caller times out
+        except Exception:
             _logger.warning("profile failed", exc_info=True)
 
     def watch(self, now=None):
@@ -540,6 +542,24 @@ def _sweep_replies(dir_fd):
                     os.unlink(name, dir_fd=dir_fd)
 
 
+def reporting_process(server_pid, mode, pid, base=None):
+    """The ``ProcessKey`` of ``pid`` if it is a process of this server that records
+    its activity, checked against the live process tree and the board now;
+    StackUnavailable (400) otherwise, before anything is sent to it."""
+    processes = {proc["pid"]: proc for proc in read_processes(server_pid, mode)}
+    proc = processes.get(pid)
+    if proc is None:
+        raise StackUnavailable(400, f"Process {pid} is not a process of this Odoo server (or has already exited).")
+    if pid not in read_board(server_pid, base):
+        raise StackUnavailable(
+            400, f"Process {pid} ({proc['role']}) does not report its activity, so it has no stacks."
+        )
+    key = process_key(pid)
+    if key != proc["key"]:
+        raise StackUnavailable(400, f"Process {pid} exited meanwhile.")
+    return key
+
+
 def request_stack(server_pid, key, timeout=STACK_TIMEOUT, base=None):
     """Every thread's stack of process ``key`` (a ``ProcessKey`` of this server)."""
     return _ask(server_pid, key, {"op": "stack"}, timeout, base)
@@ -548,3 +568,19 @@ def request_stack(server_pid, key, timeout=STACK_TIMEOUT, base=None):
 def request_profile(server_pid, key, seconds, hz=PROFILE_HZ, base=None):
     """A sampling profile of process ``key``, ``seconds`` long (see ``sample``)."""
     return _ask(server_pid, key, {"op": "profile", "seconds": seconds, "hz": hz}, seconds + 10.0, base)
+
+
+def tag_threads(answer, records, sessions, now):
+    """Give each thread of a stack answer its ``activity`` (the board's record of
+    that thread, as in the snapshot) and its PostgreSQL sessions (``sql``)."""
+    by_tid = {record["tid"]: record for record in records}
+    for thread in answer["threads"]:
+        record = by_tid.get(thread["native_id"])
+        thread["activity"] = public_activity(record, record["requests"], now) if record else None
+        backend = record and record.get("backend_pid")
+        thread["sql"] = [
+            {key: value for key, value in session.items() if key != "application_name"}
+            for session in sessions
+            if backend and session.get("backend_pid") == backend
+        ]
+    return answer
