@@ -6,7 +6,7 @@ import time
 
 import psutil
 import pytest
-from activity_helpers import BUSY_URL, PG_SLEEP_URL, Background, Hold, busy_on, poll
+from activity_helpers import BUSY_URL, PG_SLEEP_URL, Background, Hold, busy_on, csrf_token, poll
 from odoo_harness import OdooServer
 
 pytestmark = pytest.mark.odoo
@@ -138,7 +138,7 @@ class TestPrefork(StackChecks):
             pid, _tid = _worker_on(server, session, BURN_URL)
             response = session.post(
                 server.url + "/worker_inspector/api/profile",
-                data={"pid": pid, "seconds": 2, "csrf_token": _csrf(server, session)},
+                data={"pid": pid, "seconds": 2, "csrf_token": csrf_token(server, session)},
                 timeout=60,
             )
         call.result()
@@ -172,14 +172,6 @@ class TestPrefork(StackChecks):
         assert session.get(server.url + "/worker_inspector/static/lib/speedscope/speedscope.026f36b0.js").ok
 
 
-def _csrf(server, session):
-    page = session.get(server.url + "/odoo/action-worker_inspector.action_worker_inspector", timeout=60).text
-    marker = 'csrf_token: "'
-    if marker in page:
-        return page.split(marker, 1)[1].split('"', 1)[0]
-    return page.split('"csrf_token": "', 1)[1].split('"', 1)[0]
-
-
 class TestThreaded(StackChecks):
     @pytest.fixture(scope="class")
     def server(self, odoo_db):
@@ -211,8 +203,8 @@ def test_a_slow_request_keeps_its_stack_and_a_killed_one_its_url_and_stack(short
         while not (kept := _slow(server, session, pid)) and time.monotonic() < deadline:
             time.sleep(0.1)
         hold.release()
-    assert call.result().status_code == 200
     assert len(kept) == 1, kept
+    assert call.result().status_code == 200
     entry = kept[0]
     assert (entry["url"], entry["login"], entry["db"], entry["kind"]) == (BUSY_URL, "admin", server.db, "http")
     assert entry["native_id"] != pid  # the worker's work thread, not its main thread
