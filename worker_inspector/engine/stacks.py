@@ -320,7 +320,7 @@ class Inspector:
 def sample(formatter, seconds, hz=PROFILE_HZ, skip=(), clock=time.monotonic):
     """Sample every thread's stack ``hz`` times a second for ``seconds``.
 
-    Returns ``{"pid", "started_at", "duration", "hz", "frames": [[file,
+    Returns ``{"pid", "started_at", "duration", "cpu_seconds", "hz", "frames": [[file,
     line, function, code]], "stacks": [[frame index]], "samples": [[t,
     [[native id, name, stack index]]]]}`` (``t`` relative to the start):
     frames and stacks are interned, a 60 s profile stays small.
@@ -333,6 +333,7 @@ def sample(formatter, seconds, hz=PROFILE_HZ, skip=(), clock=time.monotonic):
     samples = []
     period = 1.0 / hz
     started_at = time.time()
+    cpu = time.thread_time()
     start = clock()
     deadline = start + seconds
     tick = start
@@ -378,6 +379,8 @@ def sample(formatter, seconds, hz=PROFILE_HZ, skip=(), clock=time.monotonic):
         "pid": os.getpid(),
         "started_at": started_at,
         "duration": round(clock() - start, 4),
+        # CPU the sampling took (this thread's), the cost to the process.
+        "cpu_seconds": round(time.thread_time() - cpu, 4),
         "hz": hz,
         "frames": frames,
         "stacks": stacks,
