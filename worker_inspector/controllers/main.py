@@ -16,6 +16,7 @@ from odoo import http
 from odoo.exceptions import AccessError, UserError
 from odoo.http import request
 
+from .. import compat
 from ..dbselect import DB_PARAM, named_database
 from ..engine import history, metrics, stacks
 
@@ -262,7 +263,7 @@ class WorkerInspectorController(http.Controller):
         """The speedscope JSON of a profile (any ``ir.profile``)."""
         record = self._profile_record(caller, profile_id)
         return request.make_response(
-            base64.b64decode(record.speedscope),
+            compat.speedscope_json(record),
             headers=[("Content-Type", "application/json"), ("Cache-Control", "no-store")],
         )
 
@@ -279,7 +280,7 @@ class WorkerInspectorController(http.Controller):
             {
                 "profile": record,
                 "profiles": record,
-                "speedscope_base64": record.speedscope.decode() if record.speedscope else "",
+                "speedscope_base64": base64.b64encode(compat.speedscope_json(record)).decode(),
                 "url_root": request.httprequest.url_root,
                 "cdn": cdn,
             },
