@@ -8,7 +8,7 @@ import time
 
 import pytest
 
-from worker_inspector.engine import stacks
+from worker_inspector.engine import board, stacks
 from worker_inspector.engine.identity import process_key
 from worker_inspector.engine.recorder import Recorder
 
@@ -132,3 +132,46 @@ def test_a_profile_attributes_most_samples_to_the_burning_function(recorder, tmp
     traces = stacks.to_odoo_traces(profile)
     assert traces[-1]["stack"] == []
     assert any(frame[2] == "_burn" for entry in traces for frame in entry["stack"])
+
+
+CHILD = r"""
+import os, sys, time
+sys.path.insert(0, {root!r})
+from worker_inspector.engine.recorder import Recorder
+
+rec = Recorder(lambda: ({server}, 4), base={base!r}, inspect=True)
+rec.slot()
+
+def waiting_for_the_test():
+    print("ready", flush=True)
+    sys.stdin.readline()
+
+waiting_for_the_test()
+"""
+
+
+def test_another_process_answers_and_its_socket_goes_when_it_is_killed(tmp_path):
+    root = os.path.dirname(HERE)
+    child = subprocess.Popen(
+        [sys.executable, "-c", CHILD.format(root=root, server=os.getpid(), base=str(tmp_path))],
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        assert child.stdout.readline().strip() == "ready"
+        key = process_key(child.pid)
+        answer = stacks.request_stack(os.getpid(), key, base=str(tmp_path))
+        (main,) = [t for t in answer["threads"] if t["native_id"] == child.pid]
+        # Blocked in C (readline): the innermost Python frame is the one that called it.
+        assert main["frames"][-1]["function"] == "waiting_for_the_test"
+        server_dir = board.server_dir(os.getpid(), board.start_ticks(os.getpid()), str(tmp_path))
+        assert f"{key.pid}-{key.start}.ctl" in os.listdir(server_dir)
+    finally:
+        child.kill()
+        child.wait()
+    assert board.read_board(os.getpid(), str(tmp_path)) == {}
+    assert os.listdir(server_dir) == []
+    with pytest.raises(stacks.StackUnavailable) as gone:
+        stacks.request_stack(os.getpid(), key, base=str(tmp_path))
+    assert gone.value.status == 400

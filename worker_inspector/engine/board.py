@@ -106,6 +106,7 @@ _NO_USER = (0, 0, b"", b"")
 _NO_CRON = (0, b"", b"")
 _READ_RETRIES = 200
 _FILE_SUFFIX = ".board"
+CTL_SUFFIX = ".ctl"  # a process's inspector socket, beside its board file (see ``stacks``)
 _DIR_FLAGS = os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_CLOEXEC
 _WRITE_FLAGS = os.O_RDWR | os.O_CREAT | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_CLOEXEC
 _READ_FLAGS = os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_CLOEXEC
@@ -684,6 +685,13 @@ def read_board(server_pid, base=None, cleanup=True):
     now = time.time()
     try:
         for name in os.listdir(dir_fd):
+            if name.endswith(CTL_SUFFIX):
+                # A killed process's inspector socket (see ``stacks``).
+                key = _parse_key(name.removesuffix(CTL_SUFFIX))
+                if cleanup and key is not None and not is_alive(key):
+                    with contextlib.suppress(OSError):
+                        os.unlink(name, dir_fd=dir_fd)
+                continue
             key = _parse_key(name) if name.endswith(_FILE_SUFFIX) else None
             if key is None:
                 continue

@@ -38,14 +38,13 @@ import threading
 import time
 
 from .activity import public_activity
-from .board import UntrustedBoard, _open_server_dir, _parse_key, read_board
+from .board import CTL_SUFFIX, UntrustedBoard, _open_server_dir, _parse_key, read_board
 from .identity import ProcessKey, is_alive, process_key, start_ticks
 from .tree import read_processes
 
 _logger = logging.getLogger(__name__)
 
 ORIGIN_ODOO, ORIGIN_ADDON, ORIGIN_PYTHON = "odoo", "addon", "python"
-CTL_SUFFIX = ".ctl"
 SLOW_SUFFIX = ".slow"
 REPLY_SUFFIX = ".reply"
 _REPLY_RE = re.compile(r"[0-9a-f]{32}\.reply")
@@ -497,7 +496,8 @@ def _ask(server_pid, key, message, timeout, base=None):
     reply = secrets.token_hex(16) + REPLY_SUFFIX
     try:
         _sweep_replies(dir_fd)
-        sock = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM | socket.SOCK_CLOEXEC)
+        # Non-blocking: an inspector that stopped reading fills its queue; never wait on it.
+        sock = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM | socket.SOCK_CLOEXEC | socket.SOCK_NONBLOCK)
         try:
             sock.sendto(
                 json.dumps({**message, "reply": reply}).encode(),
