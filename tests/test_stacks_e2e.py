@@ -11,7 +11,7 @@ from odoo_harness import OdooServer
 
 pytestmark = pytest.mark.odoo
 
-BURN_URL = "/worker_inspector_test/burn"
+BURN_URL = "/worker_inspector_test/burn_held"
 
 
 def get_stack(server, session, pid, **params):

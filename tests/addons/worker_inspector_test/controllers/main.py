@@ -47,8 +47,8 @@ class WorkerInspectorTestController(http.Controller):
             time.sleep(0.05)
         return _json({"held": round(time.monotonic() - started, 3)})
 
-    @http.route("/worker_inspector_test/burn", type="http", auth="user", methods=["GET"])
-    def burn(self, token):
+    @http.route("/worker_inspector_test/burn_held", type="http", auth="user", methods=["GET"])
+    def burn_held(self, token):
         """Burn CPU in Python (``burn_cpu``) while the test holds ``token``."""
         started = time.monotonic()
         rounds = 0
