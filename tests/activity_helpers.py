@@ -7,11 +7,13 @@ the worker as soon as it has seen what it expects: no fixed sleeps.
 
 import contextlib
 import os
+import re
 import tempfile
 import threading
 import uuid
 
 import requests
+from odoo_harness import web_client_path
 from waiting import wait_until
 
 BUSY_URL = "/worker_inspector_test/busy"
@@ -130,3 +132,10 @@ def running_job(snap, cron_id):
         if job and job["id"] == cron_id:
             return runner
     return None
+
+
+def csrf_token(server, session):
+    """The token the web client's page gives its scripts (``odoo.csrf_token``)."""
+    page = session.get(server.url + web_client_path(), timeout=120)
+    page.raise_for_status()
+    return re.search(r'csrf_token: "([^"]+)"', page.text).group(1)

@@ -2,13 +2,12 @@
 
 import contextlib
 import os
-import re
 
 import psutil
 import pytest
 import requests
-from activity_helpers import BUSY_URL, Background, Hold, busy_on, poll
-from odoo_harness import OdooServer, web_client_path
+from activity_helpers import BUSY_URL, Background, Hold, busy_on, csrf_token, poll
+from odoo_harness import OdooServer
 from waiting import wait_until
 
 pytestmark = pytest.mark.odoo
@@ -20,13 +19,6 @@ WORKER_TITLES = {"http": "odoo: WorkerHTTP", "cron": "odoo: WorkerCron"}
 @pytest.fixture(scope="module")
 def admin(prefork):
     return prefork.login_session()
-
-
-def csrf_token(server, session):
-    """The token the web client's page gives its scripts (``odoo.csrf_token``)."""
-    page = session.get(server.url + web_client_path(), timeout=120)
-    page.raise_for_status()
-    return re.search(r'csrf_token: "([^"]+)"', page.text).group(1)
 
 
 def recycle(server, session, token, **params):

@@ -49,9 +49,17 @@ Each point was checked in the sources of the three series:
   the same on every series, so the activity board of a server survives a
   reload; the old workers' records go when they exit. (The re-execution
   runs the ``python`` found on PATH: run Odoo from an activated venv.)
+- ``ir.profile``'s speedscope JSON: 17.0 and 18.0 compute the ``speedscope``
+  field from the stored traces; 19.0 computes it from context parameters (no
+  view selected without them) and generates it with
+  ``_generate_speedscope(params)``, its speedscope page embedding the result
+  (``speedscope_base64``) where 17.0/18.0 give the page the profile to fetch.
+  See :func:`speedscope_json`.
 - Nothing here reads Odoo's line numbers (``Worker.check_limits``,
   ``process_timeout``): odoo-debug's limits are checked by value.
 """
+
+import base64
 
 from odoo import release
 
@@ -92,3 +100,10 @@ HAS_HOOT = SERIES >= (18, 0)
 HOOT_SUCCESS_SIGNAL = "[HOOT] Test suite succeeded" if SERIES >= (19, 0) else "[HOOT] test suite succeeded"
 # The URL parameter that selects a suite by its hash: ``id`` in 19.0, ``suite`` in 18.0.
 HOOT_FILTER_PARAM = "id" if SERIES >= (19, 0) else "suite"
+
+
+def speedscope_json(profile):
+    """The speedscope JSON (bytes) of one ``ir.profile``, with Odoo's default views."""
+    if hasattr(profile, "_generate_speedscope"):  # 19.0
+        return profile._generate_speedscope(profile._parse_params(profile._default_profile_params()))
+    return base64.b64decode(profile.speedscope)

@@ -15,7 +15,9 @@ the addon is installed (so after an install, without a restart).
 """
 
 import functools
+import math
 import os
+import time
 
 import psycopg2
 
@@ -27,6 +29,14 @@ from odoo.tools import config
 
 from . import engine
 from .engine.recorder import PREFORK_SLOTS, THREADED_SLOTS, Recorder
+from .engine.stacks import DEFAULT_SLOW_AFTER, ORIGIN_ADDON, ORIGIN_ODOO
+
+# System parameter (per database): seconds after which a request or job gets its stack kept.
+SLOW_PARAM = "worker_inspector.slow_stack_seconds"
+# Share of limit_time_real after which a stack is taken anyway: before the kill.
+SLOW_CAP_SHARE = 0.75
+_SLOW_PARAM_TTL = 60.0
+_slow_params = {}
 
 
 def current_server():
@@ -67,8 +77,59 @@ def _on_board_close(board):
     history.on_board_close(board)
 
 
+def odoo_root():
+    # ``odoo`` has no ``__file__`` on 19.0 (a namespace package); ``odoo.release`` has.
+    return os.path.dirname(os.path.dirname(os.path.abspath(release.__file__)))
+
+
+def _frame_roots():
+    """Frames are shown relative to their addons path, else to Odoo's root; Odoo's own
+    addons (under its root) are ``odoo`` frames, the others ``addon`` frames."""
+    root = os.path.realpath(odoo_root())
+    roots = []
+    for path in odoo.addons.__path__:
+        real = os.path.realpath(path)
+        roots.append((real, ORIGIN_ODOO if real.startswith(root + os.sep) else ORIGIN_ADDON))
+    roots.append((root, ORIGIN_ODOO))
+    return roots
+
+
+def _slow_limits():
+    """Default slow-request threshold and its ceiling: a share of the time limits a
+    prefork worker is killed at, so the stack is taken before the kill."""
+    limits = [config.get(name) for name in ("limit_time_real", "limit_time_real_cron")]
+    limits = [float(limit) for limit in limits if isinstance(limit, (int, float)) and limit > 0]
+    cap = min(limits) * SLOW_CAP_SHARE if limits else math.inf
+    return DEFAULT_SLOW_AFTER, cap
+
+
+def slow_after(env):
+    """The database's slow-request threshold (``SLOW_PARAM``), read at most once a minute."""
+    db = env.cr.dbname
+    now = time.monotonic()
+    cached = _slow_params.get(db)
+    if cached is not None and cached[0] > now:
+        return cached[1]
+    try:
+        value = float(env["ir.config_parameter"].sudo().get_param(SLOW_PARAM) or DEFAULT_SLOW_AFTER)
+    except (ValueError, TypeError):
+        value = DEFAULT_SLOW_AFTER
+    if not value > 0:
+        value = DEFAULT_SLOW_AFTER
+    _slow_params[db] = (now + _SLOW_PARAM_TTL, value)
+    return value
+
+
 # Workers forked by a master that preloaded the addon report idle from birth.
-RECORDER = Recorder(_locate_server, report_at_fork=True, on_open=_on_board_open, on_close=_on_board_close)
+RECORDER = Recorder(
+    _locate_server,
+    report_at_fork=True,
+    on_open=_on_board_open,
+    on_close=_on_board_close,
+    inspect=True,
+    frame_roots=_frame_roots,
+    slow_limits=_slow_limits,
+)
 
 
 def backend_pid(cr):

@@ -7,6 +7,7 @@ this order: method (405), caller (401, 403), parameters (400). A route body
 only does its job.
 """
 
+import base64
 import functools
 import json
 import re
@@ -15,9 +16,12 @@ from odoo import http
 from odoo.exceptions import AccessError, UserError
 from odoo.http import request
 
+from .. import compat
 from ..dbselect import DB_PARAM, named_database
-from ..engine import history, metrics
+from ..engine import history, metrics, stacks
 
+# speedscope 1.13.0 from npm (the release Odoo's view names, with its integrity hashes).
+SPEEDSCOPE_LOCAL = "/worker_inspector/static/lib/speedscope/"
 _BEARER_RE = re.compile(r"^bearer\s+(.+)$", re.IGNORECASE)
 _PID_RE = re.compile(r"[0-9]{1,10}")
 _FLAGS = {"": False, "0": False, "false": False, "1": True, "true": True}
@@ -74,6 +78,22 @@ def _history_param(parse):
 
 def _text(value):
     return value
+
+
+def _seconds(value):
+    try:
+        seconds = float(value)
+    except ValueError:
+        seconds = None
+    if seconds is None or not 0 < seconds <= stacks.MAX_PROFILE_SECONDS:
+        raise ApiError(400, f"seconds must be a number of seconds up to {stacks.MAX_PROFILE_SECONDS}, got {value!r}.")
+    return seconds
+
+
+def _record_id(value):
+    if not _PID_RE.fullmatch(value):
+        raise ApiError(400, f"Not a record id: {value!r}.")
+    return int(value)
 
 
 class Caller:
@@ -206,3 +226,67 @@ class WorkerInspectorController(http.Controller):
             return json_response(caller.inspector.recycle_worker(pid, force=force))
         except UserError as exc:
             raise ApiError(400, str(exc)) from None
+
+    @api_route("/worker_inspector/api/stack", ("GET",), {"pid": _pid})
+    def stack(self, caller, pid=None):
+        """Every thread's Python stack of one process of this server (README: Stacks)."""
+        if pid is None:
+            raise ApiError(400, "pid must be a process id, got None.")
+        try:
+            return json_response(caller.inspector.get_stack(pid))
+        except stacks.StackUnavailable as exc:
+            raise ApiError(exc.status, exc.reason) from None
+
+    @api_route("/worker_inspector/api/slow_requests", ("GET",), {"pid": _pid})
+    def slow_requests(self, caller, pid=None):
+        """Stacks kept of requests and jobs that ran past the slow threshold."""
+        return json_response({"requests": caller.inspector.get_slow_requests(pid)})
+
+    @api_route("/worker_inspector/api/profile", ("POST",), {"pid": _pid, "seconds": _seconds, "csrf_token": _text})
+    def profile(self, caller, pid=None, seconds=10.0, csrf_token=None):
+        """Sample a process for ``seconds`` into an ``ir.profile`` (README: Profiles)."""
+        if not caller.api_key and not request.validate_csrf(csrf_token):
+            raise ApiError(400, "Missing or invalid csrf_token (send the page's odoo.csrf_token).")
+        if pid is None:
+            raise ApiError(400, "pid must be a process id, got None.")
+        try:
+            record = caller.inspector.take_profile(pid, seconds)
+        except UserError as exc:
+            raise ApiError(400, str(exc)) from None
+        except stacks.StackUnavailable as exc:
+            raise ApiError(exc.status, exc.reason) from None
+        return json_response({"profile_id": record.id, "speedscope_url": f"/worker_inspector/speedscope/{record.id}"})
+
+    def _profile_record(self, caller, profile_id):
+        record = caller.inspector.env["ir.profile"].browse(profile_id).exists()
+        if not record:
+            raise ApiError(404, f"No profile {profile_id}.")
+        return record
+
+    @api_route("/worker_inspector/api/profile/<string:profile_id>", ("GET",), {"profile_id": _record_id})
+    def profile_json(self, caller, profile_id=None):
+        """The speedscope JSON of a profile (any ``ir.profile``)."""
+        record = self._profile_record(caller, profile_id)
+        return request.make_response(
+            compat.speedscope_json(record),
+            headers=[("Content-Type", "application/json"), ("Cache-Control", "no-store")],
+        )
+
+    @api_route("/worker_inspector/speedscope/<string:profile_id>", ("GET",), {"profile_id": _record_id})
+    def speedscope(self, caller, profile_id=None):
+        """Odoo's speedscope view of a profile, with speedscope from ``speedscope_cdn``
+        when set, else from the copy shipped in this addon (works offline)."""
+        record = self._profile_record(caller, profile_id)
+        cdn = request.env["ir.config_parameter"].sudo().get_param("speedscope_cdn") or SPEEDSCOPE_LOCAL
+        # The template's context differs across series: 17.0/18.0 load the
+        # profile by URL, 19.0 embeds it.
+        return request.render(
+            "web.view_speedscope_index",
+            {
+                "profile": record,
+                "profiles": record,
+                "speedscope_base64": base64.b64encode(compat.speedscope_json(record)).decode(),
+                "url_root": request.httprequest.url_root,
+                "cdn": cdn,
+            },
+        )

@@ -37,6 +37,7 @@ import struct
 import tempfile
 import threading
 import time
+import weakref
 
 from .identity import ProcessKey, is_alive, start_ticks
 from .vocabulary import ActivityKind, ActivityState
@@ -105,6 +106,7 @@ _NO_USER = (0, 0, b"", b"")
 _NO_CRON = (0, b"", b"")
 _READ_RETRIES = 200
 _FILE_SUFFIX = ".board"
+CTL_SUFFIX = ".ctl"  # a process's inspector socket, beside its board file (see ``stacks``)
 _DIR_FLAGS = os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_CLOEXEC
 _WRITE_FLAGS = os.O_RDWR | os.O_CREAT | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_CLOEXEC
 _READ_FLAGS = os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_CLOEXEC
@@ -269,7 +271,21 @@ def _decode(raw):
 class Slot:
     """One record, written only by the thread that claimed it."""
 
-    __slots__ = ("__weakref__", "board", "in_cron", "in_request", "index", "offset", "requests", "seq", "tid")
+    __slots__ = (
+        "__weakref__",
+        "board",
+        "busy_since",
+        "in_cron",
+        "in_request",
+        "index",
+        "offset",
+        "requests",
+        "seq",
+        "slow_after",
+        "stack_taken",
+        "tid",
+        "work",
+    )
 
     def __init__(self, board, index, tid):
         self.board = board
@@ -280,6 +296,27 @@ class Slot:
         self.requests = 0
         self.in_request = False
         self.in_cron = False
+        # For the inspector's slow-request watch (see ``stacks``): monotonic
+        # start of the current request or job, its threshold, what it is.
+        self.busy_since = None
+        self.slow_after = board.slow_after
+        self.stack_taken = False
+        self.work = {}
+
+    def _busy(self, **work):
+        self.busy_since = time.monotonic()
+        self.slow_after = self.board.slow_after
+        self.stack_taken = False
+        self.work = work
+
+    def describe(self):
+        """What the current request or job is, for a slow-request record."""
+        work = dict(self.work)
+        if isinstance(work.get("url"), bytes):
+            work["url"] = work["url"].decode("utf-8", "replace")
+        work["started_at"] = time.time() - (time.monotonic() - self.busy_since) if self.busy_since else None
+        work["native_id"] = self.tid
+        return work
 
     # The seqlock: odd while writing, then the next even number.
     def _open(self):
@@ -307,12 +344,17 @@ class Slot:
         _U64.pack_into(self.board.mm, _REQUESTS_OFFSET, next(self.board.requests))
         self.in_request = True
         self.in_cron = False
+        self._busy(kind="http", url=path[:255])
         self._write(KIND_HTTP, STATE_BUSY, url=path[:255])
 
-    def set_user(self, db, uid, login, backend_pid=0):
-        """The request is authenticated: who, on which database, with which PostgreSQL backend."""
+    def set_user(self, db, uid, login, backend_pid=0, slow_after=None):
+        """The request is authenticated: who, on which database, with which PostgreSQL backend
+        (``slow_after``: its slow-request threshold on that database)."""
         if not self.in_request:
             return
+        self.work.update(db=db, login=login)
+        if slow_after is not None:
+            self.slow_after = min(slow_after, self.board.slow_cap)
         self._open()
         _USER.pack_into(
             self.board.mm, self.offset + _USER_AT, uid or 0, backend_pid or 0, _encode(db, 64), _encode(login, 64)
@@ -320,13 +362,19 @@ class Slot:
         self._close()
 
     def end_request(self):
+        self.busy_since = None
         self.in_request = False
         self.in_cron = False
         self.write_idle(KIND_HTTP)
 
-    def begin_cron(self, job_id, name, db, uid=None, backend_pid=0):
+    def begin_cron(self, job_id, name, db, uid=None, backend_pid=0, slow_after=None):
         """A scheduled action starts; inside a request ("Run Manually") the request stays."""
         self.board.ensure_intact()
+        if not self.in_request:
+            self._busy(kind="cron", db=db)
+        self.work["cron_job"] = {"id": job_id, "name": name, "db": db}
+        if slow_after is not None:
+            self.slow_after = min(slow_after, self.board.slow_cap)
         self.in_cron = True
         cron = (job_id or 0, _encode(name, 128), _encode(db, 64))
         if self.in_request:
@@ -338,6 +386,9 @@ class Slot:
 
     def end_cron(self):
         self.in_cron = False
+        self.work.pop("cron_job", None)
+        if not self.in_request:
+            self.busy_since = None
         if self.in_request:
             self._open()
             _CRON.pack_into(self.board.mm, self.offset + _CRON_AT, *_NO_CRON)
@@ -407,6 +458,9 @@ class ProcessBoard:
         self._free = list(range(slots - 1, -1, -1))
         self._lock = threading.Lock()
         self.repairs = 0
+        # Records in use, for the inspector's slow-request watch; thresholds (seconds).
+        self.claimed = weakref.WeakValueDictionary()
+        self.slow_after = self.slow_cap = math.inf
 
     def _write_header(self):
         _HEADER.pack_into(self.mm, 0, MAGIC, VERSION, self.slots, self.pid, self.start, 0)
@@ -438,6 +492,7 @@ class ProcessBoard:
             index = self._free.pop()
         slot = Slot(self, index, tid or threading.get_native_id())
         slot.write_idle()
+        self.claimed[index] = slot
         return slot
 
     def release(self, slot):
@@ -630,6 +685,13 @@ def read_board(server_pid, base=None, cleanup=True):
     now = time.time()
     try:
         for name in os.listdir(dir_fd):
+            if name.endswith(CTL_SUFFIX):
+                # A killed process's inspector socket (see ``stacks``).
+                key = _parse_key(name.removesuffix(CTL_SUFFIX))
+                if cleanup and key is not None and not is_alive(key):
+                    with contextlib.suppress(OSError):
+                        os.unlink(name, dir_fd=dir_fd)
+                continue
             key = _parse_key(name) if name.endswith(_FILE_SUFFIX) else None
             if key is None:
                 continue

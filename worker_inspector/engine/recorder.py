@@ -14,6 +14,7 @@ import time
 import weakref
 
 from .board import ProcessBoard, remove_dead_servers
+from .stacks import DEFAULT_SLOW_AFTER, FrameFormatter, Inspector
 
 _logger = logging.getLogger(__name__)
 
@@ -34,9 +35,26 @@ class Recorder:
     ``report_at_fork``, a process forked after the recorder was created (a
     prefork worker of a master that preloaded the addon) shows idle from its
     first instant instead of nothing until its first request.
+
+    With ``inspect``, each process with a board also runs an inspector thread
+    (see ``stacks``): stacks on demand, slow-request stacks, profiles.
+    ``frame_roots`` returns the ``(directory, origin)`` pairs frames are
+    shown relative to; ``slow_limits`` returns ``(threshold, cap)``: the
+    default slow-request threshold and the ceiling no database may raise it
+    above (before ``limit_time_real`` kills the request).
     """
 
-    def __init__(self, locate, base=None, report_at_fork=False, on_open=None, on_close=None):
+    def __init__(
+        self,
+        locate,
+        base=None,
+        report_at_fork=False,
+        on_open=None,
+        on_close=None,
+        inspect=False,
+        frame_roots=None,
+        slow_limits=None,
+    ):
         self._locate = locate
         self._base = base
         self._report_at_fork = report_at_fork
@@ -45,6 +63,10 @@ class Recorder:
         self._on_open = on_open
         self._on_close = on_close
         self._last = None
+        self._inspect = inspect
+        self._frame_roots = frame_roots or (lambda: ())
+        self._slow_limits = slow_limits or (lambda: (DEFAULT_SLOW_AFTER, DEFAULT_SLOW_AFTER))
+        self.inspector = None
         self._board = None
         self._disabled = False
         # Why this process records nothing (the board cannot be used), for the API.
@@ -64,9 +86,12 @@ class Recorder:
         # The child must never write into its parent's file.
         board, self._board = self._board, None
         self._last = None
+        inspector, self.inspector = self.inspector, None
         self._disabled = False
         self.problem = None
         self._lock = threading.Lock()
+        if inspector is not None:
+            inspector.detach()
         if board is not None:
             board.detach()
         self._tls = threading.local()
@@ -87,6 +112,8 @@ class Recorder:
                         server_pid, slots = located
                         remove_dead_servers(self._base)
                         self._board = ProcessBoard(server_pid, slots, self._base)
+                        if self._inspect:
+                            self._start_inspector(self._board)
                 except Exception as exc:  # the inspector must never break Odoo
                     self.problem = f"process {os.getpid()} cannot record its activity: {exc}"
                     _logger.warning(
@@ -99,6 +126,15 @@ class Recorder:
                     except Exception:
                         _logger.warning("Worker history is not recorded by this process", exc_info=True)
             return self._board
+
+    def _start_inspector(self, board):
+        try:
+            threshold, cap = self._slow_limits()
+            board.slow_cap = cap
+            board.slow_after = min(threshold, cap)
+            self.inspector = Inspector(board, FrameFormatter(self._frame_roots()))
+        except Exception as exc:  # noqa: BLE001 - the activity is still recorded without it
+            _logger.warning("Worker stacks are not available in process %s: %s", os.getpid(), exc)
 
     def _claim(self):
         if self._disabled:
@@ -136,22 +172,22 @@ class Recorder:
         except Exception:
             _logger.debug("end_request failed", exc_info=True)
 
-    def set_user(self, db, uid, login, backend_pid=0):
+    def set_user(self, db, uid, login, backend_pid=0, slow_after=None):
         """The current request is authenticated; ``backend_pid``: PostgreSQL backend of its cursor."""
         slot = getattr(self._tls, "slot", None)
         if slot is not None and slot.board is self._board:
             try:
-                slot.set_user(db, uid, login, backend_pid)
+                slot.set_user(db, uid, login, backend_pid, slow_after)
                 self._last[4] = db
             except Exception:
                 _logger.debug("set_user failed", exc_info=True)
 
-    def begin_cron(self, job_id, name, db, uid=None, backend_pid=0):
+    def begin_cron(self, job_id, name, db, uid=None, backend_pid=0, slow_after=None):
         """A scheduled action starts in this thread; returns its record."""
         try:
             slot = self.slot()
             if slot is not None:
-                slot.begin_cron(job_id, name, db, uid, backend_pid)
+                slot.begin_cron(job_id, name, db, uid, backend_pid, slow_after)
                 if not slot.in_request:
                     self._last = [None, (job_id, name), time.time(), None, db]
             return slot
@@ -196,4 +232,6 @@ class Recorder:
                     self._on_close(board)
                 except Exception:
                     _logger.warning("The exit of this process was not recorded", exc_info=True)
+            if self.inspector is not None:
+                self.inspector.close()
             board.close()

@@ -2,7 +2,7 @@
 from odoo import models
 
 from .. import compat
-from ..post_load import RECORDER, backend_pid
+from ..post_load import RECORDER, backend_pid, slow_after
 
 
 class IrCron(models.Model):
@@ -12,7 +12,9 @@ class IrCron(models.Model):
         """Publish the scheduled action being run, by a cron worker or thread (and,
         on 19.0, by "Run Manually"), on the activity board."""
         job_id = compat.cron_job_id(self, args)
-        slot = RECORDER.begin_cron(job_id, cron_name, self.env.cr.dbname, self.env.uid, backend_pid(self.env.cr))
+        slot = RECORDER.begin_cron(
+            job_id, cron_name, self.env.cr.dbname, self.env.uid, backend_pid(self.env.cr), slow_after(self.env)
+        )
         try:
             return super()._callback(cron_name, server_action_id, *args)
         finally:
@@ -24,7 +26,12 @@ class IrCron(models.Model):
         slot = None
         if len(self) == 1 and not compat.DIRECT_TRIGGER_CALLS_CALLBACK:
             slot = RECORDER.begin_cron(
-                self.id, self.cron_name, self.env.cr.dbname, self.env.uid, backend_pid(self.env.cr)
+                self.id,
+                self.cron_name,
+                self.env.cr.dbname,
+                self.env.uid,
+                backend_pid(self.env.cr),
+                slow_after(self.env),
             )
         try:
             return super().method_direct_trigger()

@@ -2,7 +2,7 @@
 from odoo import models
 from odoo.http import request
 
-from ..post_load import RECORDER, backend_pid
+from ..post_load import RECORDER, backend_pid, slow_after
 
 
 class IrHttp(models.AbstractModel):
@@ -16,5 +16,5 @@ class IrHttp(models.AbstractModel):
         uid = env.uid
         session = request.session
         login = session.login if uid and session.uid == uid else None
-        RECORDER.set_user(request.db, uid, login, backend_pid(env.cr))
+        RECORDER.set_user(request.db, uid, login, backend_pid(env.cr), slow_after(env))
         return result

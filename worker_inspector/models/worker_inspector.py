@@ -1,19 +1,21 @@
 # License LGPL-3.0 or later (https://www.gnu.org/licenses/lgpl).
+import json
 import logging
 import os
 import time
 
 import psycopg2
 
-from odoo import api, http, models, sql_db
+from odoo import api, fields, http, models, sql_db
 from odoo.exceptions import AccessError, UserError
 from odoo.service import db as odoo_db
 from odoo.tools import config
 
 from .. import compat, engine
-from ..engine import advice, crons, database, identity, metrics
+from ..engine import advice, crons, database, identity, metrics, stacks
 from ..engine import history as history_mod
 from ..engine.activity import scope_to_database
+from ..engine.board import read_board
 from ..engine.config import ODOO_OPTIONS, OptionTable
 from ..post_load import RECORDER, current_server
 from . import history
@@ -226,6 +228,90 @@ class WorkerInspector(models.AbstractModel):
             raise UserError(str(exc)) from None
         _logger.info("Worker %s recycled by %s (%s)", pid, self.env.user.login, result["signal"])
         return result
+
+    @api.model
+    def _reporting_process(self, pid):
+        """``(server, key)`` of process ``pid`` of this server (``stacks.reporting_process``)."""
+        server = current_server()
+        return server, stacks.reporting_process(server.pid, server.mode, pid)
+
+    @api.model
+    def _hide_foreign_stacks(self, threads):
+        """Frames of a thread working for another database are hidden, as its activity is."""
+        if self._server_wide_view():
+            return threads
+        several = self._serves_several_databases()
+        scope_to_database({"processes": [], "threads": threads}, self.env.cr.dbname, several)
+        for thread in threads:
+            if (thread.get("activity") or {}).get("hidden"):
+                thread["frames"] = []
+        return threads
+
+    @api.model
+    def get_stack(self, pid):
+        """Every thread's Python stack of process ``pid`` of this server (README: Stacks).
+
+        Raises ``stacks.StackUnavailable``: 400 not ours or not reporting, 504 no answer.
+        """
+        self._check_access()
+        server, key = self._reporting_process(pid)
+        _logger.info("Worker inspector: stack of process %s asked by %s", pid, self.env.user.login)
+        answer = stacks.request_stack(server.pid, key)
+        sessions, _overdue, _problem = self._read_database()
+        records = read_board(server.pid, cleanup=False).get(pid, (0, []))[1]
+        stacks.tag_threads(answer, records, sessions, answer["taken_at"])
+        self._hide_foreign_stacks(answer["threads"])
+        return answer
+
+    @api.model
+    def take_profile(self, pid, seconds):
+        """Sample process ``pid`` for ``seconds`` (<= 60) and store the result as an
+        ``ir.profile``, Odoo's own profiles; returns that record."""
+        self._check_access()
+        if not self._server_wide_view() and self._serves_several_databases():
+            _ = compat.gettext(self.env)
+            # compat.gettext is env._ where it exists (18.0+); 17.0 has only _.
+            message = _(  # pylint: disable=prefer-env-translation
+                "This server serves several databases: a profile would show what they run. "
+                "Set %s = True in the server's config to allow it.",
+                SERVER_WIDE_OPTION,
+            )
+            raise UserError(message)
+        server, key = self._reporting_process(pid)
+        _logger.info("Worker inspector: %ss profile of process %s asked by %s", seconds, pid, self.env.user.login)
+        profile = stacks.request_profile(server.pid, key, seconds)
+        traces = stacks.to_odoo_traces(profile)
+        return (
+            self.env["ir.profile"]
+            .sudo()
+            .create(
+                {
+                    "name": f"Worker Inspector: process {pid}, {seconds:g} s at {profile['hz']} Hz",
+                    "session": "worker_inspector",
+                    "create_date": fields.Datetime.now(),
+                    "duration": profile["duration"],
+                    "init_stack_trace": "[]",
+                    "traces_async": json.dumps(traces),
+                    "entry_count": len(traces),
+                }
+            )
+        )
+
+    @api.model
+    def get_slow_requests(self, pid=None):
+        """Stacks kept of slow requests and jobs (gone processes included), scoped as the activity."""
+        self._check_access()
+        entries = stacks.read_slow(current_server().pid, pid=pid)
+        if not self._server_wide_view():
+            db = self.env.cr.dbname
+            several = self._serves_several_databases()
+            entries = [
+                entry
+                for entry in entries
+                if (entry.get("db") or (entry.get("cron_job") or {}).get("db")) == db
+                or (entry.get("db") is None and not several)
+            ]
+        return entries
 
     @api.model
     def _read_pg_sessions(self, cr):

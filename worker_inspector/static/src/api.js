@@ -10,6 +10,8 @@ import {_t} from "@web/core/l10n/translation";
 export const SNAPSHOT_URL = "/worker_inspector/api/snapshot";
 export const RECYCLE_URL = "/worker_inspector/api/recycle";
 export const CRONS_URL = "/worker_inspector/api/crons";
+export const STACK_URL = "/worker_inspector/api/stack";
+export const PROFILE_URL = "/worker_inspector/api/profile";
 
 /**
  * @typedef {{status: number|null, reason: string}} ApiError
@@ -88,7 +90,13 @@ export async function fetchCrons() {
  * @returns {Promise<{result?: Object, error?: ApiError}>}
  */
 export async function recycleWorker(pid) {
-    const {payload, error} = await call(RECYCLE_URL, {
+    const {payload, error} = await post(RECYCLE_URL, {pid});
+    return error ? {error} : {result: payload};
+}
+
+/** POST ``params`` form-encoded, with the page's CSRF token. */
+function post(url, params) {
+    return call(url, {
         method: "POST",
         // A form-encoded string, typed explicitly (as the browser would type
         // URLSearchParams): the test runners' fetch mocks read it as it is.
@@ -96,7 +104,28 @@ export async function recycleWorker(pid) {
             Accept: "application/json",
             "Content-Type": "application/x-www-form-urlencoded;charset=UTF-8",
         },
-        body: new URLSearchParams({pid, csrf_token: odoo.csrf_token}).toString(),
+        body: new URLSearchParams({...params, csrf_token: odoo.csrf_token}).toString(),
     });
-    return error ? {error} : {result: payload};
+}
+
+/**
+ * Every thread's Python stack of process ``pid``.
+ *
+ * @returns {Promise<{stack?: Object, error?: ApiError}>}
+ */
+export async function fetchStack(pid) {
+    const {payload, error} = await call(`${STACK_URL}?pid=${encodeURIComponent(pid)}`, {
+        cache: "no-store",
+    });
+    return error ? {error} : {stack: payload};
+}
+
+/**
+ * A sampling profile of process ``pid`` for ``seconds``, stored as an ir.profile.
+ *
+ * @returns {Promise<{profile?: {profile_id: number, speedscope_url: string}, error?: ApiError}>}
+ */
+export async function profileProcess(pid, seconds) {
+    const {payload, error} = await post(PROFILE_URL, {pid, seconds});
+    return error ? {error} : {profile: payload};
 }

@@ -30,6 +30,14 @@ def _json(payload):
     return request.make_response(json.dumps(payload), headers=[("Content-Type", "application/json")])
 
 
+def burn_cpu():
+    """About 10 ms of pure Python work: what a profile must find."""
+    total = 0
+    for i in range(100000):
+        total += i % 7
+    return 1 if total else 0
+
+
 class WorkerInspectorTestController(http.Controller):
     @http.route("/worker_inspector_test/busy", type="http", auth="user", methods=["GET"])
     def busy(self, token):
@@ -38,6 +46,17 @@ class WorkerInspectorTestController(http.Controller):
         while held(token, started):
             time.sleep(0.05)
         return _json({"held": round(time.monotonic() - started, 3)})
+
+    @http.route("/worker_inspector_test/burn_held", type="http", auth="user", methods=["GET"])
+    def burn_held(self, token):
+        """Burn CPU in Python (``burn_cpu``) while the test holds ``token``."""
+        started = time.monotonic()
+        rounds = 0
+        while held(token, started):
+            # Checking the token (a system call) only every ~0.2 s: CPU, not I/O.
+            for _i in range(20):
+                rounds += burn_cpu()
+        return _json({"rounds": rounds})
 
     @http.route("/worker_inspector_test/pg_sleep", type="http", auth="user", methods=["GET"])
     def pg_sleep(self, token):

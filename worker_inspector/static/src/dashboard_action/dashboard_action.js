@@ -20,6 +20,7 @@ import {CronPanel} from "../cron_panel/cron_panel";
 import {ProcessTable} from "../process_table/process_table";
 import {Scoreboard} from "../scoreboard/scoreboard";
 import {SqlSessions} from "../sql_sessions/sql_sessions";
+import {StackDialog} from "../stack_dialog/stack_dialog";
 import {SummaryCards} from "../summary_cards/summary_cards";
 import {ThreadTable} from "../thread_table/thread_table";
 import {
@@ -174,6 +175,16 @@ export class WorkerInspectorDashboard extends Component {
     // ------------------------------------------------------------------
     // Actions on a process or a scheduled action
     // ------------------------------------------------------------------
+
+    onStackClick(process) {
+        this.dialog.add(StackDialog, {
+            pid: process.pid,
+            title: _t("Stack of %(role)s %(pid)s", {
+                role: roleLabels()[process.role],
+                pid: process.pid,
+            }),
+        });
+    }
 
     onRecycleClick(process) {
         this.dialog.add(ConfirmationDialog, {

@@ -8,7 +8,8 @@ import {SqlSessions} from "../sql_sessions/sql_sessions";
 /**
  * One row per process of the server, busy ones first; the process that
  * answered is marked. On a prefork server its HTTP and cron workers have a
- * Recycle button. On a laptop-width window (below 992 px) the secondary
+ * Recycle button; every process that reports its activity, a Stack button.
+ * On a laptop-width window (below 992 px) the secondary
  * columns (start, CPU, threads) hide and the activity column narrows, so that
  * memory and Recycle stay visible without scrolling.
  */
@@ -21,6 +22,7 @@ export class ProcessTable extends Component {
         showActivity: Boolean,
         prefork: Boolean,
         onRecycle: Function,
+        onStack: Function,
     };
 
     formatBytes(bytes) {

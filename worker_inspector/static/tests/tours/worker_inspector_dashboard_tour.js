@@ -182,5 +182,33 @@ registry.category("web_tour.tours").add("worker_inspector_dashboard", {
                 }
             },
         },
+        {
+            content: "Ask for the stack of the serving process",
+            trigger: `${PROCESS_ROWS}.o_worker_inspector_served .o_worker_inspector_stack_button`,
+            run: "click",
+        },
+        {
+            content: "Its threads are shown with their frames, Odoo's among them",
+            trigger: ".o_worker_inspector_stack_thread .o_worker_inspector_frame",
+            run() {
+                const frames = [
+                    ...document.querySelectorAll(
+                        ".o_worker_inspector_stack .o_worker_inspector_frame"
+                    ),
+                ].map((li) => li.textContent);
+                if (!frames.some((text) => text.includes("odoo/"))) {
+                    throw new Error(`No frame of Odoo among ${frames.length} frames`);
+                }
+            },
+        },
+        {
+            content: "Close the stack",
+            trigger: ".modal-footer button:contains(Close)",
+            run: "click",
+        },
+        {
+            content: "The dialog is gone",
+            trigger: "body:not(:has(.o_worker_inspector_stack))",
+        },
     ],
 });
