@@ -92,3 +92,16 @@ HAS_HOOT = SERIES >= (18, 0)
 HOOT_SUCCESS_SIGNAL = "[HOOT] Test suite succeeded" if SERIES >= (19, 0) else "[HOOT] test suite succeeded"
 # The URL parameter that selects a suite by its hash: ``id`` in 19.0, ``suite`` in 18.0.
 HOOT_FILTER_PARAM = "id" if SERIES >= (19, 0) else "suite"
+
+
+def loaded_registries(registry_class):
+    """``(name, registry)`` of the registries loaded in this process.
+
+    Read from the LRU's dict without its lock (17.0's LRU has no iterator, and
+    a thread holding that lock when a prefork master forks would leave it held
+    in the child); a change meanwhile raises RuntimeError, to try again later.
+    The dict is ``d`` up to 18.0, ``_values`` since 19.0.
+    """
+    lru = registry_class.registries
+    values = lru._values if SERIES >= (19, 0) else lru.d
+    return list(values.items())

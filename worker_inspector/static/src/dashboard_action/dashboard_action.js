@@ -15,6 +15,7 @@ import {Layout} from "@web/search/layout";
 import {standardActionServiceProps} from "@web/webclient/actions/action_service";
 import {fetchSnapshot, recycleWorker} from "../api";
 import {CronPanel} from "../cron_panel/cron_panel";
+import {NodesView} from "../nodes_view/nodes_view";
 import {ProcessTable} from "../process_table/process_table";
 import {Scoreboard} from "../scoreboard/scoreboard";
 import {SqlSessions} from "../sql_sessions/sql_sessions";
@@ -53,6 +54,7 @@ export class WorkerInspectorDashboard extends Component {
     static components = {
         CronPanel,
         Layout,
+        NodesView,
         ProcessTable,
         Scoreboard,
         SqlSessions,
