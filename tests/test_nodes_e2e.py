@@ -115,7 +115,7 @@ def test_both_nodes_appear_with_their_summary(node_a, node_b, admin):
         assert row["hostname"] == socket.gethostname()
         assert row["workers"]["http"] == 2 and row["workers"]["gevent"] == 1
         assert row["rss"] > 0 and row["last_seen"] > time.time() - 3 * INTERVAL
-        assert set(row["summary"]) >= {"workers", "utilization", "rss", "longest_busy"}
+        assert set(row["summary"]) >= {"workers", "utilization", "rss", "longest_busy", "exits_last_hour", "backlog"}
     # A row opens the node's processes as it last published them: psutil agrees.
     assert published_http_workers(node_a, admin, b) == http_workers(node_b)
 

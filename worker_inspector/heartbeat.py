@@ -98,7 +98,16 @@ def _server_wide():
 
 
 def _snapshot(server):
-    return engine.take_snapshot(server, config.options, threads=[])
+    snapshot = engine.take_snapshot(server, config.options, threads=[])
+    # The history's view of the node: exits in the last hour, the listen backlog now.
+    from .engine import history as history_mod
+    from .models import history
+
+    store, sampler = history.history_store(), history.STATE.sampler
+    exits = store.exits(snapshot["taken_at"] - 3600) if store is not None else []
+    snapshot["exits_last_hour"] = history_mod.summarize_exits(exits or [])
+    snapshot["backlog"] = sampler.backlog() if sampler is not None else None
+    return snapshot
 
 
 def _current_server():
