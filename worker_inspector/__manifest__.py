@@ -13,8 +13,10 @@
     "depends": ["base", "web"],
     "external_dependencies": {"python": ["psutil"]},
     "data": [
+        "security/ir.model.access.csv",
         "views/worker_inspector_menus.xml",
     ],
+    "uninstall_hook": "uninstall_hook",
     "assets": {
         "web.assets_backend": [
             "worker_inspector/static/src/**/*",

@@ -107,3 +107,16 @@ def speedscope_json(profile):
     if hasattr(profile, "_generate_speedscope"):  # 19.0
         return profile._generate_speedscope(profile._parse_params(profile._default_profile_params()))
     return base64.b64decode(profile.speedscope)
+
+
+def loaded_registries(registry_class):
+    """``(name, registry)`` of the registries loaded in this process.
+
+    Read from the LRU's dict without its lock (17.0's LRU has no iterator, and
+    a thread holding that lock when a prefork master forks would leave it held
+    in the child); a change meanwhile raises RuntimeError, to try again later.
+    The dict is ``d`` up to 18.0, ``_values`` since 19.0.
+    """
+    lru = registry_class.registries
+    values = lru._values if SERIES >= (19, 0) else lru.d
+    return list(values.items())

@@ -96,6 +96,35 @@ def _record_id(value):
     return int(value)
 
 
+def _delta(value):
+    if value not in ("1", "-1", "+1"):
+        raise ApiError(400, f"delta must be 1 or -1, got {value!r}.")
+    return int(value)
+
+
+def _backend(value):
+    if not _PID_RE.fullmatch(value) or int(value) <= 0:
+        raise ApiError(400, f"backend_pid must be a PostgreSQL backend pid, got {value!r}.")
+    return int(value)
+
+
+def _terminate(value):
+    if value not in ("0", "1"):
+        raise ApiError(400, f"terminate must be 0 or 1, got {value!r}.")
+    return value == "1"
+
+
+def _node(value):
+    if not value or len(value) > 255:
+        raise ApiError(400, f"node must name a node (see /worker_inspector/api/nodes), got {value!r}.")
+    return value
+
+
+def _check_csrf(caller, token):
+    if not caller.api_key and not request.validate_csrf(token):
+        raise ApiError(400, "Missing or invalid csrf_token (send the page's odoo.csrf_token).")
+
+
 class Caller:
     """Who is calling: their ``worker.inspector`` and whether they sent an API key."""
 
@@ -215,14 +244,18 @@ class WorkerInspectorController(http.Controller):
 
     # CSRF is checked here rather than by Odoo: an API-key caller has no
     # session, hence no token, and a browser never adds its Authorization header.
-    @api_route("/worker_inspector/api/recycle", ("POST",), {"pid": _pid, "force": _flag, "csrf_token": _text})
-    def recycle(self, caller, pid=None, force=False, csrf_token=None):
-        """Recycle one HTTP or cron worker (README: Recycling a worker)."""
-        if not caller.api_key and not request.validate_csrf(csrf_token):
-            raise ApiError(400, "Missing or invalid csrf_token (send the page's odoo.csrf_token).")
+    @api_route(
+        "/worker_inspector/api/recycle", ("POST",), {"pid": _pid, "force": _flag, "node": _node, "csrf_token": _text}
+    )
+    def recycle(self, caller, pid=None, force=False, node=None, csrf_token=None):
+        """Recycle one HTTP or cron worker (README: Recycling a worker), of
+        another node with its next heartbeat (README: Nodes)."""
+        _check_csrf(caller, csrf_token)
         if pid is None:
             raise ApiError(400, "pid must be a process id, got None.")
         try:
+            if node is not None:
+                return json_response(caller.inspector.recycle_node_worker(node, pid, force=force))
             return json_response(caller.inspector.recycle_worker(pid, force=force))
         except UserError as exc:
             raise ApiError(400, str(exc)) from None
@@ -290,3 +323,39 @@ class WorkerInspectorController(http.Controller):
                 "cdn": cdn,
             },
         )
+
+    @api_route("/worker_inspector/api/nodes", ("GET", "HEAD"), {"node": _node})
+    def nodes(self, caller, node=None):
+        """Every node publishing into this database (README: Nodes); ``node``: one, with its processes."""
+        return json_response(caller.inspector.get_nodes(node))
+
+    @api_route("/worker_inspector/api/workers", ("POST",), {"node": _node, "delta": _delta, "csrf_token": _text})
+    def workers(self, caller, node=None, delta=None, csrf_token=None):
+        """Add (delta=1) or remove (delta=-1) an HTTP worker of a prefork node."""
+        _check_csrf(caller, csrf_token)
+        if node is None or delta is None:
+            raise ApiError(400, "node and delta (1 or -1) are required.")
+        try:
+            return json_response(caller.inspector.change_workers(node, delta))
+        except UserError as exc:
+            raise ApiError(400, str(exc)) from None
+
+    @api_route(
+        "/worker_inspector/api/sql/cancel",
+        ("POST",),
+        {"backend_pid": _backend, "terminate": _terminate, "csrf_token": _text},
+    )
+    def sql_cancel(self, caller, backend_pid=None, terminate=False, csrf_token=None):
+        """Cancel the query of a PostgreSQL backend of this Odoo (terminate=1: end its session)."""
+        _check_csrf(caller, csrf_token)
+        if backend_pid is None:
+            raise ApiError(400, "backend_pid is required.")
+        try:
+            return json_response(caller.inspector.cancel_sql(backend_pid, terminate=terminate))
+        except UserError as exc:
+            raise ApiError(400, str(exc)) from None
+
+    @api_route("/worker_inspector/api/audit", ("GET", "HEAD"), readonly=True)
+    def audit(self, caller):
+        """Control actions, newest first."""
+        return json_response(caller.inspector.get_audit())

@@ -177,14 +177,53 @@ def live_totals(snapshot):
     return dict(cpu), requests
 
 
-def render(snapshot, totals=None, backlog=None):
+class _DatabaseCollector:
+    """What the scraped database knows: its nodes' heartbeats and its overdue scheduled actions."""
+
+    def __init__(self, database):
+        self.database = database
+
+    def collect(self):
+        nodes = self.database.get("nodes")
+        if nodes is not None:
+            age = GaugeMetricFamily(
+                "odoo_node_heartbeat_age_seconds",
+                "Seconds since the node's last heartbeat in this database.",
+                labels=["node"],
+            )
+            stale = GaugeMetricFamily(
+                "odoo_node_stale", "1 when the node missed 3 heartbeats (stopped or cut off).", labels=["node"]
+            )
+            for node in nodes:
+                age.add_metric([node["node"]], node["age"])
+                stale.add_metric([node["node"]], 1 if node["stale"] else 0)
+            yield age
+            yield stale
+        overdue = self.database.get("overdue_crons")
+        if overdue is not None:
+            yield GaugeMetricFamily(
+                "odoo_cron_overdue_jobs",
+                "Active scheduled actions of this database whose run is due.",
+                value=len(overdue),
+            )
+            yield GaugeMetricFamily(
+                "odoo_cron_overdue_max_seconds",
+                "How late the most overdue scheduled action of this database is (0: none).",
+                value=max((job["overdue"] or 0 for job in overdue), default=0),
+            )
+
+
+def render(snapshot, totals=None, backlog=None, database=None):
     """Prometheus text exposition of ``snapshot`` (bytes).
 
     ``totals``: ``HistoryStore.totals()`` (counters); ``backlog``: the listen
-    socket's accept queue now.
+    socket's accept queue now; ``database``: ``{"nodes": [...],
+    "overdue_crons": [...]}`` of the scraped database, if read.
     """
     if not available():
         raise RuntimeError(MISSING_LIBRARY)
     registry = CollectorRegistry(auto_describe=False)
     registry.register(_SnapshotCollector(snapshot, totals or {}, backlog))
+    if database:
+        registry.register(_DatabaseCollector(database))
     return generate_latest(registry)

@@ -11,13 +11,14 @@ from odoo.exceptions import AccessError, UserError
 from odoo.service import db as odoo_db
 from odoo.tools import config
 
-from .. import compat, engine
-from ..engine import advice, crons, database, identity, metrics, stacks
+from .. import compat, engine, heartbeat
+from ..engine import advice, crons, database, identity, metrics, nodes, stacks
 from ..engine import history as history_mod
 from ..engine.activity import scope_to_database
 from ..engine.board import read_board
 from ..engine.config import ODOO_OPTIONS, OptionTable
 from ..post_load import RECORDER, current_server
+from ..post_load import backend_pid as cursor_backend
 from . import history
 
 # Config file option (server-level, so no database's admin can set it): every
@@ -81,7 +82,9 @@ class WorkerInspector(models.AbstractModel):
         snapshot = self.get_snapshot()
         store, sampler = history.history_store(), history.STATE.sampler
         totals = store.totals(*metrics.live_totals(snapshot)) if store is not None else None
-        return metrics.render(snapshot, totals, sampler.backlog() if sampler is not None else None)
+        return metrics.render(
+            snapshot, totals, sampler.backlog() if sampler is not None else None, self.get_metrics_database()
+        )
 
     @api.model
     def get_history(self, since=0.0, kinds=history_mod.KINDS):
@@ -227,7 +230,158 @@ class WorkerInspector(models.AbstractModel):
         except engine.RecycleRefused as exc:
             raise UserError(str(exc)) from None
         _logger.info("Worker %s recycled by %s (%s)", pid, self.env.user.login, result["signal"])
+        self._audit(nodes.ACTION_RECYCLE, self._this_node(), pid, "done", result)
         return result
+
+    # --- nodes (README: Nodes) ------------------------------------------------
+
+    @api.model
+    def _this_node(self):
+        return nodes.this_node(current_server())
+
+    @api.model
+    def _audit(self, action, node, pid, state, result=None):
+        """Record a control action (the caller passed ``_check_access``)."""
+        return (
+            self.env["worker.inspector.audit"]
+            .sudo()
+            .create(
+                {
+                    "user_id": self.env.uid,
+                    "action": action,
+                    "node": node,
+                    "pid": pid or 0,
+                    "state": state,
+                    "result": json.dumps(result, default=str) if result is not None else None,
+                    "done_at": False if state == "pending" else fields.Datetime.now(),
+                }
+            )
+        )
+
+    @api.model
+    def _refuse(self, action, node, pid, reason):
+        self._audit(action, node, pid, "refused", {"reason": reason})
+        raise UserError(reason)
+
+    @api.model
+    def get_nodes(self, node=None):
+        """The nodes publishing into this database (``node``: that one, with its processes)."""
+        self._check_access()
+        with sql_db.db_connect(self.env.cr.dbname).cursor() as cr:
+            rows = nodes.read_nodes(cr, self._this_node(), node)
+            if node is not None:
+                for row in rows:
+                    row["processes"] = nodes.read_node_processes(cr, node) or []
+        audit = self.env["worker.inspector.audit"].sudo()
+        for row in rows:
+            row["pending"] = self._pending_commands(row["node"])
+            last = audit.search(
+                [("node", "=", row["node"]), ("action", "in", nodes.NODE_ACTIONS), ("state", "!=", "pending")], limit=1
+            )
+            row["last_command"] = last.public()[0] if last else None
+        return rows
+
+    @api.model
+    def _pending_commands(self, node):
+        return (
+            self.env["worker.inspector.audit"].sudo().search([("node", "=", node), ("state", "=", "pending")]).public()
+        )
+
+    @api.model
+    def _node_row(self, node):
+        with sql_db.db_connect(self.env.cr.dbname).cursor() as cr:
+            rows = nodes.read_nodes(cr, self._this_node(), node)
+        return rows[0] if rows else None
+
+    @api.model
+    def _command_other_node(self, action, node, pid=0):
+        """Queue ``action`` for ``node``: it runs with the node's next heartbeat."""
+        row = self._node_row(node)
+        if row is None:
+            self._refuse(action, node, pid, f"No node {node!r} publishes into this database.")
+        if row["stale"]:
+            self._refuse(action, node, pid, f"Node {node!r} is stale (no heartbeat for {row['age']:.0f} s).")
+        if row["mode"] != engine.MODE_PREFORK:
+            self._refuse(action, node, pid, f"Node {node!r} is threaded (workers = 0): it has no workers to change.")
+        entry = self._audit(action, node, pid, "pending")
+        return {"node": node, "state": "pending", "audit_id": entry.id}
+
+    @api.model
+    def change_workers(self, node, delta):
+        """Add (1) or remove (-1) an HTTP worker of ``node`` (README: Nodes)."""
+        self._check_access()
+        action = nodes.ACTION_ADD if delta == 1 else nodes.ACTION_REMOVE
+        if node != self._this_node():
+            return self._command_other_node(action, node)
+        try:
+            result = nodes.change_workers(current_server(), delta, spare=os.getpid())
+        except nodes.ControlRefused as exc:
+            self._refuse(action, node, 0, str(exc))
+        _logger.info("HTTP workers of %s: %+d by %s (%s)", node, delta, self.env.user.login, result)
+        entry = self._audit(action, node, 0, "done", result)
+        return {"node": node, "state": "done", "audit_id": entry.id, "result": result}
+
+    @api.model
+    def recycle_node_worker(self, node, pid, force=False):
+        """Recycle worker ``pid`` of ``node``: here at once, elsewhere with its next heartbeat."""
+        self._check_access()
+        if node == self._this_node():
+            return self.recycle_worker(pid, force=force)
+        return self._command_other_node(nodes.ACTION_RECYCLE, node, pid)
+
+    @api.model
+    def cancel_sql(self, backend_pid, terminate=False):
+        """Cancel the query of (or terminate) a PostgreSQL backend of this Odoo server."""
+        self._check_access()
+        action = nodes.ACTION_TERMINATE if terminate else nodes.ACTION_CANCEL
+        node = self._this_node()
+        server = current_server()
+        dbname = self.env.cr.dbname
+        try:
+            with sql_db.db_connect(dbname).cursor() as cr:
+                sessions = database.read_pg_sessions(cr)
+                own = {backend for backend in [cursor_backend(self.env.cr)] if backend}
+                if backend_pid in own:
+                    raise nodes.ControlRefused(f"Backend {backend_pid} is this very request's session.")
+                session = nodes.check_own_backend(sessions, backend_pid, nodes.server_pids(server), dbname)
+                function = "pg_terminate_backend" if terminate else "pg_cancel_backend"
+                cr.execute(f"SELECT {function}(%s)", (backend_pid,))
+                signalled = bool(cr.fetchone()[0])
+        except nodes.ControlRefused as exc:
+            self._refuse(action, node, backend_pid, str(exc))
+        result = {
+            "backend_pid": backend_pid,
+            "function": function,
+            "signalled": signalled,
+            "query": session.get("query"),
+            "application_name": session.get("application_name"),
+        }
+        _logger.info("PostgreSQL backend %s: %s by %s (%s)", backend_pid, function, self.env.user.login, signalled)
+        entry = self._audit(action, node, backend_pid, "done" if signalled else "failed", result)
+        return dict(result, audit_id=entry.id, state=entry.state)
+
+    @api.model
+    def get_metrics_database(self):
+        """The scraped database's nodes and overdue scheduled actions (whether cron runs here or not)."""
+        self._check_access()
+        try:
+            with sql_db.db_connect(self.env.cr.dbname).cursor() as cr:
+                return {
+                    "nodes": nodes.read_nodes(cr, self._this_node()),
+                    "overdue_crons": database.read_overdue_crons(cr, db=cr.dbname),
+                }
+        except psycopg2.Error as exc:
+            _logger.warning("Worker inspector: PostgreSQL could not be read for metrics: %s", exc)
+            return None
+
+    @api.model
+    def get_audit(self, limit=200):
+        self._check_access()
+        return self.env["worker.inspector.audit"].sudo().search([], limit=limit, order="id desc").public()
+
+    @api.model
+    def heartbeat_databases(self):
+        return heartbeat.published_databases()
 
     @api.model
     def _reporting_process(self, pid):

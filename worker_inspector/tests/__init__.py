@@ -4,3 +4,4 @@ from . import test_history_api
 from . import test_recycle
 from . import test_apps_list
 from . import test_stacks
+from . import test_audit

@@ -129,3 +129,39 @@ export async function profileProcess(pid, seconds) {
     const {payload, error} = await post(PROFILE_URL, {pid, seconds});
     return error ? {error} : {profile: payload};
 }
+
+export const NODES_URL = "/worker_inspector/api/nodes";
+export const WORKERS_URL = "/worker_inspector/api/workers";
+
+/**
+ * The nodes publishing into this database; ``node``: that one, with its processes.
+ *
+ * @param {string} [node]
+ * @returns {Promise<{nodes?: Object[], error?: ApiError}>}
+ */
+export async function fetchNodes(node) {
+    const url = node ? `${NODES_URL}?${new URLSearchParams({node})}` : NODES_URL;
+    const {payload, error} = await call(url, {cache: "no-store"});
+    return error ? {error} : {nodes: payload};
+}
+
+/**
+ * One HTTP worker more (``delta`` 1) or less (-1) on ``node``, with the page's CSRF token.
+ *
+ * @returns {Promise<{result?: Object, error?: ApiError}>}
+ */
+export async function changeWorkers(node, delta) {
+    const {payload, error} = await call(WORKERS_URL, {
+        method: "POST",
+        headers: {
+            Accept: "application/json",
+            "Content-Type": "application/x-www-form-urlencoded;charset=UTF-8",
+        },
+        body: new URLSearchParams({
+            node,
+            delta: String(delta),
+            csrf_token: odoo.csrf_token,
+        }).toString(),
+    });
+    return error ? {error} : {result: payload};
+}

@@ -66,6 +66,12 @@ class WorkerInspectorTestController(http.Controller):
             request.env.cr.execute("SELECT pg_sleep(0.5)")
         return _json({"held": round(time.monotonic() - started, 3)})
 
+    @http.route("/worker_inspector_test/pg_sleep_once", type="http", auth="user", methods=["GET"])
+    def pg_sleep_once(self, seconds="60"):
+        """One long query (``pg_sleep``), for a test to cancel."""
+        request.env.cr.execute("SELECT pg_sleep(%s)", (float(seconds),))
+        return _json({"slept": float(seconds)})
+
     @http.route("/worker_inspector_test/cron/arm", type="http", auth="user", methods=["POST"], csrf=False)
     def arm_cron(self, token):
         """Make the sleeping scheduled action sleep, when it runs, while the test holds ``token``."""

@@ -17,6 +17,7 @@ import {AdvicePanel} from "../advice_panel/advice_panel";
 import {fetchSnapshot, recycleWorker} from "../api";
 import {CronHealth} from "../cron_health/cron_health";
 import {CronPanel} from "../cron_panel/cron_panel";
+import {NodesView} from "../nodes_view/nodes_view";
 import {ProcessTable} from "../process_table/process_table";
 import {Scoreboard} from "../scoreboard/scoreboard";
 import {SqlSessions} from "../sql_sessions/sql_sessions";
@@ -58,6 +59,7 @@ export class WorkerInspectorDashboard extends Component {
         CronHealth,
         CronPanel,
         Layout,
+        NodesView,
         ProcessTable,
         Scoreboard,
         SqlSessions,

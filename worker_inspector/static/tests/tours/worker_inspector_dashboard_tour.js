@@ -91,6 +91,36 @@ registry.category("web_tour.tours").add("worker_inspector_dashboard", {
             },
         },
         {
+            content: "The Nodes view has one row per node of the API, this one marked",
+            trigger: `.o_worker_inspector_nodes:has(table, .text-muted)`,
+            async run() {
+                const response = await fetch("/worker_inspector/api/nodes", {
+                    credentials: "same-origin",
+                    headers: {Accept: "application/json"},
+                });
+                const nodes = await response.json();
+                const rows = [
+                    ...document.querySelectorAll(
+                        ".o_worker_inspector_nodes tr.o_worker_inspector_node"
+                    ),
+                ];
+                const shown = rows.map((row) => row.dataset.node).sort();
+                const listed = nodes.map((node) => node.node).sort();
+                if (JSON.stringify(shown) !== JSON.stringify(listed)) {
+                    throw new Error(`Node rows ${shown}, the API lists ${listed}`);
+                }
+                const serving = nodes.filter((node) => node.serving).length;
+                const marked = document.querySelectorAll(
+                    ".o_worker_inspector_nodes .o_worker_inspector_node_serving"
+                ).length;
+                if (marked !== serving) {
+                    throw new Error(
+                        `${marked} nodes marked as serving, the API says ${serving}`
+                    );
+                }
+            },
+        },
+        {
             content:
                 "The scoreboard has one cell per worker, the one that answered busy",
             trigger: `.o_worker_inspector[data-status="ready"] ${SCOREBOARD_CELLS}`,

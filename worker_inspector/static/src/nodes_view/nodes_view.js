@@ -1,0 +1,113 @@
+/** @odoo-module **/
+import {Component, onMounted, onWillUnmount, useState} from "@odoo/owl";
+import {browser} from "@web/core/browser/browser";
+import {_t} from "@web/core/l10n/translation";
+import {useService} from "@web/core/utils/hooks";
+import {changeWorkers, fetchNodes} from "../api";
+import {formatBytes, formatPercent, formatSeconds} from "../format";
+
+export const NODES_REFRESH_SECONDS = 5;
+
+/**
+ * A control's state for a node row: the pending commands, else the last result.
+ *
+ * @param {Object} node a row of GET /worker_inspector/api/nodes
+ * @returns {{label: string, state: string}|null}
+ */
+export function commandStatus(node) {
+    if (node.pending && node.pending.length) {
+        return {
+            label: node.pending.map((entry) => entry.action).join(", "),
+            state: "pending",
+        };
+    }
+    const last = node.last_command;
+    if (!last) {
+        return null;
+    }
+    const reason = last.result && last.result.reason;
+    return {
+        label: reason ? `${last.action}: ${reason}` : last.action,
+        state: last.state,
+    };
+}
+
+/**
+ * The Nodes view: every Odoo server publishing heartbeats into this database,
+ * with HTTP worker controls; a row opens the node's last published processes.
+ */
+export class NodesView extends Component {
+    static template = "worker_inspector.NodesView";
+    static props = {};
+
+    setup() {
+        this.state = useState({nodes: null, error: null, open: null, processes: null});
+        this.notification = useService("notification");
+        this.formatBytes = formatBytes;
+        this.formatPercent = formatPercent;
+        this.formatSeconds = formatSeconds;
+        this.commandStatus = commandStatus;
+        this.timer = null;
+        this.alive = true;
+        onMounted(() => this.refresh());
+        onWillUnmount(() => {
+            this.alive = false;
+            browser.clearTimeout(this.timer);
+        });
+    }
+
+    async refresh() {
+        browser.clearTimeout(this.timer);
+        const {nodes, error} = await fetchNodes();
+        if (!this.alive) {
+            return;
+        }
+        this.state.error = error ? error.reason : null;
+        if (nodes) {
+            this.state.nodes = nodes;
+        }
+        if (this.state.open) {
+            await this.loadProcesses(this.state.open);
+        }
+        this.timer = browser.setTimeout(
+            () => this.refresh(),
+            NODES_REFRESH_SECONDS * 1000
+        );
+    }
+
+    async loadProcesses(node) {
+        const {nodes} = await fetchNodes(node);
+        if (this.alive && nodes && nodes.length && this.state.open === node) {
+            this.state.processes = nodes[0].processes;
+        }
+    }
+
+    async onRowClick(node) {
+        if (this.state.open === node.node) {
+            this.state.open = null;
+            this.state.processes = null;
+            return;
+        }
+        this.state.open = node.node;
+        this.state.processes = null;
+        await this.loadProcesses(node.node);
+    }
+
+    async changeWorkers(node, delta) {
+        const {result, error} = await changeWorkers(node.node, delta);
+        if (error) {
+            this.notification.add(error.reason, {
+                title: _t("HTTP workers of %s unchanged", node.node),
+                type: "danger",
+            });
+        } else {
+            this.notification.add(
+                result.state === "pending"
+                    ? _t("Sent to %s: carried out with its next heartbeat.", node.node)
+                    : _t("Done on %s.", node.node),
+                {type: "success"}
+            );
+        }
+        this.refresh();
+    }
+}
