@@ -151,11 +151,38 @@ def post_load():
     @functools.wraps(original)
     def __call__(self, environ, start_response):
         slot = RECORDER.begin_request(environ.get("PATH_INFO") or "/")
-        try:
+        if slot is None:
             return original(self, environ, start_response)
+        status = [500]  # no response: an error escaped Odoo
+
+        def recording_start_response(line, headers, exc_info=None):
+            status[0] = int(line[:3]) if line[:3].isdigit() else 0
+            return start_response(line, headers, exc_info)
+
+        try:
+            return original(self, environ, recording_start_response)
         finally:
-            if slot is not None:
-                RECORDER.end_request(slot)
+            RECORDER.end_request(slot, status[0])
 
     __call__._worker_inspector_hook = True
     Application.__call__ = __call__
+    _install_rpc_hook()
+
+
+def _install_rpc_hook():
+    """``object.execute_kw`` over XML-RPC / JSON-RPC names its model and method in its
+    parameters, not in the URL: ``dispatch_rpc`` looks ``model.dispatch`` up on each call."""
+    from odoo.service import model as service_model
+
+    dispatch = service_model.dispatch
+    if getattr(dispatch, "_worker_inspector_hook", False):
+        return
+
+    @functools.wraps(dispatch)
+    def wrapped(method, params):
+        if method in ("execute", "execute_kw") and len(params) >= 5:
+            RECORDER.set_rpc(params[3], params[4])
+        return dispatch(method, params)
+
+    wrapped._worker_inspector_hook = True
+    service_model.dispatch = wrapped

@@ -15,6 +15,7 @@ import weakref
 
 from .board import ProcessBoard, remove_dead_servers
 from .stacks import DEFAULT_SLOW_AFTER, FrameFormatter, Inspector
+from .requestlog import KIND_CRON, KIND_HTTP, RequestLog, rpc_of_path
 
 _logger = logging.getLogger(__name__)
 
@@ -68,6 +69,7 @@ class Recorder:
         self._slow_limits = slow_limits or (lambda: (DEFAULT_SLOW_AFTER, DEFAULT_SLOW_AFTER))
         self.inspector = None
         self._board = None
+        self._log = None
         self._disabled = False
         # Why this process records nothing (the board cannot be used), for the API.
         self.problem = None
@@ -94,6 +96,9 @@ class Recorder:
             inspector.detach()
         if board is not None:
             board.detach()
+        log, self._log = self._log, None
+        if log is not None:
+            log.detach()
         self._tls = threading.local()
         if self._report_at_fork:
             try:
@@ -114,6 +119,11 @@ class Recorder:
                         self._board = ProcessBoard(server_pid, slots, self._base)
                         if self._inspect:
                             self._start_inspector(self._board)
+                        try:
+                            self._log = RequestLog(server_pid, self._base)
+                        except Exception as exc:  # the activity is still recorded
+                            self.problem = f"process {os.getpid()} cannot log its requests: {exc}"
+                            _logger.warning("Requests are not logged: %s", self.problem)
                 except Exception as exc:  # the inspector must never break Odoo
                     self.problem = f"process {os.getpid()} cannot record its activity: {exc}"
                     _logger.warning(
@@ -157,7 +167,10 @@ class Recorder:
             slot = self.slot()
             if slot is not None:
                 # PATH_INFO holds the raw bytes of the path decoded as latin-1.
-                slot.begin_request(path.encode("latin-1", "replace"))
+                raw = path.encode("latin-1", "replace")
+                slot.begin_request(raw)
+                # What the request log needs at the end: start, thread CPU, path, user, rpc.
+                self._tls.req = [time.time(), time.thread_time(), raw[:199], path, 0, b"", b"", None]
                 # For the record of this process's exit: what it began last, when, when it ended.
                 self._last = [path, None, time.time(), None, None]
             return slot
@@ -165,12 +178,33 @@ class Recorder:
             _logger.debug("begin_request failed", exc_info=True)
             return None
 
-    def end_request(self, slot):
+    def end_request(self, slot, status=0):
+        """The request of ``slot`` ended with HTTP ``status`` (0: no response)."""
         try:
+            cpu, now = time.thread_time(), time.time()
             slot.end_request()
-            self._last[3] = time.time()
+            self._last[3] = now
+            log, req = self._log, getattr(self._tls, "req", None)
+            if log is not None and req is not None:
+                self._tls.req = None
+                # Odoo counts the queries of the request on its thread (reset as it begins).
+                thread = threading.current_thread()
+                rpc = req[7]
+                if rpc is None:
+                    rpc = rpc_of_path(req[3]) if req[3].startswith(("/w", "/j")) else None
+                    rpc = rpc.encode("utf-8", "replace")[:95] if rpc else b""
+                log.add(
+                    KIND_HTTP, req[0], now - req[0], cpu - req[1], getattr(thread, "query_time", 0.0),
+                    getattr(thread, "query_count", 0), req[4], status, 0, req[5], req[6], req[2], rpc, b"",
+                )  # fmt: skip
         except Exception:
             _logger.debug("end_request failed", exc_info=True)
+
+    def set_rpc(self, model, method):
+        """The current request calls ``model.method`` (XML-RPC / JSON-RPC ``execute_kw``)."""
+        req = getattr(self._tls, "req", None)
+        if req is not None:
+            req[7] = f"{model}.{method}".encode("utf-8", "replace")[:95]
 
     def set_user(self, db, uid, login, backend_pid=0, slow_after=None):
         """The current request is authenticated; ``backend_pid``: PostgreSQL backend of its cursor."""
@@ -179,6 +213,11 @@ class Recorder:
             try:
                 slot.set_user(db, uid, login, backend_pid, slow_after)
                 self._last[4] = db
+                req = getattr(self._tls, "req", None)
+                if req is not None:
+                    req[4] = uid or 0
+                    req[5] = db.encode("utf-8", "replace")[:63] if db else b""
+                    req[6] = login.encode("utf-8", "replace")[:63] if login else b""
             except Exception:
                 _logger.debug("set_user failed", exc_info=True)
 
@@ -188,6 +227,15 @@ class Recorder:
             slot = self.slot()
             if slot is not None:
                 slot.begin_cron(job_id, name, db, uid, backend_pid, slow_after)
+                thread = threading.current_thread()
+                if not hasattr(thread, "query_count"):
+                    # Odoo counts the queries of threads that have the counters (requests):
+                    # a cron thread gets them, the job's share is the difference.
+                    thread.query_count, thread.query_time = 0, 0.0
+                self._tls.cron = (
+                    time.time(), time.thread_time(), thread.query_count, thread.query_time,
+                    job_id or 0, name, db, uid or 0,
+                )  # fmt: skip
                 if not slot.in_request:
                     self._last = [None, (job_id, name), time.time(), None, db]
             return slot
@@ -197,8 +245,20 @@ class Recorder:
 
     def end_cron(self, slot):
         try:
+            cpu, now = time.thread_time(), time.time()
             in_request = slot.in_request
             slot.end_cron()
+            log, cron = self._log, getattr(self._tls, "cron", None)
+            if log is not None and cron is not None:
+                self._tls.cron = None
+                thread = threading.current_thread()
+                started, cpu0, count0, time0, job_id, name, db, uid = cron
+                log.add(
+                    KIND_CRON, started, now - started, cpu - cpu0, max(getattr(thread, "query_time", 0.0) - time0, 0.0),
+                    max(getattr(thread, "query_count", 0) - count0, 0), uid, 0, job_id,
+                    db.encode("utf-8", "replace")[:63] if db else b"", b"", b"", b"",
+                    name.encode("utf-8", "replace")[:95] if name else b"",
+                )  # fmt: skip
             if not in_request:
                 self._last[3] = time.time()
         except Exception:
@@ -235,3 +295,5 @@ class Recorder:
             if self.inspector is not None:
                 self.inspector.close()
             board.close()
+        if self._log is not None and self._log.pid == os.getpid():
+            self._log.detach()  # the file stays: the requests of an exited worker remain readable

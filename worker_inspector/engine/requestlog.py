@@ -1,0 +1,222 @@
+"""The request log: one record per HTTP request and per scheduled action run.
+
+Each process appends to its own ring of ``CAPACITY`` fixed-size records,
+``<server dir>/<pid>-<start>.requests`` beside its activity board (0600 in
+the 0700 directory of the Odoo user). The ring is written where the request
+ends, without a lock shared with other processes: one ``pack_into`` of the
+record and two 8-byte stores of its sequence number. Unlike the board, the
+file stays when its process exits, so the requests of a recycled worker stay
+readable; the oldest files of exited processes are deleted beyond
+``MAX_FILES`` per server, which bounds the total (README: Request log).
+
+A record carries its sequence number at both ends; the writer zeroes the
+tail first, writes head and body, then the tail. A reader copies the record
+and keeps it only when both ends agree and are not zero: a record being
+rewritten is skipped, never torn.
+"""
+
+import contextlib
+import errno
+import itertools
+import math
+import mmap
+import os
+import stat
+import struct
+
+from .board import _allocate, open_server_dir
+from .identity import ProcessKey, is_alive, start_ticks
+
+MAGIC = b"WIRQ"
+VERSION = 1
+SUFFIX = ".requests"
+CAPACITY = 1024  # records per process
+MAX_FILES = 48  # ring files per server, live ones never deleted
+KIND_HTTP, KIND_CRON = 1, 2
+KINDS = {KIND_HTTP: "http", KIND_CRON: "cron"}
+
+# seq, started_at, duration, cpu_time, sql_time, sql_count, pid, uid, status,
+# kind, cron id, db, login, url (path), rpc (model.method), cron name, seq again.
+_RECORD = struct.Struct("<QddddIIqHB5xq64p64p200p96p96pQ")
+RECORD_SIZE = _RECORD.size
+assert RECORD_SIZE % 8 == 0
+_U64 = struct.Struct("<Q")
+_TAIL = RECORD_SIZE - 8
+# magic, version, capacity, pid, start ticks
+_HEADER = struct.Struct("<4sHHIQ")
+_HEADER_SIZE = 64
+FILE_SIZE = _HEADER_SIZE + CAPACITY * RECORD_SIZE
+_MAX_FIELD = 2**31
+
+
+def _parse_name(name):
+    if not name.endswith(SUFFIX):
+        return None
+    pid, sep, start = name[: -len(SUFFIX)].partition("-")
+    if not sep or not pid.isdigit() or not start.isdigit() or len(pid) > 10 or len(start) > 20:
+        return None
+    return ProcessKey(int(pid), int(start))
+
+
+def rpc_of_path(path):
+    """``model.method`` named by a JSON-RPC path (``call_kw``, JSON-2), else None."""
+    for prefix in ("/web/dataset/call_kw/", "/json/2/"):
+        if path.startswith(prefix):
+            model, sep, method = path[len(prefix) :].partition("/")
+            if sep and model and method and "/" not in method:
+                return f"{model}.{method}"
+            return None
+    return None
+
+
+class RequestLog:
+    """This process's ring, opened in the server's verified private directory."""
+
+    def __init__(self, server_pid, base=None, pid=None):
+        self.pid = pid or os.getpid()
+        self.start = start_ticks(self.pid)
+        if self.start is None:
+            raise ProcessLookupError(f"no /proc entry for pid {self.pid}")
+        self.name = f"{self.pid}-{self.start}{SUFFIX}"
+        self._dir_fd = open_server_dir(server_pid, base, create=True)
+        try:
+            prune(self._dir_fd, keep=MAX_FILES - 1)
+            self._fd = os.open(
+                self.name, os.O_RDWR | os.O_CREAT | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_CLOEXEC, 0o600, dir_fd=self._dir_fd
+            )
+            try:
+                info = os.fstat(self._fd)
+                if not stat.S_ISREG(info.st_mode) or info.st_uid != os.geteuid():
+                    raise PermissionError(errno.EPERM, "not a regular file of this user", self.name)
+                _allocate(self._fd, FILE_SIZE)
+                self.mm = mmap.mmap(self._fd, FILE_SIZE)
+            except BaseException:
+                os.close(self._fd)
+                raise
+        except BaseException:
+            os.close(self._dir_fd)
+            raise
+        _HEADER.pack_into(self.mm, 0, MAGIC, VERSION, CAPACITY, self.pid, self.start)
+        # ``next`` is atomic under the GIL: threads of a threaded server never share a record.
+        self._seq = itertools.count(1)
+        self.closed = False
+
+    def add(self, kind, started_at, duration, cpu_time, sql_time, sql_count, uid, status, cron_id, db, login, url, rpc, cron_name):
+        """Append one record; texts are bytes already cut to size (or empty)."""
+        seq = next(self._seq)
+        mm = self.mm
+        at = _HEADER_SIZE + (seq % CAPACITY) * RECORD_SIZE
+        _U64.pack_into(mm, at + _TAIL, 0)
+        _RECORD.pack_into(
+            mm, at, seq, started_at, duration, cpu_time, sql_time, sql_count, self.pid, uid, status, kind,
+            cron_id, db, login, url, rpc, cron_name, 0,
+        )  # fmt: skip
+        _U64.pack_into(mm, at + _TAIL, seq)
+
+    def detach(self):
+        """Stop writing (a forked child's copy, or the process is done); the file stays."""
+        if self.closed:
+            return
+        self.closed = True
+        with contextlib.suppress(ValueError, BufferError):
+            self.mm.close()
+        for fd in (self._fd, self._dir_fd):
+            with contextlib.suppress(OSError):
+                os.close(fd)
+
+
+def _entries(dir_fd):
+    return [(name, key) for name in os.listdir(dir_fd) if (key := _parse_name(name)) is not None]
+
+
+def prune(dir_fd, keep=MAX_FILES):
+    """Delete the oldest rings of exited processes until at most ``keep`` files are left."""
+    entries = _entries(dir_fd)
+    if len(entries) <= keep:
+        return
+    dead = []
+    for name, key in entries:
+        if not is_alive(key):
+            with contextlib.suppress(OSError):
+                dead.append((os.stat(name, dir_fd=dir_fd, follow_symlinks=False).st_mtime, name))
+    for _mtime, name in sorted(dead)[: len(entries) - keep]:
+        with contextlib.suppress(OSError):
+            os.unlink(name, dir_fd=dir_fd)
+
+
+def _valid(rec):
+    seq, started, duration, cpu, sql_time, sql_count, pid, uid, status, kind = rec[:10]
+    return (
+        seq
+        and rec[-1] == seq
+        and kind in KINDS
+        and all(math.isfinite(v) and v >= 0 for v in (started, duration, cpu, sql_time))
+        and 0 < pid < _MAX_FIELD
+        and 0 <= uid < _MAX_FIELD
+        and 0 <= rec[10] < _MAX_FIELD
+    )
+
+
+def _read_file(dir_fd, name, key):
+    try:
+        fd = os.open(name, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_CLOEXEC, dir_fd=dir_fd)
+    except OSError:
+        return []
+    try:
+        info = os.fstat(fd)
+        if not stat.S_ISREG(info.st_mode) or info.st_uid != os.geteuid() or info.st_size != FILE_SIZE:
+            return []
+        data = os.pread(fd, FILE_SIZE, 0)
+    finally:
+        os.close(fd)
+    if len(data) != FILE_SIZE:
+        return []
+    magic, version, capacity, pid, start = _HEADER.unpack_from(data, 0)
+    if magic != MAGIC or version != VERSION or capacity != CAPACITY or (pid, start) != tuple(key):
+        return []
+    return [rec for rec in _RECORD.iter_unpack(memoryview(data)[_HEADER_SIZE:]) if _valid(rec)]
+
+
+def _decode(raw):
+    return raw.decode("utf-8", "replace") or None
+
+
+def to_dict(rec):
+    (_seq, started, duration, cpu, sql_time, sql_count, pid, uid, status, kind, cron_id, db, login, url, rpc, cname, _) = rec
+    return {
+        "pid": pid,
+        "kind": KINDS[kind],
+        "started_at": round(started, 6),
+        "duration": round(duration, 6),
+        "cpu_time": round(cpu, 6),
+        "sql_count": sql_count,
+        "sql_time": round(sql_time, 6),
+        "db": _decode(db),
+        "uid": uid or None,
+        "login": _decode(login),
+        "url": _decode(url),
+        "rpc": _decode(rpc),
+        "cron_job": {"id": cron_id, "name": _decode(cname)} if kind == KIND_CRON else None,
+        "status": status or None,
+    }
+
+
+def read_requests(server_pid, base=None, since=0.0):
+    """Every record of the server's rings (live and exited processes) ending at or after
+    ``since``, as the API's dicts, oldest first."""
+    try:
+        dir_fd = open_server_dir(server_pid, base)
+    except ProcessLookupError:
+        return []
+    if dir_fd is None:
+        return []
+    try:
+        records = []
+        for name, key in _entries(dir_fd):
+            records.extend(_read_file(dir_fd, name, key))
+    finally:
+        os.close(dir_fd)
+    records = [rec for rec in records if rec[1] + rec[2] >= since]
+    records.sort(key=lambda rec: rec[1])
+    return [to_dict(rec) for rec in records]
+
