@@ -18,7 +18,7 @@ from odoo.http import request
 
 from .. import compat
 from ..dbselect import DB_PARAM, named_database
-from ..engine import history, metrics, stacks
+from ..engine import history, metrics, requestlog, stacks
 
 # speedscope 1.13.0 from npm (the release Odoo's view names, with its integrity hashes).
 SPEEDSCOPE_LOCAL = "/worker_inspector/static/lib/speedscope/"
@@ -71,6 +71,18 @@ def _history_param(parse):
         try:
             return parse(value)
         except history.BadQuery as exc:
+            raise ApiError(400, str(exc)) from None
+
+    return parser
+
+
+def _request_param(parse):
+    """A parser of the request log's filters, whose ValueError is a 400."""
+
+    def parser(value):
+        try:
+            return parse(value)
+        except ValueError as exc:
             raise ApiError(400, str(exc)) from None
 
     return parser
@@ -217,13 +229,19 @@ class WorkerInspectorController(http.Controller):
     @api_route(
         "/worker_inspector/api/history",
         ("GET", "HEAD"),
-        {"since": _history_param(history.parse_since), "kinds": _history_param(history.parse_kinds)},
+        {
+            "since": _history_param(history.parse_since),
+            "kinds": _history_param(history.parse_kinds),
+            "route": _request_param(requestlog.parse_name("route", 300)),
+            "db": _request_param(requestlog.parse_name("db", 63)),
+            "min_duration": _request_param(requestlog.parse_min_duration),
+        },
         readonly=True,
     )
-    def history(self, caller, since=0.0, kinds=history.KINDS):
-        """Worker exits and time series (README: History)."""
+    def history(self, caller, since=0.0, kinds=history.DEFAULT_KINDS, **filters):
+        """Worker exits, time series, request log and load profile (README: History, Request log)."""
         try:
-            return json_response(caller.inspector.get_history(since, kinds))
+            return json_response(caller.inspector.get_history(since, kinds, **filters))
         except UserError as exc:
             raise ApiError(503, str(exc)) from None
 

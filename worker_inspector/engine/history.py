@@ -51,7 +51,9 @@ REASONS = (
     "crashed",
 )
 REASON_CODES = {reason: code for code, reason in enumerate(REASONS)}
-KINDS = ("exits", "series")
+KINDS = ("exits", "series", "requests", "routes", "profile")
+# Without ``kinds``: the request log's views are asked for by name.
+DEFAULT_KINDS = ("exits", "series")
 # Points in one answer at most: 24 h at 10 s are merged 12 by 12 (2 minutes),
 # which keeps an answer for 16 workers near 1.5 MB and fast to encode.
 MAX_POINTS = 720
@@ -137,7 +139,7 @@ def parse_query(params):
     if params:
         raise BadQuery("Unknown parameter(s): {}.".format(", ".join(sorted(params))))
     since = parse_since(since_text) if since_text is not None else 0.0
-    kinds = parse_kinds(kinds_text) if kinds_text is not None else KINDS
+    kinds = parse_kinds(kinds_text) if kinds_text is not None else DEFAULT_KINDS
     return since, kinds
 
 

@@ -220,3 +220,153 @@ def read_requests(server_pid, base=None, since=0.0):
     records.sort(key=lambda rec: rec[1])
     return [to_dict(rec) for rec in records]
 
+
+
+# --- views of the API (kinds requests, routes, profile) --------------------
+
+MAX_REQUESTS = 500  # slowest requests in one answer
+# Verdict thresholds (README: Load profile): the share of request time that is
+# Python CPU on the serving thread.
+CPU_BOUND_SHARE = 0.6
+IO_BOUND_CPU_SHARE = 0.3
+# Less request time than this share of the window (one thread's worth): idle.
+IDLE_BUSY_SHARE = 0.01
+
+
+def route_key(record):
+    """What a request is grouped by: ``model.method``, ``cron:<name>``, or the URL path."""
+    if record["rpc"]:
+        return record["rpc"]
+    if record["kind"] == "cron":
+        return f"cron:{(record['cron_job'] or {}).get('name')}"
+    return record["url"] or "/"
+
+
+def parse_min_duration(text):
+    try:
+        value = float(text)
+    except (TypeError, ValueError):
+        raise ValueError(f"min_duration must be seconds, got {text!r}.") from None
+    if not math.isfinite(value) or value < 0:
+        raise ValueError(f"min_duration must be seconds, got {text!r}.")
+    return value
+
+
+def parse_name(label, size):
+    """A ``route`` or ``db`` filter: a non-empty text of at most ``size`` characters."""
+
+    def parse(text):
+        if not isinstance(text, str) or not text or len(text) > size or any(ord(c) < 32 for c in text):
+            raise ValueError(f"{label} must be a text of 1 to {size} characters, got {text!r}.")
+        return text
+
+    return parse
+
+
+def _percentile(values, q):
+    """Nearest-rank percentile of sorted ``values``."""
+    return values[min(len(values) - 1, max(math.ceil(q * len(values)) - 1, 0))]
+
+
+def routes(records):
+    """Per route key: count, total, p50, p95, p99, max, cpu_time, sql_time; by total time, largest first."""
+    groups = {}
+    for rec in records:
+        groups.setdefault(route_key(rec), []).append(rec)
+    result = []
+    for key, recs in groups.items():
+        durations = sorted(r["duration"] for r in recs)
+        result.append(
+            {
+                "key": key,
+                "count": len(recs),
+                "total": round(sum(durations), 6),
+                "p50": _percentile(durations, 0.50),
+                "p95": _percentile(durations, 0.95),
+                "p99": _percentile(durations, 0.99),
+                "max": durations[-1],
+                "cpu_time": round(sum(r["cpu_time"] for r in recs), 6),
+                "sql_time": round(sum(r["sql_time"] for r in recs), 6),
+            }
+        )
+    result.sort(key=lambda route: (-route["total"], route["key"]))
+    return result
+
+
+def _pct(share):
+    return f"{round(share * 100)}%"
+
+
+def profile(records, window, cores, mode, top=()):
+    """Where request time goes and the verdict (README: Load profile).
+
+    ``window``: seconds the records cover; ``cores``: CPUs of the machine;
+    ``top``: keys of the costliest routes, named in the advice.
+    """
+    total = sum(r["duration"] for r in records)
+    cpu = sum(min(r["cpu_time"], r["duration"]) for r in records)
+    sql = sum(min(r["sql_time"], r["duration"]) for r in records)
+    if not records or total <= 0 or total < IDLE_BUSY_SHARE * max(window, 1.0):
+        return {
+            "cpu_share": 0.0,
+            "sql_share": 0.0,
+            "other_share": 0.0,
+            "verdict": "idle",
+            "explanation": f"Idle: {len(records)} request(s) and jobs took {total:.1f} s over {window:.0f} s, "
+            "too little to say where time goes.",
+        }
+    cpu_share = min(cpu / total, 1.0)
+    sql_share = min(sql / total, 1.0 - cpu_share)
+    other_share = max(1.0 - cpu_share - sql_share, 0.0)
+    busy_cores = cpu / max(window, 1e-9)
+    routes_text = ", ".join(top[:3]) if top else "the top routes"
+    if cpu_share >= CPU_BOUND_SHARE:
+        verdict = "cpu_bound"
+        explanation = (
+            f"CPU-bound: {_pct(cpu_share)} of request time is Python CPU, {busy_cores:.2f} of {cores} cores busy on "
+            f"average; more workers than 2×CPU+1 ({2 * cores + 1}) will not help: profile {routes_text}."
+        )
+        if mode == "threaded":
+            explanation += " One threaded process runs Python on one core at a time (the GIL): switch to workers."
+    elif cpu_share <= IO_BOUND_CPU_SHARE:
+        verdict = "io_bound"
+        if sql_share >= other_share:
+            waiting = f"{_pct(sql_share)} in SQL"
+            advice = "more workers help until PostgreSQL saturates; look at slow queries and locks"
+        else:
+            waiting = f"{_pct(other_share)} waiting outside Python and SQL (locks, I/O, network, the GIL)"
+            advice = "more workers or threads help until what they wait on saturates"
+        explanation = f"I/O-bound: only {_pct(cpu_share)} of request time is Python CPU, {waiting}; {advice}."
+    else:
+        verdict = "mixed"
+        explanation = (
+            f"Mixed: {_pct(cpu_share)} CPU, {_pct(sql_share)} SQL, {_pct(other_share)} other; workers up to "
+            f"2×CPU+1 ({2 * cores + 1}) help, beyond that profile {routes_text}."
+        )
+    return {
+        "cpu_share": round(cpu_share, 3),
+        "sql_share": round(sql_share, 3),
+        "other_share": round(other_share, 3),
+        "verdict": verdict,
+        "explanation": explanation,
+    }
+
+
+def query(records, kinds, since, now, cores, mode, route=None, db=None, min_duration=None):
+    """The ``requests``, ``routes`` and ``profile`` parts of the history answer."""
+    if db is not None:
+        records = [r for r in records if r["db"] == db]
+    if route is not None:
+        records = [r for r in records if route_key(r) == route]
+    result = {}
+    table = routes(records) if ("routes" in kinds or "profile" in kinds) else []
+    if "requests" in kinds:
+        slow = [r for r in records if min_duration is None or r["duration"] >= min_duration]
+        slow.sort(key=lambda r: -r["duration"])
+        result["requests"] = slow[:MAX_REQUESTS]
+    if "routes" in kinds:
+        result["routes"] = table
+    if "profile" in kinds:
+        start = since or min((r["started_at"] for r in records), default=now)
+        result["profile"] = profile(records, now - start, cores, mode, [t["key"] for t in table])
+    return result

@@ -12,7 +12,7 @@ from odoo.service import db as odoo_db
 from odoo.tools import config
 
 from .. import compat, engine, heartbeat
-from ..engine import advice, crons, database, identity, metrics, nodes, stacks
+from ..engine import advice, crons, database, identity, metrics, nodes, requestlog, stacks
 from ..engine import history as history_mod
 from ..engine.activity import scope_to_database
 from ..engine.board import read_board
@@ -87,7 +87,7 @@ class WorkerInspector(models.AbstractModel):
         )
 
     @api.model
-    def get_history(self, since=0.0, kinds=history_mod.KINDS):
+    def get_history(self, since=0.0, kinds=history_mod.DEFAULT_KINDS, route=None, db=None, min_duration=None):
         """Exits and time series of this server since ``since`` (epoch), see README "History".
 
         What an exited worker was doing is hidden when it was on another
@@ -102,7 +102,21 @@ class WorkerInspector(models.AbstractModel):
         result = store.query(since, kinds)
         if "exits" in result:
             result["exits"] = self._exits(since, result["exits"])
+        if {"requests", "routes", "profile"} & set(kinds):
+            result.update(self._request_views(since, kinds, result["taken_at"], route, db, min_duration))
         return result
+
+    @api.model
+    def _request_views(self, since, kinds, now, route, db, min_duration):
+        """The request log's views; requests of other databases hidden unless server-wide."""
+        server = current_server()
+        records = requestlog.read_requests(server.pid, since=since)
+        if not self._server_wide_view() and self._serves_several_databases():
+            own = self.env.cr.dbname
+            records = [r for r in records if r["db"] in (None, own)]
+        return requestlog.query(
+            records, kinds, since, now, os.cpu_count() or 1, server.mode, route=route, db=db, min_duration=min_duration
+        )
 
     @api.model
     def _exits(self, since, exits=None):

@@ -131,6 +131,23 @@ class WorkerInspectorTestController(http.Controller):
         return _json({"spins": spins})
 
 
+    @http.route("/worker_inspector_test/sleep", type="http", auth="user", methods=["GET"])
+    def sleep(self, seconds="1"):
+        """Wait ``seconds`` without CPU nor SQL."""
+        time.sleep(float(seconds))
+        return _json({"slept": float(seconds)})
+
+    @http.route("/worker_inspector_test/pg_sleep_once", type="http", auth="user", methods=["GET"])
+    def pg_sleep_once(self, seconds="0.5"):
+        """One ``pg_sleep`` in PostgreSQL (the request log's SQL time)."""
+        request.env.cr.execute("SELECT pg_sleep(%s)", [float(seconds)])
+        return _json({"slept": float(seconds)})
+
+    @http.route("/worker_inspector_test/fail", type="http", auth="user", methods=["GET"])
+    def fail(self):
+        """A route that fails: Odoo answers 500."""
+        raise ZeroDivisionError("worker_inspector_test fails on purpose")
+
 def _simulate_pg_outage():
     """With WI_TEST_PG_OUTAGE set, PostgreSQL "goes away" just as the inspector
     reads pg_stat_activity: the connection it reads on is terminated first."""
