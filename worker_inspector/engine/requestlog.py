@@ -229,6 +229,10 @@ MAX_REQUESTS = 500  # slowest requests in one answer
 # Python CPU on the serving thread.
 CPU_BOUND_SHARE = 0.6
 IO_BOUND_CPU_SHARE = 0.3
+# With every core taken (1-minute load average >= cores), a request's time outside
+# Python and SQL is mostly a wait for a core: this much CPU share, more than SQL's,
+# is then enough.
+SATURATED_CPU_SHARE = 0.1
 # Less request time than this share of the window (one thread's worth): idle.
 IDLE_BUSY_SHARE = 0.01
 
@@ -297,11 +301,12 @@ def _pct(share):
     return f"{round(share * 100)}%"
 
 
-def profile(records, window, cores, mode, top=()):
+def profile(records, window, cores, mode, top=(), load=0.0):
     """Where request time goes and the verdict (README: Load profile).
 
     ``window``: seconds the records cover; ``cores``: CPUs of the machine;
-    ``top``: keys of the costliest routes, named in the advice.
+    ``top``: keys of the costliest routes, named in the advice; ``load``: the
+    machine's 1-minute load average.
     """
     total = sum(r["duration"] for r in records)
     cpu = sum(min(r["cpu_time"], r["duration"]) for r in records)
@@ -320,12 +325,19 @@ def profile(records, window, cores, mode, top=()):
     other_share = max(1.0 - cpu_share - sql_share, 0.0)
     busy_cores = cpu / max(window, 1e-9)
     routes_text = ", ".join(top[:3]) if top else "the top routes"
-    if cpu_share >= CPU_BOUND_SHARE:
+    saturated = load >= cores and cpu_share >= max(SATURATED_CPU_SHARE, sql_share)
+    if cpu_share >= CPU_BOUND_SHARE or saturated:
         verdict = "cpu_bound"
         explanation = (
             f"CPU-bound: {_pct(cpu_share)} of request time is Python CPU, {busy_cores:.2f} of {cores} cores busy on "
-            f"average; more workers than 2×CPU+1 ({2 * cores + 1}) will not help: profile {routes_text}."
+            f"average"
         )
+        if saturated and cpu_share < CPU_BOUND_SHARE:
+            explanation += (
+                f"; the machine's cores are all taken (load {load:.1f} on {cores}), so most of the other "
+                f"{_pct(other_share)} is a wait for a core"
+            )
+        explanation += f"; more workers than 2×CPU+1 ({2 * cores + 1}) will not help: profile {routes_text}."
         if mode == "threaded":
             explanation += " One threaded process runs Python on one core at a time (the GIL): switch to workers."
     elif cpu_share <= IO_BOUND_CPU_SHARE:
@@ -352,7 +364,7 @@ def profile(records, window, cores, mode, top=()):
     }
 
 
-def query(records, kinds, since, now, cores, mode, route=None, db=None, min_duration=None):
+def query(records, kinds, since, now, cores, mode, route=None, db=None, min_duration=None, load=0.0):
     """The ``requests``, ``routes`` and ``profile`` parts of the history answer."""
     if db is not None:
         records = [r for r in records if r["db"] == db]
@@ -368,5 +380,5 @@ def query(records, kinds, since, now, cores, mode, route=None, db=None, min_dura
         result["routes"] = table
     if "profile" in kinds:
         start = since or min((r["started_at"] for r in records), default=now)
-        result["profile"] = profile(records, now - start, cores, mode, [t["key"] for t in table])
+        result["profile"] = profile(records, now - start, cores, mode, [t["key"] for t in table], load)
     return result

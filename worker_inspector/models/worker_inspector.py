@@ -115,7 +115,16 @@ class WorkerInspector(models.AbstractModel):
             own = self.env.cr.dbname
             records = [r for r in records if r["db"] in (None, own)]
         return requestlog.query(
-            records, kinds, since, now, os.cpu_count() or 1, server.mode, route=route, db=db, min_duration=min_duration
+            records,
+            kinds,
+            since,
+            now,
+            os.cpu_count() or 1,
+            server.mode,
+            route=route,
+            db=db,
+            min_duration=min_duration,
+            load=os.getloadavg()[0],
         )
 
     @api.model
