@@ -1,0 +1,106 @@
+"""The request log's ring and views, on real files in a private directory."""
+
+import os
+import struct
+
+import pytest
+
+from worker_inspector.engine import requestlog
+from worker_inspector.engine.board import server_dir
+from worker_inspector.engine.recorder import PREFORK_SLOTS, Recorder
+
+
+@pytest.fixture
+def base(tmp_path):
+    return str(tmp_path)
+
+
+def test_a_request_and_a_job_are_recorded_and_outlive_the_process_handle(base):
+    recorder = Recorder(lambda: (os.getpid(), PREFORK_SLOTS), base=base)
+    slot = recorder.begin_request("/web/dataset/call_kw/res.partner/search_read")
+    recorder.set_user("prod", 2, "admin", 0)
+    recorder.end_request(slot, 200)
+    slot = recorder.begin_cron(7, "Mail: send", "prod", 1)
+    recorder.end_cron(slot)
+    recorder.close()  # the board goes, the request log stays
+    http, cron = requestlog.read_requests(os.getpid(), base)
+    assert http["kind"] == "http" and http["rpc"] == "res.partner.search_read" and http["status"] == 200
+    assert (http["db"], http["uid"], http["login"]) == ("prod", 2, "admin")
+    assert 0 <= http["cpu_time"] <= http["duration"] < 1
+    assert cron["kind"] == "cron" and cron["cron_job"] == {"id": 7, "name": "Mail: send"} and cron["url"] is None
+
+
+def test_the_ring_keeps_the_last_capacity_records_and_skips_a_record_being_written(base):
+    log = requestlog.RequestLog(os.getpid(), base)
+    try:
+        for i in range(requestlog.CAPACITY + 10):
+            log.add(1, 1000.0 + i, 0.5, 0.1, 0.2, 3, 2, 200, 0, b"db", b"u", f"/r{i}".encode(), b"", b"")
+        records = requestlog.read_requests(os.getpid(), base)
+        assert len(records) == requestlog.CAPACITY
+        assert records[0]["url"] == "/r10" and records[-1]["url"] == f"/r{requestlog.CAPACITY + 9}"
+        # A writer in the middle of a record: its tail is zero, readers skip it.
+        at = requestlog._HEADER_SIZE + 5 * requestlog.RECORD_SIZE + requestlog._TAIL
+        struct.pack_into("<Q", log.mm, at, 0)
+        assert len(requestlog.read_requests(os.getpid(), base)) == requestlog.CAPACITY - 1
+    finally:
+        log.detach()
+    info = os.stat(os.path.join(server_dir(os.getpid(), log.start, base), log.name))
+    assert info.st_mode & 0o077 == 0 and info.st_size == requestlog.FILE_SIZE
+
+
+def test_rpc_of_path():
+    assert requestlog.rpc_of_path("/web/dataset/call_kw/res.partner/search_read") == "res.partner.search_read"
+    assert requestlog.rpc_of_path("/json/2/res.partner/search") == "res.partner.search"
+    assert requestlog.rpc_of_path("/web/dataset/call_kw") is None
+    assert requestlog.rpc_of_path("/web/health") is None
+
+
+def _rec(url, duration, cpu=0.0, sql=0.0, rpc=None, kind="http", cron=None, db="prod"):
+    return {
+        "url": url,
+        "duration": duration,
+        "cpu_time": cpu,
+        "sql_time": sql,
+        "rpc": rpc,
+        "kind": kind,
+        "cron_job": cron,
+        "db": db,
+        "started_at": 100.0,
+    }
+
+
+def test_routes_are_grouped_with_percentiles_and_sorted_by_total():
+    records = [_rec("/a", d / 100) for d in range(1, 101)] + [_rec("/b", 30.0, cpu=20.0)]
+    records.append(_rec(None, 2.0, kind="cron", cron={"id": 1, "name": "Job"}))
+    records.append(_rec("/web/dataset/call_kw/x/y", 1.0, rpc="x.y"))
+    table = requestlog.routes(records)
+    assert [r["key"] for r in table] == ["/a", "/b", "cron:Job", "x.y"]
+    a = table[0]
+    assert (a["count"], a["p50"], a["p95"], a["p99"], a["max"]) == (100, 0.5, 0.95, 0.99, 1.0)
+    assert table[1]["cpu_time"] == 20.0
+
+
+@pytest.mark.parametrize(
+    ("cpu", "sql", "load", "verdict"),
+    [(0.9, 0.05, 0.0, "cpu_bound"), (0.05, 0.7, 0.0, "io_bound"), (0.02, 0.0, 0.0, "io_bound"),
+     (0.45, 0.3, 0.0, "mixed"), (0.25, 0.05, 8.0, "cpu_bound"), (0.25, 0.5, 8.0, "io_bound")],
+)  # fmt: skip
+def test_verdicts(cpu, sql, load, verdict):
+    records = [_rec("/r", 1.0, cpu=cpu, sql=sql) for _ in range(10)]
+    profile = requestlog.profile(records, 20.0, 2, "prefork", ["/r"], load)
+    assert profile["verdict"] == verdict, profile
+    assert abs(profile["cpu_share"] + profile["sql_share"] + profile["other_share"] - 1) < 0.01
+    assert profile["explanation"]
+
+
+def test_idle_and_filters():
+    assert requestlog.profile([], 60.0, 2, "prefork")["verdict"] == "idle"
+    assert requestlog.profile([_rec("/r", 0.1)], 3600.0, 2, "prefork")["verdict"] == "idle"
+    records = [_rec("/a", 1.0), _rec("/b", 0.1, db="other")]
+    out = requestlog.query(records, ("requests", "routes"), 0, 200.0, 2, "prefork", db="prod", min_duration=0.5)
+    assert [r["url"] for r in out["requests"]] == ["/a"] and [r["key"] for r in out["routes"]] == ["/a"]
+    for bad in ("x", "-1", "nan", "inf"):
+        with pytest.raises(ValueError):
+            requestlog.parse_min_duration(bad)
+    with pytest.raises(ValueError):
+        requestlog.parse_name("route", 10)("x" * 11)
