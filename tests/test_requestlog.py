@@ -104,3 +104,44 @@ def test_idle_and_filters():
             requestlog.parse_min_duration(bad)
     with pytest.raises(ValueError):
         requestlog.parse_name("route", 10)("x" * 11)
+
+
+def test_counters_for_the_metrics_never_go_down_when_a_ring_is_pruned(base):
+    prometheus = pytest.importorskip("prometheus_client.parser")
+    log = requestlog.RequestLog(os.getpid(), base)
+    try:
+        log.add(1, 1.0, 0.3, 0.2, 0.05, 2, 2, 200, 0, b"db", b"u", b"/a", b"", b"")
+        log.add(1, 2.0, 7.0, 0.1, 6.0, 9, 2, 503, 0, b"db", b"u", b"/b", b"", b"")
+        log.add(2, 3.0, 0.001, 0.001, 0.0, 0, 2, 0, 4, b"db", b"", b"", b"", b"job")
+        totals = requestlog.read_totals(os.getpid(), base)
+    finally:
+        log.detach()
+    ok = totals[("http", "2xx")]
+    assert ok["count"] == 1 and ok["sum"] == 0.3 and ok["cpu"] == 0.2 and ok["sql"] == 0.05
+    assert ok["buckets"][requestlog.BUCKETS.index(0.5)] == 1 and sum(ok["buckets"]) == 1
+    assert totals[("http", "5xx")]["count"] == 1 and totals[("cron", "none")]["count"] == 1
+    # The ring of a process that is gone is pruned: its counters move to the retired totals.
+    dead = os.path.join(server_dir(os.getpid(), log.start, base), f"999999999-1{requestlog.SUFFIX}")
+    with open(os.path.join(server_dir(os.getpid(), log.start, base), log.name), "rb") as mine:
+        data = bytearray(mine.read())
+    struct.pack_into("<4sHHIQ", data, 0, requestlog.MAGIC, requestlog.VERSION, requestlog.CAPACITY, 999999999, 1)
+    with open(dead, "wb") as copy:
+        copy.write(data)
+    os.chmod(dead, 0o600)
+    assert requestlog.read_totals(os.getpid(), base)[("http", "2xx")]["count"] == 2
+    dir_fd = requestlog.open_server_dir(os.getpid(), base)
+    try:
+        requestlog.prune(dir_fd, keep=1)
+    finally:
+        os.close(dir_fd)
+    assert not os.path.exists(dead)
+    assert requestlog.read_totals(os.getpid(), base)[("http", "2xx")]["count"] == 2
+    from worker_inspector.engine import metrics
+
+    snapshot = {"processes": [], "threads": [], "host": {"memory_total": 1, "memory_available": 1, "cpu_count": 2}}
+    text = metrics._SnapshotCollector(snapshot, {}, None, requestlog.read_totals(os.getpid(), base))
+    families = {f.name: f for f in text._request_metrics()}
+    hist = families["odoo_http_request_duration_seconds"]
+    count = next(s for s in hist.samples if s.name.endswith("_count") and s.labels["status_class"] == "2xx")
+    assert count.value == 2 and "url" not in count.labels
+    assert prometheus  # the exposition parses (checked end to end in the metrics tests)

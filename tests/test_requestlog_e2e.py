@@ -139,6 +139,22 @@ class RequestLogChecks:
         # Idle: nothing in the window.
         assert views(server, session, kinds="profile", since=time.time() + 60)["profile"]["verdict"] == "idle"
 
+    def test_metrics_have_the_request_histogram_and_cpu_sql_counters(self, server, session):
+        parser = pytest.importorskip("prometheus_client.parser")
+        timed_get(session, server.url + "/worker_inspector_test/pg_sleep_once", seconds="0.2")
+        text = session.get(server.url + "/worker_inspector/metrics", timeout=60).text
+        families = {f.name: f for f in parser.text_string_to_metric_families(text)}
+        hist = families["odoo_http_request_duration_seconds"]
+        assert hist.type == "histogram"
+        counts = [
+            s for s in hist.samples if s.name.endswith("_count") and s.labels == {"kind": "http", "status_class": "2xx"}
+        ]
+        assert counts and counts[0].value >= 1
+        assert all(set(s.labels) <= {"kind", "status_class", "le"} for s in hist.samples)
+        sql = families["odoo_http_request_sql_seconds"].samples
+        assert sum(s.value for s in sql) >= 0.18
+        assert "odoo_http_request_cpu_seconds" in families
+
     def test_filters_and_bad_values(self, server, session):
         since = time.time()
         timed_get(session, server.url + "/worker_inspector_test/sleep", seconds="0.3")

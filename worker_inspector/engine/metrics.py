@@ -12,11 +12,12 @@ import collections
 
 try:
     from prometheus_client import CollectorRegistry, generate_latest
-    from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, InfoMetricFamily
+    from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, HistogramMetricFamily, InfoMetricFamily
 except ImportError:  # optional: only the metrics endpoint needs it
     CollectorRegistry = None
 
 from .history import REASONS
+from .requestlog import BUCKETS
 
 CONTENT_TYPE = "text/plain; version=0.0.4; charset=utf-8"
 MISSING_LIBRARY = "prometheus_client is not installed on the server (pip install prometheus-client)"
@@ -47,10 +48,33 @@ def _by_role(processes):
 
 
 class _SnapshotCollector:
-    def __init__(self, snapshot, totals, backlog):
+    def __init__(self, snapshot, totals, backlog, requests=None):
         self.snapshot = snapshot
         self.totals = totals
         self.backlog = backlog
+        self.requests = requests
+
+    def _request_metrics(self):
+        """From the request log: labels of bounded cardinality only (kind, status class)."""
+        labels = ["kind", "status_class"]
+        duration = HistogramMetricFamily(
+            "odoo_http_request_duration_seconds",
+            "Wall time of HTTP requests and scheduled action runs (kind cron), by status class.",
+            labels=labels,
+        )
+        cpu = CounterMetricFamily(
+            "odoo_http_request_cpu_seconds", "CPU time of the threads that served them.", labels=labels
+        )
+        sql = CounterMetricFamily("odoo_http_request_sql_seconds", "Time spent in SQL queries.", labels=labels)
+        for (kind, status_class), series in sorted(self.requests.items()):
+            running, buckets = 0, []
+            for bound, count in zip((*map(str, BUCKETS), "+Inf"), series["buckets"], strict=True):
+                running += count
+                buckets.append((bound, running))
+            duration.add_metric([kind, status_class], buckets, series["sum"])
+            cpu.add_metric([kind, status_class], series["cpu"])
+            sql.add_metric([kind, status_class], series["sql"])
+        return duration, cpu, sql
 
     def collect(self):
         snap = self.snapshot
@@ -158,6 +182,9 @@ class _SnapshotCollector:
                 exits.add_metric([reason], self.totals["exits"].get(reason, 0))
             yield exits
 
+        if self.requests is not None:
+            yield from self._request_metrics()
+
         host = snap["host"]
         yield GaugeMetricFamily("odoo_host_memory_total_bytes", "Memory of the host.", value=host["memory_total"])
         yield GaugeMetricFamily(
@@ -213,17 +240,18 @@ class _DatabaseCollector:
             )
 
 
-def render(snapshot, totals=None, backlog=None, database=None):
+def render(snapshot, totals=None, backlog=None, database=None, requests=None):
     """Prometheus text exposition of ``snapshot`` (bytes).
 
     ``totals``: ``HistoryStore.totals()`` (counters); ``backlog``: the listen
     socket's accept queue now; ``database``: ``{"nodes": [...],
-    "overdue_crons": [...]}`` of the scraped database, if read.
+    "overdue_crons": [...]}`` of the scraped database, if read; ``requests``:
+    ``requestlog.read_totals()``.
     """
     if not available():
         raise RuntimeError(MISSING_LIBRARY)
     registry = CollectorRegistry(auto_describe=False)
-    registry.register(_SnapshotCollector(snapshot, totals or {}, backlog))
+    registry.register(_SnapshotCollector(snapshot, totals or {}, backlog, requests))
     if database:
         registry.register(_DatabaseCollector(database))
     return generate_latest(registry)

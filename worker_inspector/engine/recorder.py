@@ -121,7 +121,7 @@ class Recorder:
                             self._start_inspector(self._board)
                         try:
                             self._log = RequestLog(server_pid, self._base)
-                        except Exception as exc:  # the activity is still recorded
+                        except OSError as exc:  # the activity is still recorded
                             self.problem = f"process {os.getpid()} cannot log its requests: {exc}"
                             _logger.warning("Requests are not logged: %s", self.problem)
                 except Exception as exc:  # the inspector must never break Odoo

@@ -15,14 +15,17 @@ and keeps it only when both ends agree and are not zero: a record being
 rewritten is skipped, never torn.
 """
 
+import bisect
 import contextlib
 import errno
+import fcntl
 import itertools
 import math
 import mmap
 import os
 import stat
 import struct
+import threading
 
 from .board import _allocate, open_server_dir
 from .identity import ProcessKey, is_alive, start_ticks
@@ -44,7 +47,18 @@ _U64 = struct.Struct("<Q")
 _TAIL = RECORD_SIZE - 8
 # magic, version, capacity, pid, start ticks
 _HEADER = struct.Struct("<4sHHIQ")
-_HEADER_SIZE = 64
+# Counters for the metrics, never decreasing: per kind and HTTP status class, the
+# requests per duration bucket (not cumulative), then count, seconds, CPU seconds,
+# SQL seconds. Bucket bounds (seconds) for Odoo: from a cached asset to a long report.
+BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0, 120.0)
+STATUS_CLASSES = ("none", "1xx", "2xx", "3xx", "4xx", "5xx")
+_SUMS = struct.Struct("<Qddd")
+_SERIES = len(BUCKETS) + 1 + _SUMS.size // 8  # 8-byte words per series
+_TOTALS_AT = 64
+_TOTALS_SIZE = len(KINDS) * len(STATUS_CLASSES) * _SERIES * 8
+_TOTALS = struct.Struct(f"<{_TOTALS_SIZE // 8 * 'Q'}")
+_HEADER_SIZE = _TOTALS_AT + _TOTALS_SIZE
+RETIRED = "retired.totals"  # totals of the pruned rings
 FILE_SIZE = _HEADER_SIZE + CAPACITY * RECORD_SIZE
 _MAX_FIELD = 2**31
 
@@ -82,7 +96,10 @@ class RequestLog:
         try:
             prune(self._dir_fd, keep=MAX_FILES - 1)
             self._fd = os.open(
-                self.name, os.O_RDWR | os.O_CREAT | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_CLOEXEC, 0o600, dir_fd=self._dir_fd
+                self.name,
+                os.O_RDWR | os.O_CREAT | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_CLOEXEC,
+                0o600,
+                dir_fd=self._dir_fd,
             )
             try:
                 info = os.fstat(self._fd)
@@ -99,9 +116,26 @@ class RequestLog:
         _HEADER.pack_into(self.mm, 0, MAGIC, VERSION, CAPACITY, self.pid, self.start)
         # ``next`` is atomic under the GIL: threads of a threaded server never share a record.
         self._seq = itertools.count(1)
+        self._lock = threading.Lock()  # the counters: threads of a threaded server share them
         self.closed = False
 
-    def add(self, kind, started_at, duration, cpu_time, sql_time, sql_count, uid, status, cron_id, db, login, url, rpc, cron_name):
+    def add(
+        self,
+        kind,
+        started_at,
+        duration,
+        cpu_time,
+        sql_time,
+        sql_count,
+        uid,
+        status,
+        cron_id,
+        db,
+        login,
+        url,
+        rpc,
+        cron_name,
+    ):
         """Append one record; texts are bytes already cut to size (or empty)."""
         seq = next(self._seq)
         mm = self.mm
@@ -112,6 +146,14 @@ class RequestLog:
             cron_id, db, login, url, rpc, cron_name, 0,
         )  # fmt: skip
         _U64.pack_into(mm, at + _TAIL, seq)
+        cls = status // 100 if 0 < status < 600 else 0
+        base = _TOTALS_AT + ((kind - 1) * len(STATUS_CLASSES) + cls) * _SERIES * 8
+        bucket = base + bisect.bisect_left(BUCKETS, duration) * 8
+        sums = base + (len(BUCKETS) + 1) * 8
+        with self._lock:
+            _U64.pack_into(mm, bucket, _U64.unpack_from(mm, bucket)[0] + 1)
+            count, total, cpu, sql = _SUMS.unpack_from(mm, sums)
+            _SUMS.pack_into(mm, sums, count + 1, total + duration, cpu + cpu_time, sql + sql_time)
 
     def detach(self):
         """Stop writing (a forked child's copy, or the process is done); the file stays."""
@@ -140,12 +182,92 @@ def prune(dir_fd, keep=MAX_FILES):
             with contextlib.suppress(OSError):
                 dead.append((os.stat(name, dir_fd=dir_fd, follow_symlinks=False).st_mtime, name))
     for _mtime, name in sorted(dead)[: len(entries) - keep]:
+        totals = _file_totals(dir_fd, name)
+        if totals is not None:
+            _retire(dir_fd, totals)
         with contextlib.suppress(OSError):
             os.unlink(name, dir_fd=dir_fd)
 
 
+def _retire(dir_fd, totals):
+    """Add a pruned ring's counters to the server's retired totals (the metrics never go down)."""
+    fd = os.open(RETIRED, os.O_RDWR | os.O_CREAT | os.O_NOFOLLOW | os.O_CLOEXEC, 0o600, dir_fd=dir_fd)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX)
+        data = os.pread(fd, _TOTALS_SIZE, 0)
+        old = _unpack_totals(data) if len(data) == _TOTALS_SIZE else [0] * (_TOTALS_SIZE // 8)
+        os.pwrite(fd, _pack_totals([a + b for a, b in zip(old, totals, strict=True)]), 0)
+    finally:
+        os.close(fd)
+
+
+def _unpack_totals(data):
+    """The counter words: bucket counts and counts as ints, seconds as floats."""
+    words = list(_TOTALS.unpack(data))
+    for i in range(len(words)):
+        if i % _SERIES > len(BUCKETS) + 1:
+            words[i] = struct.unpack("<d", struct.pack("<Q", words[i]))[0]
+    return words
+
+
+def _pack_totals(words):
+    out = bytearray(_TOTALS_SIZE)
+    for i, word in enumerate(words):
+        struct.pack_into("<d" if i % _SERIES > len(BUCKETS) + 1 else "<Q", out, i * 8, word)
+    return bytes(out)
+
+
+def _file_totals(dir_fd, name):
+    key = _parse_name(name)
+    data = _read_raw(dir_fd, name, key) if key else None
+    return _unpack_totals(data[_TOTALS_AT:_HEADER_SIZE]) if data else None
+
+
+def read_totals(server_pid, base=None):
+    """Counters of every ring of the server and of the pruned ones, for the metrics:
+    ``{(kind, status class): {"buckets": [n per bound, +Inf last], "count", "sum", "cpu", "sql"}}``."""
+    try:
+        dir_fd = open_server_dir(server_pid, base)
+    except ProcessLookupError:
+        return {}
+    if dir_fd is None:
+        return {}
+    words = [0] * (_TOTALS_SIZE // 8)
+    try:
+        sources = [_file_totals(dir_fd, name) for name, _key in _entries(dir_fd)]
+        with contextlib.suppress(OSError):
+            fd = os.open(RETIRED, os.O_RDONLY | os.O_NOFOLLOW | os.O_CLOEXEC, dir_fd=dir_fd)
+            try:
+                info = os.fstat(fd)
+                data = os.pread(fd, _TOTALS_SIZE, 0)
+                if stat.S_ISREG(info.st_mode) and info.st_uid == os.geteuid() and len(data) == _TOTALS_SIZE:
+                    sources.append(_unpack_totals(data))
+            finally:
+                os.close(fd)
+    finally:
+        os.close(dir_fd)
+    for source in sources:
+        if source is not None:
+            words = [a + b for a, b in zip(words, source, strict=True)]
+    result = {}
+    for k, kind in enumerate(KINDS.values()):
+        for c, cls in enumerate(STATUS_CLASSES):
+            at = (k * len(STATUS_CLASSES) + c) * _SERIES
+            series = words[at : at + _SERIES]
+            if series[len(BUCKETS) + 1]:
+                count, total, cpu, sql = series[len(BUCKETS) + 1 :]
+                result[(kind, cls)] = {
+                    "buckets": series[: len(BUCKETS) + 1],
+                    "count": count,
+                    "sum": total,
+                    "cpu": cpu,
+                    "sql": sql,
+                }
+    return result
+
+
 def _valid(rec):
-    seq, started, duration, cpu, sql_time, sql_count, pid, uid, status, kind = rec[:10]
+    seq, started, duration, cpu, sql_time, _sql_count, pid, uid, _status, kind = rec[:10]
     return (
         seq
         and rec[-1] == seq
@@ -157,22 +279,30 @@ def _valid(rec):
     )
 
 
-def _read_file(dir_fd, name, key):
+def _read_raw(dir_fd, name, key):
+    """The bytes of a valid ring file of this user, or None."""
     try:
         fd = os.open(name, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_CLOEXEC, dir_fd=dir_fd)
     except OSError:
-        return []
+        return None
     try:
         info = os.fstat(fd)
         if not stat.S_ISREG(info.st_mode) or info.st_uid != os.geteuid() or info.st_size != FILE_SIZE:
-            return []
+            return None
         data = os.pread(fd, FILE_SIZE, 0)
     finally:
         os.close(fd)
     if len(data) != FILE_SIZE:
-        return []
+        return None
     magic, version, capacity, pid, start = _HEADER.unpack_from(data, 0)
     if magic != MAGIC or version != VERSION or capacity != CAPACITY or (pid, start) != tuple(key):
+        return None
+    return data
+
+
+def _read_file(dir_fd, name, key):
+    data = _read_raw(dir_fd, name, key)
+    if data is None:
         return []
     return [rec for rec in _RECORD.iter_unpack(memoryview(data)[_HEADER_SIZE:]) if _valid(rec)]
 
@@ -182,7 +312,25 @@ def _decode(raw):
 
 
 def to_dict(rec):
-    (_seq, started, duration, cpu, sql_time, sql_count, pid, uid, status, kind, cron_id, db, login, url, rpc, cname, _) = rec
+    (
+        _seq,
+        started,
+        duration,
+        cpu,
+        sql_time,
+        sql_count,
+        pid,
+        uid,
+        status,
+        kind,
+        cron_id,
+        db,
+        login,
+        url,
+        rpc,
+        cname,
+        _,
+    ) = rec
     return {
         "pid": pid,
         "kind": KINDS[kind],
@@ -219,7 +367,6 @@ def read_requests(server_pid, base=None, since=0.0):
     records = [rec for rec in records if rec[1] + rec[2] >= since]
     records.sort(key=lambda rec: rec[1])
     return [to_dict(rec) for rec in records]
-
 
 
 # --- views of the API (kinds requests, routes, profile) --------------------

@@ -82,8 +82,13 @@ class WorkerInspector(models.AbstractModel):
         snapshot = self.get_snapshot()
         store, sampler = history.history_store(), history.STATE.sampler
         totals = store.totals(*metrics.live_totals(snapshot)) if store is not None else None
+        requests = requestlog.read_totals(current_server().pid)
         return metrics.render(
-            snapshot, totals, sampler.backlog() if sampler is not None else None, self.get_metrics_database()
+            snapshot,
+            totals,
+            sampler.backlog() if sampler is not None else None,
+            self.get_metrics_database(),
+            requests,
         )
 
     @api.model

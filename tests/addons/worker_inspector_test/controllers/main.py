@@ -130,7 +130,6 @@ class WorkerInspectorTestController(http.Controller):
             spins += sum(range(1000))
         return _json({"spins": spins})
 
-
     @http.route("/worker_inspector_test/sleep", type="http", auth="user", methods=["GET"])
     def sleep(self, seconds="1"):
         """Wait ``seconds`` without CPU nor SQL."""
@@ -147,6 +146,7 @@ class WorkerInspectorTestController(http.Controller):
     def fail(self):
         """A route that fails: Odoo answers 500."""
         raise ZeroDivisionError("worker_inspector_test fails on purpose")
+
 
 def _simulate_pg_outage():
     """With WI_TEST_PG_OUTAGE set, PostgreSQL "goes away" just as the inspector
