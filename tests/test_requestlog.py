@@ -145,3 +145,21 @@ def test_counters_for_the_metrics_never_go_down_when_a_ring_is_pruned(base):
     count = next(s for s in hist.samples if s.name.endswith("_count") and s.labels["status_class"] == "2xx")
     assert count.value == 2 and "url" not in count.labels
     assert prometheus  # the exposition parses (checked end to end in the metrics tests)
+
+
+def test_views_fill_exactly_the_declared_keys(base):
+    from typing import get_type_hints
+
+    from worker_inspector.engine import schema
+
+    log = requestlog.RequestLog(os.getpid(), base)
+    try:
+        log.add(1, 1.0, 2.0, 1.5, 0.1, 1, 2, 200, 0, b"db", b"u", b"/a", b"", b"")
+    finally:
+        log.detach()
+    records = requestlog.read_requests(os.getpid(), base)
+    out = requestlog.query(records, ("requests", "routes", "profile"), 0.0, 10.0, 2, "prefork")
+    assert set(out["requests"][0]) == set(get_type_hints(schema.RequestRecord))
+    assert set(out["routes"][0]) == set(get_type_hints(schema.RouteRow))
+    assert set(out["profile"]) == set(get_type_hints(schema.LoadProfile))
+    assert out["profile"]["verdict"] == "cpu_bound"

@@ -194,3 +194,50 @@ class CronRow(TypedDict):
     failure_count: int | None  # 18.0+
     overdue: float | None
     warnings: list[CronWarning]
+
+
+# --- The request log's views in the history answer (``requestlog``) -----------
+
+
+class JobRef(TypedDict):
+    id: int
+    name: str | None
+
+
+class RequestRecord(TypedDict):
+    """One HTTP request or scheduled action run, recorded where it ended."""
+
+    pid: int
+    kind: ActivityKind  # http | cron
+    started_at: float  # epoch
+    duration: float  # seconds, wall
+    cpu_time: float  # seconds of CPU of the serving thread
+    sql_count: int
+    sql_time: float  # seconds
+    db: str | None
+    uid: int | None
+    login: str | None
+    url: str | None  # path only; None for a job
+    rpc: str | None  # "model.method"
+    cron_job: JobRef | None
+    status: int | None  # HTTP status; None for a job
+
+
+class RouteRow(TypedDict):
+    key: str  # URL path, "model.method" or "cron:<name>"
+    count: int
+    total: float
+    p50: float
+    p95: float
+    p99: float
+    max: float
+    cpu_time: float
+    sql_time: float
+
+
+class LoadProfile(TypedDict):
+    cpu_share: float
+    sql_share: float
+    other_share: float
+    verdict: str  # cpu_bound | io_bound | mixed | idle
+    explanation: str
