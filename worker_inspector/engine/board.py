@@ -256,6 +256,30 @@ def _allocate(fd, size):
         os.pwrite(fd, bytes(size), 0)  # allocates too, or fails with ENOSPC
 
 
+def create_mapped(dir_fd, name, size, shown_path):
+    """``(fd, mmap)`` of ``name`` in the verified directory ``dir_fd``, created 0600 if
+    needed: a regular file of this user, given ``size`` bytes of real storage."""
+    fd = os.open(name, _WRITE_FLAGS, 0o600, dir_fd=dir_fd)
+    try:
+        info = os.fstat(fd)
+        if not stat.S_ISREG(info.st_mode) or info.st_uid != os.geteuid():
+            raise UntrustedBoard(errno.EPERM, "not a regular file of this user", shown_path)
+        _allocate(fd, size)
+        return fd, mmap.mmap(fd, size)
+    except BaseException:
+        os.close(fd)
+        raise
+
+
+def unmap(mm, *fds):
+    """Unmap and close, whatever is already closed."""
+    with contextlib.suppress(ValueError, BufferError):
+        mm.close()
+    for fd in fds:
+        with contextlib.suppress(OSError):
+            os.close(fd)
+
+
 def _encode(text, size):
     if not text:
         return b""
@@ -433,21 +457,7 @@ class ProcessBoard:
         self.closed = True
         self._dir_fd = _open_server_dir((server_pid, server_start), base, create=True)
         try:
-            self._fd = os.open(
-                self.name,
-                os.O_RDWR | os.O_CREAT | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_CLOEXEC,
-                0o600,
-                dir_fd=self._dir_fd,
-            )
-            try:
-                info = os.fstat(self._fd)
-                if not stat.S_ISREG(info.st_mode) or info.st_uid != os.geteuid():
-                    raise UntrustedBoard(errno.EPERM, "not a regular file of this user", self.path)
-                _allocate(self._fd, self.size)
-                self.mm = mmap.mmap(self._fd, self.size)
-            except BaseException:
-                os.close(self._fd)
-                raise
+            self._fd, self.mm = create_mapped(self._dir_fd, self.name, self.size, self.path)
         except BaseException:
             os.close(self._dir_fd)
             raise
@@ -509,11 +519,7 @@ class ProcessBoard:
         if self.closed:
             return
         self.closed = True
-        with contextlib.suppress(ValueError, BufferError):
-            self.mm.close()
-        for fd in (self._fd, self._dir_fd):
-            with contextlib.suppress(OSError):
-                os.close(fd)
+        unmap(self.mm, self._fd, self._dir_fd)
 
     def close(self):
         """Delete the file: the process is done."""

@@ -112,15 +112,20 @@ class BadQuery(ValueError):
     """A parameter of the history API is unknown or malformed; the message says which."""
 
 
+def parse_seconds(text, what):
+    """A finite number ≥ 0 of the API; raises BadQuery saying ``what`` it must be."""
+    try:
+        value = float(text)
+    except (TypeError, ValueError):
+        raise BadQuery(f"{what}, got {text!r}.") from None
+    if not math.isfinite(value) or value < 0:
+        raise BadQuery(f"{what}, got {text!r}.")
+    return value
+
+
 def parse_since(text):
     """``since`` of the API: epoch seconds, ≥ 0; raises BadQuery."""
-    try:
-        since = float(text)
-    except (TypeError, ValueError):
-        raise BadQuery(f"since must be epoch seconds, got {text!r}.") from None
-    if not math.isfinite(since) or since < 0:
-        raise BadQuery(f"since must be epoch seconds, got {text!r}.")
-    return since
+    return parse_seconds(text, "since must be epoch seconds")
 
 
 def parse_kinds(text):

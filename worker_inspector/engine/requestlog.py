@@ -17,17 +17,16 @@ rewritten is skipped, never torn.
 
 import bisect
 import contextlib
-import errno
 import fcntl
 import itertools
 import math
-import mmap
 import os
 import stat
 import struct
 import threading
 
-from .board import _allocate, open_server_dir
+from .board import create_mapped, open_server_dir, unmap
+from .history import parse_seconds
 from .identity import ProcessKey, is_alive, start_ticks
 
 MAGIC = b"WIRQ"
@@ -95,21 +94,7 @@ class RequestLog:
         self._dir_fd = open_server_dir(server_pid, base, create=True)
         try:
             prune(self._dir_fd, keep=MAX_FILES - 1)
-            self._fd = os.open(
-                self.name,
-                os.O_RDWR | os.O_CREAT | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_CLOEXEC,
-                0o600,
-                dir_fd=self._dir_fd,
-            )
-            try:
-                info = os.fstat(self._fd)
-                if not stat.S_ISREG(info.st_mode) or info.st_uid != os.geteuid():
-                    raise PermissionError(errno.EPERM, "not a regular file of this user", self.name)
-                _allocate(self._fd, FILE_SIZE)
-                self.mm = mmap.mmap(self._fd, FILE_SIZE)
-            except BaseException:
-                os.close(self._fd)
-                raise
+            self._fd, self.mm = create_mapped(self._dir_fd, self.name, FILE_SIZE, self.name)
         except BaseException:
             os.close(self._dir_fd)
             raise
@@ -160,11 +145,7 @@ class RequestLog:
         if self.closed:
             return
         self.closed = True
-        with contextlib.suppress(ValueError, BufferError):
-            self.mm.close()
-        for fd in (self._fd, self._dir_fd):
-            with contextlib.suppress(OSError):
-                os.close(fd)
+        unmap(self.mm, self._fd, self._dir_fd)
 
 
 def _entries(dir_fd):
@@ -394,13 +375,8 @@ def route_key(record):
 
 
 def parse_min_duration(text):
-    try:
-        value = float(text)
-    except (TypeError, ValueError):
-        raise ValueError(f"min_duration must be seconds, got {text!r}.") from None
-    if not math.isfinite(value) or value < 0:
-        raise ValueError(f"min_duration must be seconds, got {text!r}.")
-    return value
+    """``min_duration`` of the API: seconds, ≥ 0; raises ValueError (BadQuery)."""
+    return parse_seconds(text, "min_duration must be seconds")
 
 
 def parse_name(label, size):
