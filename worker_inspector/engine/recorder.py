@@ -14,8 +14,8 @@ import time
 import weakref
 
 from .board import ProcessBoard, remove_dead_servers
-from .stacks import DEFAULT_SLOW_AFTER, FrameFormatter, Inspector
 from .requestlog import KIND_CRON, KIND_HTTP, RequestLog, rpc_of_path
+from .stacks import DEFAULT_SLOW_AFTER, FrameFormatter, Inspector
 
 _logger = logging.getLogger(__name__)
 

@@ -136,12 +136,6 @@ class WorkerInspectorTestController(http.Controller):
         time.sleep(float(seconds))
         return _json({"slept": float(seconds)})
 
-    @http.route("/worker_inspector_test/pg_sleep_once", type="http", auth="user", methods=["GET"])
-    def pg_sleep_once(self, seconds="0.5"):
-        """One ``pg_sleep`` in PostgreSQL (the request log's SQL time)."""
-        request.env.cr.execute("SELECT pg_sleep(%s)", [float(seconds)])
-        return _json({"slept": float(seconds)})
-
     @http.route("/worker_inspector_test/fail", type="http", auth="user", methods=["GET"])
     def fail(self):
         """A route that fails: Odoo answers 500."""
