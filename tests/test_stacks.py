@@ -171,7 +171,8 @@ def test_another_process_answers_and_its_socket_goes_when_it_is_killed(tmp_path)
         child.kill()
         child.wait()
     assert board.read_board(os.getpid(), str(tmp_path)) == {}
-    assert os.listdir(server_dir) == []
+    # Its board and socket go; only its request log stays (README: Request log).
+    assert os.listdir(server_dir) == [f"{key.pid}-{key.start}.requests"]
     with pytest.raises(stacks.StackUnavailable) as gone:
         stacks.request_stack(os.getpid(), key, base=str(tmp_path))
     assert gone.value.status == 400
