@@ -21,13 +21,13 @@ import fcntl
 import itertools
 import math
 import os
-import stat
 import struct
 import threading
 
 from .board import create_mapped, open_server_dir, unmap
 from .history import parse_seconds
 from .identity import ProcessKey, is_alive, start_ticks
+from .stacks import _read_private
 
 MAGIC = b"WIRQ"
 VERSION = 1
@@ -216,15 +216,9 @@ def read_totals(server_pid, base=None):
     words = [0] * (_TOTALS_SIZE // 8)
     try:
         sources = [_file_totals(dir_fd, name) for name, _key in _entries(dir_fd)]
-        with contextlib.suppress(OSError):
-            fd = os.open(RETIRED, os.O_RDONLY | os.O_NOFOLLOW | os.O_CLOEXEC, dir_fd=dir_fd)
-            try:
-                info = os.fstat(fd)
-                data = os.pread(fd, _TOTALS_SIZE, 0)
-                if stat.S_ISREG(info.st_mode) and info.st_uid == os.geteuid() and len(data) == _TOTALS_SIZE:
-                    sources.append(_unpack_totals(data))
-            finally:
-                os.close(fd)
+        data = _read_private(dir_fd, RETIRED, _TOTALS_SIZE)
+        if data is not None and len(data) == _TOTALS_SIZE:
+            sources.append(_unpack_totals(data))
     finally:
         os.close(dir_fd)
     for source in sources:
@@ -262,18 +256,8 @@ def _valid(rec):
 
 def _read_raw(dir_fd, name, key):
     """The bytes of a valid ring file of this user, or None."""
-    try:
-        fd = os.open(name, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_CLOEXEC, dir_fd=dir_fd)
-    except OSError:
-        return None
-    try:
-        info = os.fstat(fd)
-        if not stat.S_ISREG(info.st_mode) or info.st_uid != os.geteuid() or info.st_size != FILE_SIZE:
-            return None
-        data = os.pread(fd, FILE_SIZE, 0)
-    finally:
-        os.close(fd)
-    if len(data) != FILE_SIZE:
+    data = _read_private(dir_fd, name, FILE_SIZE)
+    if data is None or len(data) != FILE_SIZE:
         return None
     magic, version, capacity, pid, start = _HEADER.unpack_from(data, 0)
     if magic != MAGIC or version != VERSION or capacity != CAPACITY or (pid, start) != tuple(key):
