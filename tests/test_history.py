@@ -7,6 +7,7 @@ import stat
 import time
 
 import pytest
+from waiting import wait_until
 
 from worker_inspector.engine import board, history
 from worker_inspector.engine.backlog import find_listen_inode, listen_backlog, socket_inode
@@ -334,11 +335,9 @@ def test_a_zombie_is_left_to_its_parent_then_recorded(tmp_path):
         os.write(ready_w, b"x")
         os._exit(3 if slot else 4)
     os.read(ready_r, 1)
-    start = board.start_ticks(child)  # None: exiting, or already a zombie
     directory = board.server_dir(os.getpid(), board.start_ticks(os.getpid()), base)
-    deadline = time.monotonic() + 5
-    while not any(is_zombie(key) for key in _board_keys(directory)) and time.monotonic() < deadline:
-        time.sleep(0.01)
+    assert wait_until(lambda: any(is_zombie(key) for key in _board_keys(directory)), timeout=5), "no zombie"
+    start = board.start_ticks(child)  # a zombie reads as gone
     sampler = Sampler(os.getpid(), "prefork", {"limit_time_real": 120, "workers": 1}, directory, base=base, interval=1)
     sampler.harvest()
     assert sampler.store.exits() == [], "not reaped yet: its parent records it"
