@@ -363,3 +363,29 @@ def test_a_worker_asked_to_force_recycle_itself_is_recycled_gracefully():
     os.waitpid(pid, 0)
     assert result == {"pid": pid, "role": "http", "signal": "SIGINT", "graceful": True}
     assert received == ["SIGINT"]
+
+
+
+def test_a_killed_worker_still_exiting_is_not_listed():
+    """A killed worker takes a while to exit (the kernel unmaps its memory,
+    then closes its sockets) before it is a zombie: listed meanwhile, it
+    would show the PostgreSQL sessions it still holds. From the moment the
+    kernel has it exiting (PF_EXITING) it is gone."""
+    from worker_inspector.engine.identity import start_ticks
+
+    hold = "import sys; b = bytearray(256 << 20); print(flush=True); sys.stdin.read()"
+    caught = 0
+    for _attempt in range(5):
+        child = subprocess.Popen([sys.executable, "-c", hold], stdin=subprocess.PIPE, stdout=subprocess.PIPE)
+        child.stdout.readline()
+        assert child.pid in server_pids(os.getpid())
+        os.kill(child.pid, signal.SIGKILL)
+        assert wait_until(lambda: start_ticks(child.pid) is None, interval=0.0001)
+        listed = server_pids(os.getpid())
+        # Still tearing down after the read (not a zombie yet): the window was caught.
+        with open(f"/proc/{child.pid}/stat") as handle:
+            state = handle.read().rsplit(")", 1)[1].split()[0]
+        child.wait()
+        assert child.pid not in listed
+        caught += state not in ("Z", "X")
+    assert caught, "the kernel never had a killed 256 MiB process still exiting: nothing was tested"

@@ -110,8 +110,11 @@ def read_processes(server_pid, mode, config=None, cpu_meter=_CPU_METER):
                 info = _read(psutil.Process(pid))
             except psutil.Error:
                 continue  # exited meanwhile
-            if info["status"] == psutil.STATUS_ZOMBIE:
-                continue  # a worker that exited and is not reaped yet is gone
+            if info["key"].start is None:
+                # Exiting (PF_EXITING: killed, its memory and sockets still
+                # being torn down, its PostgreSQL sessions still open) or a
+                # zombie not reaped yet: gone, as identity.start_ticks says.
+                continue
             info["role"] = classify_child(info["cmdline"], info["nice"], root["nice"])
             found.append(info)
     now = time.time()

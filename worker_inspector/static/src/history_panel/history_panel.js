@@ -1,0 +1,170 @@
+/** @odoo-module **/
+import {
+    Component,
+    onMounted,
+    onWillStart,
+    onWillUnmount,
+    useRef,
+    useState,
+} from "@odoo/owl";
+import {loadBundle} from "@web/core/assets";
+import {browser} from "@web/core/browser/browser";
+import {_t} from "@web/core/l10n/translation";
+import {fetchHistory} from "../api";
+import {formatBytes, formatSeconds} from "../format";
+import {EXIT_REASONS, exitRows, loadSeries, memorySeries} from "./history_model";
+
+export const WINDOWS = [
+    {hours: 1, label: _t("Last hour")},
+    {hours: 6, label: _t("Last 6 hours")},
+    {hours: 24, label: _t("Last 24 hours")},
+];
+const REFRESH_SECONDS = 30;
+
+/**
+ * The History view: memory of each worker against its limits, utilization
+ * and accept backlog over time (Chart.js, loaded as Odoo's graph view loads
+ * it on 17.0, 18.0 and 19.0), and the table of worker exits with their cause.
+ * Times are shown in the zone Odoo's web client uses for every date (luxon's
+ * default zone).
+ */
+export class HistoryPanel extends Component {
+    static template = "worker_inspector.HistoryPanel";
+    static props = {
+        // the snapshot's config: limit_memory_soft/hard drawn as lines
+        config: {type: Object, optional: true},
+    };
+
+    setup() {
+        this.state = useState({hours: 1, reason: "", history: null, error: null});
+        this.reasons = EXIT_REASONS;
+        this.windows = WINDOWS;
+        this.memoryCanvas = useRef("memory");
+        this.loadCanvas = useRef("load");
+        this.charts = [];
+        this.timer = null;
+        this.alive = true;
+        onWillStart(() => loadBundle("web.chartjs_lib"));
+        onMounted(() => this.refresh());
+        onWillUnmount(() => {
+            this.alive = false;
+            browser.clearTimeout(this.timer);
+            this.destroyCharts();
+        });
+    }
+
+    get exits() {
+        return exitRows(this.state.history, this.state.reason);
+    }
+
+    formatBytes(value) {
+        return formatBytes(value);
+    }
+
+    formatSeconds(value) {
+        return formatSeconds(value);
+    }
+
+    formatTime(epoch) {
+        return luxon.DateTime.fromSeconds(epoch).toLocaleString(
+            luxon.DateTime.DATETIME_MED_WITH_SECONDS
+        );
+    }
+
+    async refresh() {
+        browser.clearTimeout(this.timer);
+        const since = Date.now() / 1000 - this.state.hours * 3600;
+        const {history, error} = await fetchHistory(since);
+        if (!this.alive) {
+            return;
+        }
+        if (error) {
+            this.state.error = error;
+        } else {
+            this.state.history = history;
+            this.state.error = null;
+            this.draw();
+        }
+        this.timer = browser.setTimeout(() => this.refresh(), REFRESH_SECONDS * 1000);
+    }
+
+    onWindowChange(ev) {
+        this.state.hours = parseInt(ev.target.value, 10);
+        this.refresh();
+    }
+
+    onReasonChange(ev) {
+        this.state.reason = ev.target.value;
+    }
+
+    destroyCharts() {
+        for (const chart of this.charts) {
+            chart.destroy();
+        }
+        this.charts = [];
+    }
+
+    timeScale() {
+        return {
+            type: "time",
+            adapters: {date: {zone: luxon.Settings.defaultZone.name}},
+            time: {tooltipFormat: "DD TT"},
+        };
+    }
+
+    draw() {
+        this.destroyCharts();
+        const {history} = this.state;
+        if (!history || !this.memoryCanvas.el || !this.loadCanvas.el) {
+            return;
+        }
+        this.charts.push(
+            new Chart(this.memoryCanvas.el, {
+                type: "line",
+                data: {datasets: memorySeries(history, this.props.config || {})},
+                options: {
+                    animation: false,
+                    parsing: false,
+                    maintainAspectRatio: false,
+                    scales: {
+                        x: this.timeScale(),
+                        y: {ticks: {callback: (value) => formatBytes(value)}},
+                    },
+                    plugins: {
+                        tooltip: {
+                            callbacks: {
+                                label: (item) =>
+                                    `${item.dataset.label}: ${formatBytes(item.parsed.y)}`,
+                            },
+                        },
+                    },
+                },
+            })
+        );
+        this.charts.push(
+            new Chart(this.loadCanvas.el, {
+                type: "line",
+                data: {datasets: loadSeries(history)},
+                options: {
+                    animation: false,
+                    parsing: false,
+                    maintainAspectRatio: false,
+                    scales: {
+                        x: this.timeScale(),
+                        utilization: {
+                            position: "left",
+                            min: 0,
+                            max: 100,
+                            title: {display: true, text: "%"},
+                        },
+                        backlog: {
+                            position: "right",
+                            min: 0,
+                            grid: {drawOnChartArea: false},
+                        },
+                    },
+                },
+            })
+        );
+    }
+}
