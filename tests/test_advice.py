@@ -237,4 +237,7 @@ def test_advice_and_cron_rows_have_exactly_the_declared_shape():
     (row,) = crons.cron_health([_row()], snap, cron_on=True)
     assert set(row) == set(get_type_hints(schema.CronRow))
     assert set(row["running"][0]) == set(get_type_hints(schema.CronRunner))
-    assert set(get_type_hints(schema.ServedSnapshot)) - set(get_type_hints(schema.Snapshot)) == {"advice"}
+    assert set(get_type_hints(schema.ServedSnapshot)) - set(get_type_hints(schema.Snapshot)) == {
+        "advice",
+        "exits_last_hour",
+    }

@@ -160,10 +160,17 @@ class AdviceItem(TypedDict):
     fix: str  # a config line, or advice.NOTHING_TO_DO
 
 
+class ExitSummary(TypedDict):
+    count: int
+    mostly: str  # the most frequent reason (history.REASONS)
+    reasons: dict[str, int]  # reason -> exits
+
+
 class ServedSnapshot(Snapshot):
-    """The snapshot as the addon serves it: the engine's, with the advice."""
+    """The snapshot as the addon serves it: the engine's, with the advice and the recent exits."""
 
     advice: list[AdviceItem]
+    exits_last_hour: dict[str, ExitSummary]  # role -> exits of its processes in the last hour
 
 
 class CronRunner(TypedDict):

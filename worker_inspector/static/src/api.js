@@ -12,6 +12,7 @@ export const RECYCLE_URL = "/worker_inspector/api/recycle";
 export const CRONS_URL = "/worker_inspector/api/crons";
 export const STACK_URL = "/worker_inspector/api/stack";
 export const PROFILE_URL = "/worker_inspector/api/profile";
+export const HISTORY_URL = "/worker_inspector/api/history";
 
 /**
  * @typedef {{status: number|null, reason: string}} ApiError
@@ -164,4 +165,17 @@ export async function changeWorkers(node, delta) {
         }).toString(),
     });
     return error ? {error} : {result: payload};
+}
+
+/**
+ * Exits and time series since ``since`` (epoch seconds), all kinds.
+ *
+ * @param {number} since
+ * @param {AbortSignal} [signal]
+ * @returns {Promise<{history?: Object, error?: ApiError}>}
+ */
+export async function fetchHistory(since, signal) {
+    const url = `${HISTORY_URL}?${new URLSearchParams({since: Math.max(0, Math.floor(since))})}`;
+    const {payload, error} = await call(url, {cache: "no-store", signal});
+    return error ? {error} : {history: payload};
 }

@@ -325,7 +325,24 @@ export function processRows(snapshot) {
             roleClass: ROLE_BADGE_CLASS[process.role] || "text-bg-secondary",
             uptime: formatSeconds(snapshot.taken_at - process.started_at),
             startedAt: formatTimestamp(process.started_at),
+            restarts: restartsOf(snapshot, process.role),
         };
+    });
+}
+
+/**
+ * "restarts in the last hour: N, mostly <reason>" of the workers of ``role``,
+ * from the snapshot's ``exits_last_hour`` (``{role: {count, mostly, reasons}}``);
+ * "" for a role none of whose processes exited.
+ */
+export function restartsOf(snapshot, role) {
+    const entry = snapshot?.exits_last_hour?.[role];
+    if (!entry?.count) {
+        return "";
+    }
+    return _t("restarts in the last hour: %(count)s, mostly %(reason)s", {
+        count: entry.count,
+        reason: entry.mostly,
     });
 }
 

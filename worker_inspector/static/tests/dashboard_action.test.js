@@ -8,12 +8,16 @@ import {
     mountWithCleanup,
     onRpc,
     patchTranslations,
+    preloadBundle,
 } from "@web/../tests/web_test_helpers";
+import {browser} from "@web/core/browser/browser";
 import {WebClient} from "@web/webclient/webclient";
 
-import {RECYCLE_URL, SNAPSHOT_URL} from "@worker_inspector/api";
+import {HISTORY_URL, RECYCLE_URL, SNAPSHOT_URL} from "@worker_inspector/api";
 
 describe.current.tags("headless");
+// The History view draws with the Chart.js Odoo ships (loaded on demand).
+preloadBundle("web.chartjs_lib");
 
 const MiB = 1024 * 1024;
 const NOW = 1_700_000_000;
@@ -89,6 +93,48 @@ function snapshot() {
         utilization_basis: "http_workers",
         longest_busy: 0.01,
         cron: {max_cron_threads: 1, runners: [], overdue: null},
+        exits_last_hour: {
+            http: {count: 2, mostly: "memory_soft", reasons: {memory_soft: 2}},
+        },
+    };
+}
+
+// GET /worker_inspector/api/history: two exits, two points.
+function history() {
+    const doing = {url: "/web/slow", cron_job: null, elapsed: 125};
+    const exit = (pid, reason, endedAt, extra = {}) => ({
+        pid,
+        role: "http",
+        started_at: endedAt - 600,
+        ended_at: endedAt,
+        reason,
+        detail: "",
+        requests: 7,
+        peak_rss: 200 * MiB,
+        peak_vms: 900 * MiB,
+        doing: null,
+        ...extra,
+    });
+    const point = (t) => ({
+        t,
+        utilization: 0.5,
+        http_busy: 1,
+        http_capacity: 2,
+        backlog: 0,
+        requests_per_second: 1.5,
+        longest_busy: 0.2,
+        processes: [
+            {pid: 101, role: "http", rss: 100 * MiB, vms: 400 * MiB, cpu_percent: 1},
+        ],
+    });
+    return {
+        taken_at: NOW,
+        since: NOW - 3600,
+        exits: [
+            exit(90, "memory_soft", NOW - 900, {detail: "VMS 2.1 GiB > soft 2.0 GiB"}),
+            exit(91, "time_real", NOW - 300, {doing}),
+        ],
+        series: {interval: 10, points: [point(NOW - 20), point(NOW - 10)]},
     };
 }
 
@@ -274,4 +320,53 @@ test("recycle refused: the API's reason is shown", async () => {
     await contains(".modal-footer .btn-primary").click();
     await animationFrame();
     expect(".o_notification").toHaveText(/Worker 101 was not recycled.*not a worker/s);
+});
+
+test("history: exits with their cause, filtered; the live rows say who restarted", async () => {
+    serveSnapshots(() => json(snapshot()));
+    const asked = [];
+    onRpc(
+        HISTORY_URL,
+        (request) => {
+            asked.push(
+                new URL(request.url, browser.location.origin).searchParams.get("since")
+            );
+            return json(history());
+        },
+        {pure: true}
+    );
+    await openDashboard();
+    expect(
+        `${PROCESS_ROWS}[data-role="http"] .o_worker_inspector_restarts`
+    ).toHaveCount(2);
+    expect(
+        `${PROCESS_ROWS}[data-role="cron"] .o_worker_inspector_restarts`
+    ).toHaveCount(0);
+    expect(`${PROCESS_ROWS}[data-pid="101"] .o_worker_inspector_restarts`).toHaveText(
+        "restarts in the last hour: 2, mostly memory_soft"
+    );
+
+    await contains(".o_worker_inspector_view_history").click();
+    await animationFrame();
+    expect(PROCESS_ROWS).toHaveCount(0);
+    expect(asked.length).toBe(1);
+    // The last hour, in epoch seconds.
+    expect(Date.now() / 1000 - Number(asked[0])).toBeWithin(3599, 3601);
+    const EXITS = ".o_worker_inspector_exits tr.o_worker_inspector_exit";
+    expect(EXITS).toHaveCount(2);
+    // Newest first; the cause as a coloured badge, what it was doing.
+    expect(`${EXITS}:first-child`).toHaveAttribute("data-reason", "time_real");
+    expect(`${EXITS}:first-child .o_worker_inspector_exit_reason`).toHaveClass(
+        "text-bg-danger"
+    );
+    expect(`${EXITS}:first-child`).toHaveText(/\/web\/slow/);
+    expect("canvas").toHaveCount(2);
+
+    await contains(".o_worker_inspector_exit_filter").select("memory_soft");
+    expect(EXITS).toHaveCount(1);
+    expect(`${EXITS} .o_worker_inspector_exit_reason`).toHaveClass("text-bg-warning");
+
+    await contains(".o_worker_inspector_view_live").click();
+    await animationFrame();
+    expect(PROCESS_ROWS).toHaveCount(5);
 });

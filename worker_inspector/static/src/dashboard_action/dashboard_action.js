@@ -17,6 +17,7 @@ import {AdvicePanel} from "../advice_panel/advice_panel";
 import {fetchSnapshot, recycleWorker} from "../api";
 import {CronHealth} from "../cron_health/cron_health";
 import {CronPanel} from "../cron_panel/cron_panel";
+import {HistoryPanel} from "../history_panel/history_panel";
 import {NodesView} from "../nodes_view/nodes_view";
 import {ProcessTable} from "../process_table/process_table";
 import {Scoreboard} from "../scoreboard/scoreboard";
@@ -58,6 +59,7 @@ export class WorkerInspectorDashboard extends Component {
         AdvicePanel,
         CronHealth,
         CronPanel,
+        HistoryPanel,
         Layout,
         NodesView,
         ProcessTable,
@@ -76,6 +78,8 @@ export class WorkerInspectorDashboard extends Component {
             fetching: false,
             hidden: document.visibilityState === "hidden",
             interval: loadInterval(),
+            // "live": the snapshot, polled; "history": exits and series
+            view: "live",
         });
         this.action = useService("action");
         this.dialog = useService("dialog");
@@ -114,7 +118,13 @@ export class WorkerInspectorDashboard extends Component {
      */
     scheduleRefresh() {
         this.cancelTimer();
-        if (!this.alive || this.state.hidden || this.isDenied) {
+        if (
+            !this.alive ||
+            this.state.hidden ||
+            this.isDenied ||
+            // The History view refreshes itself, less often.
+            this.state.view !== "live"
+        ) {
             return;
         }
         this.timer = browser.setTimeout(
@@ -159,6 +169,15 @@ export class WorkerInspectorDashboard extends Component {
             this.cancelTimer();
         } else {
             this.refresh();
+        }
+    }
+
+    setView(view) {
+        this.state.view = view;
+        if (view === "live") {
+            this.refresh();
+        } else {
+            this.cancelTimer();
         }
     }
 

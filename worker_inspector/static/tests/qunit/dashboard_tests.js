@@ -4,7 +4,12 @@
 import {localization} from "@web/core/l10n/localization";
 
 import {formatBytes, formatSeconds} from "@worker_inspector/format";
-import {memoryGauge, scoreboardCells} from "@worker_inspector/view_model";
+import {
+    exitRows,
+    loadSeries,
+    memorySeries,
+} from "@worker_inspector/history_panel/history_model";
+import {memoryGauge, restartsOf, scoreboardCells} from "@worker_inspector/view_model";
 
 const GiB = 1024 * 1024 * 1024;
 
@@ -64,4 +69,61 @@ QUnit.test("worker_inspector: scoreboard of a prefork server", (assert) => {
         scoreboardCells(snapshot).map((cell) => [cell.pid, cell.state]),
         [[11, "idle"]]
     );
+});
+
+QUnit.test("worker_inspector: history exits, memory and load series", (assert) => {
+    const history = {
+        exits: [
+            {pid: 11, role: "http", reason: "memory_soft", ended_at: 100, doing: null},
+            {
+                pid: 12,
+                role: "cron",
+                reason: "time_real",
+                ended_at: 200,
+                doing: {url: null, cron_job: {id: 1, name: "Mail"}, elapsed: 9},
+            },
+        ],
+        series: {
+            interval: 10,
+            points: [
+                {
+                    t: 1000,
+                    utilization: 0.25,
+                    backlog: 2,
+                    processes: [
+                        {pid: 1, role: "master", vms: 1},
+                        {pid: 11, role: "http", vms: GiB},
+                    ],
+                },
+            ],
+        },
+    };
+    assert.deepEqual(
+        exitRows(history).map((e) => [e.pid, e.badge, e.doingText]),
+        [
+            [12, "danger", "Mail"],
+            [11, "warning", ""],
+        ]
+    );
+    assert.deepEqual(
+        exitRows(history, "memory_soft").map((e) => e.pid),
+        [11]
+    );
+    assert.deepEqual(
+        memorySeries(history, {limit_memory_soft: 0, limit_memory_hard: 2 * GiB}).map(
+            (d) => d.label
+        ),
+        ["http 11", "Hard limit"]
+    );
+    const [utilization, backlog] = loadSeries(history);
+    assert.deepEqual(utilization.data, [{x: 1000000, y: 25}]);
+    assert.deepEqual(backlog.data, [{x: 1000000, y: 2}]);
+    assert.strictEqual(
+        restartsOf(
+            {exits_last_hour: {http: {count: 4, mostly: "limit_request"}}},
+            "http"
+        ),
+        "restarts in the last hour: 4, mostly limit_request"
+    );
+    assert.strictEqual(restartsOf({exits_last_hour: {}}, "http"), "");
 });

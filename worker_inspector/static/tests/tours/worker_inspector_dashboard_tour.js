@@ -240,5 +240,57 @@ registry.category("web_tour.tours").add("worker_inspector_dashboard", {
             content: "The dialog is gone",
             trigger: "body:not(:has(.o_worker_inspector_stack))",
         },
+        {
+            content: "Open the History view",
+            trigger: ".o_worker_inspector_view_history",
+            run: "click",
+        },
+        {
+            content:
+                "History: two charts drawn by Chart.js, one exit row per exit of the API",
+            trigger:
+                '.o_worker_inspector_history[data-status="ready"] .o_worker_inspector_exits tbody tr',
+            async run() {
+                const canvases = document.querySelectorAll(
+                    ".o_worker_inspector_history canvas"
+                );
+                if (canvases.length !== 2 || ![...canvases].every((c) => c.width > 0)) {
+                    throw new Error(`${canvases.length} charts drawn, expected 2`);
+                }
+                if (typeof Chart === "undefined" || !Chart.getChart(canvases[0])) {
+                    throw new Error("Chart.js did not draw the memory chart");
+                }
+                const response = await fetch(
+                    `/worker_inspector/api/history?since=${Math.floor(Date.now() / 1000) - 3600}`,
+                    {credentials: "same-origin", headers: {Accept: "application/json"}}
+                );
+                if (!response.ok) {
+                    throw new Error(`The history API answered HTTP ${response.status}`);
+                }
+                const history = await response.json();
+                const rows = document.querySelectorAll(
+                    ".o_worker_inspector_exits tr.o_worker_inspector_exit"
+                );
+                // Exits only accumulate: the API, asked later, knows at least as many.
+                if (rows.length > history.exits.length) {
+                    throw new Error(
+                        `${rows.length} exit rows, the API lists ${history.exits.length}`
+                    );
+                }
+                // A fresh server may have no point yet: the series itself is there.
+                if (!(history.series?.interval > 0)) {
+                    throw new Error("The history API has no series");
+                }
+            },
+        },
+        {
+            content: "Back to the live view",
+            trigger: ".o_worker_inspector_view_live",
+            run: "click",
+        },
+        {
+            content: "The live view is back",
+            trigger: `.o_worker_inspector[data-status="ready"] ${PROCESS_ROWS}`,
+        },
     ],
 });
