@@ -104,12 +104,26 @@ export class HistoryPanel extends Component {
         this.charts = [];
     }
 
-    timeScale() {
-        return {
-            type: "time",
-            adapters: {date: {zone: luxon.Settings.defaultZone.name}},
-            time: {tooltipFormat: "DD TT"},
-        };
+    /** A line chart over time on ``canvas``: ``scales`` beside the time axis. */
+    lineChart(canvas, datasets, scales, plugins = {}) {
+        return new Chart(canvas, {
+            type: "line",
+            data: {datasets},
+            options: {
+                animation: false,
+                parsing: false,
+                maintainAspectRatio: false,
+                scales: {
+                    x: {
+                        type: "time",
+                        adapters: {date: {zone: luxon.Settings.defaultZone.name}},
+                        time: {tooltipFormat: "DD TT"},
+                    },
+                    ...scales,
+                },
+                plugins,
+            },
+        });
     }
 
     draw() {
@@ -118,52 +132,29 @@ export class HistoryPanel extends Component {
         if (!history || !this.memoryCanvas.el || !this.loadCanvas.el) {
             return;
         }
+        const bytes = (value) => formatBytes(value);
         this.charts.push(
-            new Chart(this.memoryCanvas.el, {
-                type: "line",
-                data: {datasets: memorySeries(history, this.props.config || {})},
-                options: {
-                    animation: false,
-                    parsing: false,
-                    maintainAspectRatio: false,
-                    scales: {
-                        x: this.timeScale(),
-                        y: {ticks: {callback: (value) => formatBytes(value)}},
-                    },
-                    plugins: {
-                        tooltip: {
-                            callbacks: {
-                                label: (item) =>
-                                    `${item.dataset.label}: ${formatBytes(item.parsed.y)}`,
-                            },
+            this.lineChart(
+                this.memoryCanvas.el,
+                memorySeries(history, this.props.config || {}),
+                {y: {ticks: {callback: bytes}}},
+                {
+                    tooltip: {
+                        callbacks: {
+                            label: (item) =>
+                                `${item.dataset.label}: ${bytes(item.parsed.y)}`,
                         },
                     },
+                }
+            ),
+            this.lineChart(this.loadCanvas.el, loadSeries(history), {
+                utilization: {
+                    position: "left",
+                    min: 0,
+                    max: 100,
+                    title: {display: true, text: "%"},
                 },
-            })
-        );
-        this.charts.push(
-            new Chart(this.loadCanvas.el, {
-                type: "line",
-                data: {datasets: loadSeries(history)},
-                options: {
-                    animation: false,
-                    parsing: false,
-                    maintainAspectRatio: false,
-                    scales: {
-                        x: this.timeScale(),
-                        utilization: {
-                            position: "left",
-                            min: 0,
-                            max: 100,
-                            title: {display: true, text: "%"},
-                        },
-                        backlog: {
-                            position: "right",
-                            min: 0,
-                            grid: {drawOnChartArea: false},
-                        },
-                    },
-                },
+                backlog: {position: "right", min: 0, grid: {drawOnChartArea: false}},
             })
         );
     }
