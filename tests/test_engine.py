@@ -365,7 +365,6 @@ def test_a_worker_asked_to_force_recycle_itself_is_recycled_gracefully():
     assert received == ["SIGINT"]
 
 
-
 def test_a_killed_worker_still_exiting_is_not_listed():
     """A killed worker takes a while to exit (the kernel unmaps its memory,
     then closes its sockets) before it is a zombie: listed meanwhile, it
@@ -380,7 +379,7 @@ def test_a_killed_worker_still_exiting_is_not_listed():
         child.stdout.readline()
         assert child.pid in server_pids(os.getpid())
         os.kill(child.pid, signal.SIGKILL)
-        assert wait_until(lambda: start_ticks(child.pid) is None, interval=0.0001)
+        assert wait_until(lambda pid=child.pid: start_ticks(pid) is None, interval=0.0001)
         listed = server_pids(os.getpid())
         # Still tearing down after the read (not a zombie yet): the window was caught.
         with open(f"/proc/{child.pid}/stat") as handle:
