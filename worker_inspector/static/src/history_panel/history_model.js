@@ -42,6 +42,16 @@ export function describeDoing(doing) {
     return doing.url || doing.cron_job?.name || "";
 }
 
+// One colour per worker line; the limits are yellow and red, dashed.
+const WORKER_COLORS = [
+    "#1f77b4",
+    "#2ca02c",
+    "#9467bd",
+    "#8c564b",
+    "#17becf",
+    "#e377c2",
+];
+
 /**
  * Chart.js datasets: virtual memory of each HTTP and cron worker over time
  * (the memory Odoo's limits check), and the soft and hard limits as dashed lines.
@@ -55,9 +65,12 @@ export function memorySeries(history, config) {
                 continue;
             }
             if (!byPid.has(proc.pid)) {
+                const color = WORKER_COLORS[byPid.size % WORKER_COLORS.length];
                 byPid.set(proc.pid, {
                     label: `${proc.role} ${proc.pid}`,
                     data: [],
+                    borderColor: color,
+                    backgroundColor: color,
                     pointRadius: 0,
                     borderWidth: 1.5,
                 });
