@@ -439,7 +439,7 @@ class WorkerInspector(models.AbstractModel):
         server, key = self._reporting_process(pid)
         _logger.info("Worker inspector: stack of process %s asked by %s", pid, self.env.user.login)
         answer = stacks.request_stack(server.pid, key)
-        sessions, _overdue, _problem = self._read_database()
+        sessions, _overdue, _problem, _postgres = self._read_database()
         records = read_board(server.pid, cleanup=False).get(pid, (0, []))[1]
         stacks.tag_threads(answer, records, sessions, answer["taken_at"])
         self._hide_foreign_stacks(answer["threads"])
