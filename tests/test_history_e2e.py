@@ -11,7 +11,7 @@ import psutil
 import pytest
 import requests
 from activity_helpers import BUSY_URL, Background, Hold, busy_on, poll
-from odoo_harness import OdooServer, odoo_available
+from odoo_harness import OdooServer, failing_on_19_0
 from test_recycle_e2e import csrf_token, recycle, wait_respawned, workers_by_role
 
 pytestmark = pytest.mark.odoo
@@ -157,11 +157,7 @@ def test_worker_killed_for_limit_time_real_is_named_with_its_request(server, adm
     assert call.response is None or call.response.status_code != 200
 
 
-@pytest.mark.xfail(
-    odoo_available()[1] == "19.0",
-    reason="failed on Odoo 19.0 in the last full CI run, passed on 17.0 and 18.0; cause not found yet",
-    strict=False,
-)
+@failing_on_19_0()
 def test_crashed_worker_is_recorded_with_the_signal_that_killed_it(server, admin):
     """The master loaded the addon (the database is preloaded with -d): it sees how a worker died."""
     started = time.time()

@@ -9,7 +9,7 @@ import psycopg2
 import pytest
 import requests
 from activity_helpers import poll as poll_snapshot
-from odoo_harness import ARTIFACTS, OdooServer, odoo_available, unique_name
+from odoo_harness import ARTIFACTS, OdooServer, failing_on_19_0, unique_name
 from test_recycle_e2e import csrf_token, workers_by_role
 
 pytestmark = pytest.mark.odoo
@@ -134,11 +134,7 @@ def test_heartbeats_go_on_while_idle_and_survive_recycling(node_a, node_b, admin
     assert later
 
 
-@pytest.mark.xfail(
-    odoo_available()[1] == "19.0",
-    reason="failed on Odoo 19.0 in the last full CI run, passed on 17.0 and 18.0; cause not found yet",
-    strict=False,
-)
+@failing_on_19_0()
 def test_add_and_remove_a_worker_on_another_node(node_a, node_b, admin, token):
     b = name_of(node_b)
     before = http_workers(node_b)
@@ -189,11 +185,7 @@ def test_add_and_remove_a_worker_on_the_serving_node(node_a, admin, token):
     wait_for("two again", lambda: len(http_workers(node_a)) == 2, 30)
 
 
-@pytest.mark.xfail(
-    odoo_available()[1] == "19.0",
-    reason="failed on Odoo 19.0 in the last full CI run, passed on 17.0 and 18.0; cause not found yet",
-    strict=False,
-)
+@failing_on_19_0()
 def test_recycle_a_worker_of_another_node(node_a, node_b, admin, token):
     b = name_of(node_b)
     victim = http_workers(node_b)[0]
