@@ -18,7 +18,10 @@ prints:
    authenticated JSON-RPC ``call_kw``; the A/B ratio is printed beside the
    B2/B1 ratio (A/A control), which shows the method's own noise.
 
-    python benchmarks/bench_history.py [--rounds 60] [--requests 40] [--api] [--skip-servers]
+   The servers are started afresh ``--generations`` times (a process keeps
+   a bias of its own for its life), and the serving workers share one core.
+
+    python benchmarks/bench_history.py [--rounds 60] [--generations 4] [--requests 40] [--api] [--skip-servers]
 """
 
 import argparse
@@ -203,27 +206,50 @@ class Client:
                 conn.close()
 
 
+def pin(pid, cpu):
+    """Every thread of ``pid`` on ``cpu``: the three servers' workers share one core's caches."""
+    for tid in os.listdir(f"/proc/{pid}/task"):
+        with contextlib.suppress(OSError):
+            os.sched_setaffinity(int(tid), {cpu})
+
+
 def cpu_rounds(opts, db_on, db_off):
-    """{route: {label: [CPU µs per request of the serving worker, per round]}}."""
+    """{route: {label: [CPU µs per request of the serving worker, per round]}}.
+
+    A process keeps its own small bias for its life (memory layout, hash
+    seed, the core it runs on), which interleaving cannot cancel: the rounds
+    are spread over ``opts.generations`` sets of freshly started servers, and
+    with two or more CPUs the serving workers share one core and the client
+    runs on another.
+    """
     args = {"workers": 1, "max_cron_threads": 0, "extra_args": ["--log-level", "warn"]}
     labels = (("A", db_on), ("B1", db_off), ("B2", db_off))
     results = {route: {label: [] for label, _db in labels} for route in ("health", "call_kw")}
-    with contextlib.ExitStack() as stack:
-        servers = {label: stack.enter_context(OdooServer(db, **args)) for label, db in labels}
-        clients = {label: Client(server) for label, server in servers.items()}
-        workers = {label: http_worker(server) for label, server in servers.items()}
-        for route in results:
-            for client in clients.values():  # warm-up
-                client.run(route, opts.requests)
-        for round_ in range(opts.rounds):
+    cpus = sorted(os.sched_getaffinity(0))
+    per_generation = max(1, opts.rounds // opts.generations)
+    for generation in range(opts.generations):
+        with contextlib.ExitStack() as stack:
+            turn = labels[generation % 3 :] + labels[: generation % 3]  # each is started first in turn
+            servers = {label: stack.enter_context(OdooServer(db, **args)) for label, db in turn}
+            clients = {label: Client(server) for label, server in servers.items()}
+            workers = {label: http_worker(server) for label, server in servers.items()}
+            if len(cpus) > 1:
+                os.sched_setaffinity(0, {cpus[0]})
+                for worker in workers.values():
+                    pin(worker, cpus[-1])
             for route in results:
-                order = list(servers)
-                order = order[round_ % 3 :] + order[: round_ % 3]  # each goes first in turn
-                for label in order:
-                    before = schedstat_ns(workers[label])
-                    clients[label].run(route, opts.requests)
-                    spent = schedstat_ns(workers[label]) - before
-                    results[route][label].append(spent / opts.requests / 1000)
+                for client in clients.values():  # warm-up
+                    client.run(route, opts.requests)
+            for round_ in range(per_generation):
+                for route in results:
+                    order = list(servers)
+                    order = order[round_ % 3 :] + order[: round_ % 3]  # each goes first in turn
+                    for label in order:
+                        before = schedstat_ns(workers[label])
+                        clients[label].run(route, opts.requests)
+                        spent = schedstat_ns(workers[label]) - before
+                        results[route][label].append(spent / opts.requests / 1000)
+            os.sched_setaffinity(0, set(cpus))
     return results
 
 
@@ -231,6 +257,7 @@ def main():
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--rounds", type=int, default=60, help="interleaved rounds per server and route")
     parser.add_argument("--requests", type=int, default=40, help="sequential requests per round")
+    parser.add_argument("--generations", type=int, default=4, help="sets of freshly started servers")
     parser.add_argument("--api", action="store_true", help="also time the real API on a 16-worker server")
     parser.add_argument("--skip-servers", action="store_true", help="only the in-process measurements")
     parser.add_argument("--db-on", help="existing database with worker_inspector installed")
@@ -267,7 +294,10 @@ def main():
                 f" (best {best:.1f} ms), {size / 1e6:.1f} MB"
             )
         results = cpu_rounds(opts, db_on, db_off)
-    print(f"serving worker CPU per request (schedstat), {opts.rounds} interleaved rounds of {opts.requests} requests:")
+    print(
+        f"serving worker CPU per request (schedstat), {opts.rounds} interleaved rounds of {opts.requests}"
+        f" requests on {opts.generations} sets of fresh servers:"
+    )
     for route, per_label in results.items():
         medians = {label: statistics.median(values) for label, values in per_label.items()}
         ab, ab_low, ab_high = paired_ratio(per_label["A"], per_label["B1"])
