@@ -8,7 +8,7 @@ import time
 
 import pytest
 
-from worker_inspector.engine import board, stacks
+from worker_inspector.engine import board, requestlog, stacks
 from worker_inspector.engine.identity import process_key
 from worker_inspector.engine.recorder import Recorder
 
@@ -114,6 +114,66 @@ def _burn(stop):
         for i in range(1000):
             total += i * i
     return total
+
+
+def test_history_request_records_carry_the_stack_of_the_slow_one_only(recorder, tmp_path):
+    _slow_request(recorder, 0.05)
+    _slow_request(recorder, 1.4)
+    records = requestlog.read_requests(os.getpid(), base=str(tmp_path))
+    entries = stacks.read_slow(os.getpid(), base=str(tmp_path), pids={os.getpid()})
+    assert len(records) == 2 and len(entries) == 1
+    assert stacks.read_slow(os.getpid(), base=str(tmp_path), pids={os.getpid() + 1}) == []
+    fast, slow = stacks.join_request_stacks(records, entries)
+    assert fast["stack"] is None
+    assert slow["stack"] == entries[0]["stack"]
+    assert "_slow_request" in [f["function"] for f in slow["stack"]]
+    # Another process, another kind, or a start too far apart: no stack.
+    others = [
+        {**slow, "pid": slow["pid"] + 1, "stack": "x"},
+        {**slow, "kind": "cron", "url": None, "stack": "x"},
+        {**slow, "started_at": slow["started_at"] + 2 * stacks.JOIN_SLACK, "stack": "x"},
+    ]
+    assert [r["stack"] for r in stacks.join_request_stacks(others, entries)] == [None, None, None]
+
+
+def _entry(pid, started_at, url="/web/slow", stack=("frame",)):
+    return {
+        "pid": pid,
+        "kind": "http",
+        "url": url,
+        "started_at": started_at,
+        "taken_at": started_at + 5,
+        "stack": list(stack),
+    }
+
+
+def test_an_exit_while_busy_carries_the_stack_of_its_last_request():
+    entries = [_entry(7, 1000.0, stack=["earlier"]), _entry(7, 2000.0, stack=["last"]), _entry(8, 2000.0)]
+    killed = {"pid": 7, "ended_at": 2012.0, "doing": {"url": "/web/slow", "cron_job": None, "elapsed": 12.0}}
+    # Its last request was fast (no stack), or another path, or it was idle.
+    fast = {"pid": 7, "ended_at": 2100.0, "doing": {"url": "/web/slow", "cron_job": None, "elapsed": 0.2}}
+    other = {"pid": 7, "ended_at": 2012.0, "doing": {"url": "/web/other", "cron_job": None, "elapsed": 12.0}}
+    idle = {"pid": 7, "ended_at": 2012.0, "doing": None}
+    stacks.join_exit_stacks([killed, fast, other, idle], entries)
+    assert killed["doing"]["stack"] == ["last"]
+    assert fast["doing"]["stack"] is None and other["doing"]["stack"] is None
+    assert idle["doing"] is None
+
+
+@pytest.mark.parametrize(
+    ("limits", "cap"),
+    [
+        ((120, -1), 60.0),  # Odoo's default: the 10 s default threshold stays
+        ((120, 30), 15.0),  # limit_time_real_cron lower
+        ((10,), 5.0),  # half, and before a request started a beat after the heartbeat is killed
+        ((8,), 3.0),
+        ((4,), stacks.WATCH_INTERVAL),
+        ((0, None, -1), float("inf")),  # no limit: no ceiling
+    ],
+)
+def test_the_slow_threshold_is_capped_below_limit_time_real(limits, cap):
+    assert stacks.slow_cap(limits) == cap
+    assert min(stacks.DEFAULT_SLOW_AFTER, cap) < min([x for x in limits if x and x > 0] or [float("inf")])
 
 
 def test_a_profile_attributes_most_samples_to_the_burning_function(recorder, tmp_path):

@@ -15,7 +15,6 @@ the addon is installed (so after an install, without a restart).
 """
 
 import functools
-import math
 import os
 import time
 
@@ -29,12 +28,10 @@ from odoo.tools import config
 
 from . import engine
 from .engine.recorder import PREFORK_SLOTS, THREADED_SLOTS, Recorder
-from .engine.stacks import DEFAULT_SLOW_AFTER, ORIGIN_ADDON, ORIGIN_ODOO
+from .engine.stacks import DEFAULT_SLOW_AFTER, ORIGIN_ADDON, ORIGIN_ODOO, slow_cap
 
 # System parameter (per database): seconds after which a request or job gets its stack kept.
 SLOW_PARAM = "worker_inspector.slow_stack_seconds"
-# Share of limit_time_real after which a stack is taken anyway: before the kill.
-SLOW_CAP_SHARE = 0.75
 _SLOW_PARAM_TTL = 60.0
 _slow_params = {}
 
@@ -95,12 +92,9 @@ def _frame_roots():
 
 
 def _slow_limits():
-    """Default slow-request threshold and its ceiling: a share of the time limits a
-    prefork worker is killed at, so the stack is taken before the kill."""
-    limits = [config.get(name) for name in ("limit_time_real", "limit_time_real_cron")]
-    limits = [float(limit) for limit in limits if isinstance(limit, (int, float)) and limit > 0]
-    cap = min(limits) * SLOW_CAP_SHARE if limits else math.inf
-    return DEFAULT_SLOW_AFTER, cap
+    """Default slow-request threshold and its ceiling (``stacks.slow_cap``): under the
+    time limits a prefork worker is killed at, so the stack is taken before the kill."""
+    return DEFAULT_SLOW_AFTER, slow_cap([config.get(name) for name in ("limit_time_real", "limit_time_real_cron")])
 
 
 def slow_after(env):

@@ -28,6 +28,7 @@ import errno
 import json
 import linecache
 import logging
+import math
 import os
 import re
 import secrets
@@ -53,6 +54,15 @@ MAX_THREADS = 512
 MAX_REPLY = 16 * 2**20
 WATCH_INTERVAL = 0.5
 DEFAULT_SLOW_AFTER = 10.0
+# A prefork master counts limit_time_real from a worker's last heartbeat, sent
+# before it waits up to this long (Odoo's ``beat``) for a connection.
+PREFORK_BEAT = 4.0
+SLOW_CAP_SHARE = 0.5
+# A slow stack is joined to its request by process and start time: both clocks
+# are read within microseconds as a request starts. An exit's request start is
+# its end less the elapsed time, both measured by another process: less exact.
+JOIN_SLACK = 0.05
+EXIT_SLACK = 1.0
 SLOW_KEPT = 20  # slow stacks kept per process
 SLOW_FILES_KEPT = 64  # per server, dead processes' files included
 MAX_PROFILE_SECONDS = 60
@@ -455,8 +465,24 @@ def _server_dir_fd(server_pid, base):
     return _open_server_dir((server_pid, server_start), base, create=False)
 
 
-def read_slow(server_pid, base=None, pid=None):
-    """Slow-request stacks of a server's processes (gone ones included), oldest first."""
+def slow_cap(limits):
+    """The ceiling of the slow threshold: a stack taken before ``limit_time_real`` kills.
+
+    ``limits``: the time limits a prefork worker is killed at (seconds, 0 or
+    less: none). A request can start up to ``PREFORK_BEAT`` after the
+    heartbeat the master counts from, and the watch wakes every
+    ``WATCH_INTERVAL``: half the limit, and no later than the limit less both.
+    """
+    limits = [float(limit) for limit in limits if isinstance(limit, (int, float)) and limit > 0]
+    if not limits:
+        return math.inf
+    limit = min(limits)
+    return max(min(limit * SLOW_CAP_SHARE, limit - PREFORK_BEAT - 2 * WATCH_INTERVAL), WATCH_INTERVAL)
+
+
+def read_slow(server_pid, base=None, pid=None, pids=None):
+    """Slow-request stacks of a server's processes (gone ones included), oldest first
+    (of process ``pid``, or of the processes in ``pids``, only)."""
     try:
         dir_fd = _server_dir_fd(server_pid, base)
     except UntrustedBoard:
@@ -469,7 +495,7 @@ def read_slow(server_pid, base=None, pid=None):
             if not name.endswith(SLOW_SUFFIX):
                 continue
             key = _parse_key(name.removesuffix(SLOW_SUFFIX))
-            if key is None or (pid is not None and key.pid != pid):
+            if key is None or (pid is not None and key.pid != pid) or (pids is not None and key.pid not in pids):
                 continue
             data = _read_private(dir_fd, name)
             try:
@@ -486,6 +512,79 @@ def read_slow(server_pid, base=None, pid=None):
         os.close(dir_fd)
     found.sort(key=lambda entry: entry.get("taken_at") or 0)
     return found
+
+
+def _slow_by_pid(entries):
+    by_pid = {}
+    for entry in entries:
+        if isinstance(entry.get("started_at"), (int, float)) and isinstance(entry.get("stack"), list):
+            by_pid.setdefault(entry["pid"], []).append(entry)
+    return by_pid
+
+
+def _started_near(candidates, started_at, slack):
+    """The one of ``candidates`` that started closest to ``started_at``, within ``slack``."""
+    best = min(candidates, key=lambda found: abs(found["started_at"] - started_at), default=None)
+    if best is None or abs(best["started_at"] - started_at) > slack:
+        return None
+    return best
+
+
+def _same_url(one, other):
+    """Both name the same path, or neither has one (records cut paths at different lengths)."""
+    if not one or not other:
+        return not one and not other
+    return one.startswith(other) or other.startswith(one)
+
+
+def join_request_stacks(records, entries):
+    """Give each request log record (``requestlog.to_dict``) its ``stack``: the frames
+    of its slow-request stack (``read_slow``), or None. Each stack goes to the record
+    of its process, kind and path that started nearest to it (within ``JOIN_SLACK``);
+    the join costs nothing on the request path."""
+    by_pid = {}
+    for record in records:
+        record["stack"] = None
+        by_pid.setdefault(record["pid"], []).append(record)
+    for entry in entries:
+        started = entry.get("started_at")
+        if not isinstance(started, (int, float)) or not isinstance(entry.get("stack"), list):
+            continue
+        job = (entry.get("cron_job") or {}).get("id")
+        candidates = [
+            record
+            for record in by_pid.get(entry.get("pid"), ())
+            if record["kind"] == entry.get("kind")
+            and _same_url(entry.get("url"), record.get("url"))
+            and (record["kind"] != "cron" or (record.get("cron_job") or {}).get("id") == job)
+        ]
+        found = _started_near(candidates, started, JOIN_SLACK)
+        if found is not None:
+            found["stack"] = entry["stack"]
+    return records
+
+
+def join_exit_stacks(exits, entries):
+    """Give each exit's ``doing`` its ``stack``: the slow-request stack of the
+    request or job the process was on when it ended (a request killed by
+    ``limit_time_real`` started ``elapsed`` before the kill), or None."""
+    by_pid = _slow_by_pid(entries)
+    for record in exits:
+        doing = record.get("doing")
+        if not doing:
+            continue
+        found = None
+        elapsed = doing.get("elapsed")
+        if isinstance(elapsed, (int, float)) and record.get("ended_at"):
+            ended = record["ended_at"]
+            candidates = [
+                entry
+                for entry in by_pid.get(record["pid"], ())
+                if (entry.get("taken_at") or 0) <= ended + EXIT_SLACK and _same_url(entry.get("url"), doing.get("url"))
+            ]
+            found = _started_near(candidates, ended - elapsed, EXIT_SLACK)
+        doing["stack"] = found["stack"] if found else None
+    return exits
 
 
 def _ask(server_pid, key, message, timeout, base=None):

@@ -109,7 +109,19 @@ class WorkerInspector(models.AbstractModel):
             result["exits"] = self._exits(since, result["exits"])
         if {"requests", "routes", "profile"} & set(kinds):
             result.update(self._request_views(since, kinds, result["taken_at"], route, db, min_duration))
+        self._join_stacks(result.get("requests"), result.get("exits"))
         return result
+
+    @api.model
+    def _join_stacks(self, requests, exits):
+        """Slow-request stacks onto the requests and exits shown (README: Stacks): read here,
+        never on the request path. Only visible records get one (others' are filtered)."""
+        doing = [record for record in exits or () if record["doing"]]
+        pids = {record["pid"] for record in (requests or ())} | {record["pid"] for record in doing}
+        entries = stacks.read_slow(current_server().pid, pids=pids) if pids else []
+        if requests is not None:
+            stacks.join_request_stacks(requests, entries)
+        stacks.join_exit_stacks(doing, entries)
 
     @api.model
     def _request_views(self, since, kinds, now, route, db, min_duration):
