@@ -151,6 +151,8 @@ def test_worker_killed_for_limit_time_real_is_named_with_its_request(server, adm
     assert gone["reason"] == "time_real", gone
     assert gone["doing"]["url"] == BUSY_URL
     assert gone["doing"]["elapsed"] >= LIMIT_TIME_REAL - 4
+    # Its stack was taken before the kill (the slow threshold is capped below the limit).
+    assert "busy" in [frame["function"] for frame in gone["doing"]["stack"] or ()], gone
     # The master loaded the addon (-d preloads it): the cause is its own, not inferred.
     assert "limit_time_real" in gone["detail"] and "without a heartbeat" in gone["detail"], gone
     assert gone["role"] == "http" and gone["peak_rss"] > 50 * MIB and gone["peak_vms"] > gone["peak_rss"]

@@ -5,9 +5,12 @@ import sys
 import time
 
 import psutil
+import psycopg2
 import pytest
 from activity_helpers import BUSY_URL, PG_SLEEP_URL, Background, Hold, busy_on, csrf_token, poll
 from odoo_harness import OdooServer
+
+SLOW_PARAM = "worker_inspector.slow_stack_seconds"
 
 pytestmark = pytest.mark.odoo
 
@@ -181,9 +184,30 @@ class TestThreaded(StackChecks):
 
 @pytest.fixture(scope="module")
 def short_limit(odoo_db):
-    """Prefork, requests killed after 10 s: slow stacks are taken at 7.5 s (0.75 of the limit)."""
+    """Prefork, requests killed after 10 s: slow stacks are taken at 5 s (half the limit,
+    and before a request that began a 4 s beat after the worker's heartbeat is killed)."""
     with OdooServer(odoo_db, workers=2, max_cron_threads=0, extra_args=("--limit-time-real=10",)) as server:
         yield server
+
+
+@pytest.fixture(scope="module")
+def threaded_slow(odoo_db):
+    """Threaded (no time limit applies), the database's slow threshold lowered to 1 s."""
+    conn = psycopg2.connect(dbname=odoo_db)
+    conn.autocommit = True
+    try:
+        with conn.cursor() as cr:
+            cr.execute(
+                "INSERT INTO ir_config_parameter (key, value) VALUES (%s, '1') "
+                "ON CONFLICT (key) DO UPDATE SET value = '1'",
+                (SLOW_PARAM,),
+            )
+        with OdooServer(odoo_db, workers=0, max_cron_threads=0) as server:
+            yield server
+    finally:
+        with conn.cursor() as cr:
+            cr.execute("DELETE FROM ir_config_parameter WHERE key = %s", (SLOW_PARAM,))
+        conn.close()
 
 
 def _slow(server, session, pid=None):
@@ -193,24 +217,62 @@ def _slow(server, session, pid=None):
     return response.json()["requests"]
 
 
-def test_a_slow_request_keeps_its_stack_and_a_killed_one_its_url_and_stack(short_limit):
-    server = short_limit
-    session = server.login_session()
+def _history(server, session, **params):
+    response = session.get(server.url + "/worker_inspector/api/history", params=params, timeout=60)
+    assert response.status_code == 200, response.text
+    return response.json()
+
+
+def _functions(frames):
+    return [frame["function"] for frame in frames or ()]
+
+
+def _request_records(server, session, pid, since, url=BUSY_URL):
+    """History request records since ``since``, once one of ``url`` served by ``pid`` is there."""
+    deadline = time.monotonic() + 30
+    while True:
+        records = _history(server, session, since=since, kinds="requests")["requests"]
+        if any(r["pid"] == pid and r["url"] == url for r in records) or time.monotonic() > deadline:
+            return records
+        time.sleep(0.2)
+
+
+def _hold_until_slow(server, session, deadline_seconds):
+    """Serve BUSY_URL until its slow stack is kept; ``(pid, kept entries, response)``."""
     with Hold() as hold:
         call = Background(server, session, BUSY_URL, hold.token)
         pid, _tid = _worker_on(server, session, BUSY_URL)
-        deadline = time.monotonic() + 9
-        while not (kept := _slow(server, session, pid)) and time.monotonic() < deadline:
+        deadline = time.monotonic() + deadline_seconds
+        while not (kept := [e for e in _slow(server, session, pid) if e["url"] == BUSY_URL]) and (
+            time.monotonic() < deadline
+        ):
             time.sleep(0.1)
         hold.release()
+    return pid, kept, call.result()
+
+
+def test_a_slow_request_keeps_its_stack_and_a_killed_one_its_url_and_stack(short_limit):
+    server = short_limit
+    session = server.login_session()
+    since = time.time()
+    pid, kept, response = _hold_until_slow(server, session, 9)
     assert len(kept) == 1, kept
-    assert call.result().status_code == 200
+    assert response.status_code == 200
     entry = kept[0]
     assert (entry["url"], entry["login"], entry["db"], entry["kind"]) == (BUSY_URL, "admin", server.db, "http")
     assert entry["native_id"] != pid  # the worker's work thread, not its main thread
-    assert 7.5 <= entry["elapsed"] < 8.5
-    assert "busy" in [f["function"] for f in entry["stack"]]
+    assert 5.0 <= entry["elapsed"] < 6.0
+    assert "busy" in _functions(entry["stack"])
+    # The history's record of that request carries the same stack; fast ones none.
+    records = _request_records(server, session, pid, since)
+    slow = [r for r in records if r["pid"] == pid and r["url"] == BUSY_URL]
+    assert len(slow) == 1, records
+    assert slow[0]["stack"] == entry["stack"]
+    assert all(set(f) >= {"file", "line", "function", "code"} for f in slow[0]["stack"])
+    fast = [r for r in records if r["url"] != BUSY_URL]
+    assert fast and all(r["stack"] is None for r in fast), fast
     # Held past limit_time_real: the master kills the worker; its stack stays.
+    since = time.time()
     with Hold() as hold:
         call = Background(server, session, BUSY_URL, hold.token)
         pid, _tid = _worker_on(server, session, BUSY_URL)
@@ -220,5 +282,29 @@ def test_a_slow_request_keeps_its_stack_and_a_killed_one_its_url_and_stack(short
     assert response is None or response.status_code >= 500
     kept = _slow(server, session, pid)
     assert kept and kept[-1]["url"] == BUSY_URL and kept[-1]["pid"] == pid
-    assert "busy" in [f["function"] for f in kept[-1]["stack"]]
+    assert "busy" in _functions(kept[-1]["stack"])
     assert not psutil.pid_exists(pid) or psutil.Process(pid).create_time() != proc.create_time()
+    # Its exit names the request it was killed on, with the stack it had just before.
+    deadline = time.monotonic() + 30
+    while not (gone := [e for e in _history(server, session, since=since, kinds="exits")["exits"] if e["pid"] == pid]):
+        assert time.monotonic() < deadline, "no exit recorded"
+        time.sleep(0.3)
+    assert gone[0]["reason"] == "time_real", gone
+    assert gone[0]["doing"]["url"] == BUSY_URL
+    assert gone[0]["doing"]["stack"] == kept[-1]["stack"]
+    assert "busy" in _functions(gone[0]["doing"]["stack"])
+
+
+def test_threaded_a_request_slower_than_the_threshold_has_its_stack_in_the_history(threaded_slow):
+    server = threaded_slow
+    session = server.login_session()
+    since = time.time()
+    pid, kept, response = _hold_until_slow(server, session, 10)
+    assert response.status_code == 200
+    assert len(kept) == 1 and 1.0 <= kept[0]["elapsed"] < 2.0, kept
+    records = _request_records(server, session, pid, since)
+    slow = [r for r in records if r["url"] == BUSY_URL]
+    assert len(slow) == 1 and slow[0]["pid"] == server.pid, records
+    assert "busy" in _functions(slow[0]["stack"])
+    assert slow[0]["stack"] == kept[0]["stack"]
+    assert all(r["stack"] is None for r in records if r["url"] != BUSY_URL)
