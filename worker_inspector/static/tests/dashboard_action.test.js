@@ -13,7 +13,7 @@ import {
 import {browser} from "@web/core/browser/browser";
 import {WebClient} from "@web/webclient/webclient";
 
-import {HISTORY_URL, RECYCLE_URL, SNAPSHOT_URL} from "@worker_inspector/api";
+import {HISTORY_URL, RECYCLE_URL, SNAPSHOT_URL, STACK_URL} from "@worker_inspector/api";
 
 describe.current.tags("headless");
 // The History view draws with the Chart.js Odoo ships (loaded on demand).
@@ -369,4 +369,86 @@ test("history: exits with their cause, filtered; the live rows say who restarted
     await contains(".o_worker_inspector_view_live").click();
     await animationFrame();
     expect(PROCESS_ROWS).toHaveCount(5);
+});
+
+// A stack frame as the API gives it.
+function frame(fn, origin = "addon") {
+    return {
+        file: "my_addon/controllers/main.py",
+        line: 12,
+        function: fn,
+        code: "time.sleep(1)",
+        origin,
+    };
+}
+
+test("history: an exit killed on a slow request opens the stack it kept", async () => {
+    serveSnapshots(() => json(snapshot()));
+    const asked = [];
+    onRpc(STACK_URL, (request) => asked.push(request.url), {pure: true});
+    const answer = history();
+    answer.exits[1].doing = {
+        url: "/web/slow",
+        cron_job: null,
+        elapsed: 125,
+        stack: [frame("dispatch", "odoo"), frame("slow_route")],
+    };
+    answer.exits[0].doing = {url: "/web/fast", cron_job: null, elapsed: 1, stack: null};
+    onRpc(HISTORY_URL, () => json(answer), {pure: true});
+    await openDashboard();
+    await contains(".o_worker_inspector_view_history").click();
+    await animationFrame();
+    const EXITS = ".o_worker_inspector_exits tr.o_worker_inspector_exit";
+    // Only the exit with a kept stack offers it.
+    expect(`${EXITS} .o_worker_inspector_kept_stack`).toHaveCount(1);
+    expect(
+        `${EXITS}[data-reason="memory_soft"] .o_worker_inspector_kept_stack`
+    ).toHaveCount(0);
+    await contains(
+        `${EXITS}[data-reason="time_real"] .o_worker_inspector_kept_stack`
+    ).click();
+    expect(".modal .modal-title").toHaveText(
+        "Stack of HTTP worker 91 before it ended (time_real)"
+    );
+    expect(".modal .o_worker_inspector_frame").toHaveCount(2);
+    expect(".modal .o_worker_inspector_frame_addon").toHaveText(/slow_route/);
+    expect(".modal .o_worker_inspector_stack_thread").toHaveText(/\/web\/slow/);
+    // A kept stack is shown as it was: the process is not asked, nothing to profile.
+    expect(".modal .o_worker_inspector_profile").toHaveCount(0);
+    expect(asked).toEqual([]);
+});
+
+test("scoreboard: a busy cell asks for its process's stack, an idle one offers none", async () => {
+    serveSnapshots(() => json(snapshot()));
+    const asked = [];
+    onRpc(
+        STACK_URL,
+        (request) => {
+            asked.push(
+                new URL(request.url, browser.location.origin).searchParams.get("pid")
+            );
+            return json({
+                pid: 102,
+                taken_at: NOW,
+                threads: [
+                    {
+                        native_id: 102,
+                        name: "MainThread",
+                        activity: {state: "busy", url: "/odoo", elapsed: 0.01},
+                        frames: [frame("busy_route")],
+                    },
+                ],
+            });
+        },
+        {pure: true}
+    );
+    await openDashboard();
+    const CELLS = ".o_worker_inspector_scoreboard .o_worker_inspector_cell";
+    // 102 is busy; 101 and the cron worker 103 are idle.
+    expect(`${CELLS} .o_worker_inspector_cell_stack`).toHaveCount(1);
+    await contains(`${CELLS}[data-pid="102"] .o_worker_inspector_cell_stack`).click();
+    await animationFrame();
+    expect(asked).toEqual(["102"]);
+    expect(".modal .modal-title").toHaveText("Stack of HTTP worker 102");
+    expect(".modal .o_worker_inspector_frame").toHaveText(/busy_route/);
 });

@@ -8,6 +8,11 @@ import {
     loadSeries,
     memorySeries,
 } from "@worker_inspector/history_panel/history_model";
+import {
+    exitStack,
+    requestStack,
+    stackText,
+} from "@worker_inspector/stack_dialog/stack_text";
 import {restartsOf} from "@worker_inspector/view_model";
 
 describe.current.tags("headless");
@@ -119,4 +124,52 @@ test("restarts in the last hour of a role, with the main cause", () => {
     );
     expect(restartsOf(snapshot, "cron")).toBe("");
     expect(restartsOf({}, "http")).toBe("");
+});
+
+test("kept stacks: of an exit and of a request record, as a one-thread stack answer", () => {
+    const frames = [
+        {
+            file: "odoo/http.py",
+            line: 10,
+            function: "dispatch",
+            code: "",
+            origin: "odoo",
+        },
+        {
+            file: "my/main.py",
+            line: 3,
+            function: "slow",
+            code: "sleep(9)",
+            origin: "addon",
+        },
+    ];
+    const doing = {url: "/web/slow", cron_job: null, elapsed: 12, stack: frames};
+    const exit = {pid: 12, role: "http", reason: "time_real", ended_at: 200, doing};
+    const [row] = exitRows({exits: [exit]});
+    expect(row.stack.threads).toHaveLength(1);
+    expect(row.stack.threads[0].frames).toBe(frames);
+    expect(row.stack.pid).toBe(12);
+    expect(
+        exitRows({exits: [{...exit, doing: {...doing, stack: null}}]})[0].stack
+    ).toBe(null);
+    expect(exitStack({...exit, doing: null})).toBe(null);
+
+    const record = {
+        pid: 7,
+        kind: "http",
+        started_at: 1_700_000_000,
+        duration: 11.5,
+        url: "/web/slow",
+        cron_job: null,
+        db: "db1",
+        login: "admin",
+        stack: frames,
+    };
+    const answer = requestStack(record);
+    expect(answer.threads[0].activity.url).toBe("/web/slow");
+    expect(requestStack({...record, stack: null})).toBe(null);
+    const text = stackText(answer);
+    expect(text).toMatch(/^Process 7, 2023-11-14T22:13:20\.000Z\n/);
+    expect(text).toMatch(/busy, \/web\/slow, db db1, user admin, 11\.5 s/);
+    expect(text).toMatch(/File "my\/main.py", line 3, in slow\n {4}sleep\(9\)/);
 });

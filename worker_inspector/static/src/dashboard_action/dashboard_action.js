@@ -207,6 +207,22 @@ export class WorkerInspectorDashboard extends Component {
         });
     }
 
+    /** A busy scoreboard cell: its process's stack, its thread first (threaded mode). */
+    onCellStack(cell) {
+        if (cell.tid === null) {
+            this.onStackClick({pid: cell.pid, role: cell.role});
+            return;
+        }
+        this.dialog.add(StackDialog, {
+            pid: cell.pid,
+            focus: cell.tid,
+            title: _t("Stack of process %(pid)s, thread %(tid)s first", {
+                pid: cell.pid,
+                tid: cell.tid,
+            }),
+        });
+    }
+
     onRecycleClick(process) {
         this.dialog.add(ConfirmationDialog, {
             title: _t("Recycle %(role)s %(pid)s?", {

@@ -4,6 +4,7 @@
  * (``GET /worker_inspector/api/history``): plain functions, unit-tested.
  */
 import {_t} from "@web/core/l10n/translation";
+import {exitStack} from "../stack_dialog/stack_text";
 
 /** Exit causes, with the badge colour of each (Bootstrap text-bg-*). */
 export const EXIT_REASONS = [
@@ -30,6 +31,8 @@ export function exitRows(history, reason = "") {
             ...exit,
             badge: (BY_REASON[exit.reason] || BY_REASON.unknown).badge,
             doingText: describeDoing(exit.doing),
+            // the stack kept of the request it was on (README: Stacks), or null
+            stack: exitStack(exit),
         }))
         .sort((a, b) => b.ended_at - a.ended_at);
 }

@@ -12,6 +12,8 @@ import {browser} from "@web/core/browser/browser";
 import {_t} from "@web/core/l10n/translation";
 import {fetchHistory} from "../api";
 import {formatBytes, formatSeconds} from "../format";
+import {KeptStackButton} from "../stack_dialog/kept_stack_button";
+import {roleLabels} from "../view_model";
 import {EXIT_REASONS, exitRows, loadSeries, memorySeries} from "./history_model";
 
 export const WINDOWS = [
@@ -30,6 +32,7 @@ const REFRESH_SECONDS = 30;
  */
 export class HistoryPanel extends Component {
     static template = "worker_inspector.HistoryPanel";
+    static components = {KeptStackButton};
     static props = {
         // the snapshot's config: limit_memory_soft/hard drawn as lines
         config: {type: Object, optional: true},
@@ -59,6 +62,14 @@ export class HistoryPanel extends Component {
 
     formatBytes(value) {
         return formatBytes(value);
+    }
+
+    stackTitle(exit) {
+        return _t("Stack of %(role)s %(pid)s before it ended (%(reason)s)", {
+            role: roleLabels()[exit.role] || exit.role,
+            pid: exit.pid,
+            reason: exit.reason,
+        });
     }
 
     formatSeconds(value) {

@@ -5,7 +5,8 @@ import {formatPercent, formatSeconds} from "../format";
 /**
  * Apache-style scoreboard: utilization, one cell per HTTP and cron worker
  * (prefork: processes; threaded: request and cron threads), the legend and
- * the longest running request or job.
+ * the longest running request or job. A busy cell offers "Stack"
+ * (``onStack(cell)``): the stack of its process, its thread first.
  */
 export class Scoreboard extends Component {
     static template = "worker_inspector.Scoreboard";
@@ -23,6 +24,7 @@ export class Scoreboard extends Component {
                 longestBusy: [Number, {value: null}],
             },
         },
+        onStack: {type: Function, optional: true},
     };
 
     formatPercent(value) {

@@ -14,12 +14,17 @@ export const PROFILE_SECONDS = 10;
  * thread with what it is doing; frames of Odoo and of addons told apart.
  * "Copy as text" puts the traceback-like text on the clipboard; "Profile
  * 10 s" samples the process into an ir.profile and opens it in speedscope.
+ * Given an ``answer`` (``keptStack``: the stack a slow request left in the
+ * history), it shows that instead of asking the process; ``focus``: the
+ * native id of the thread to show first (a scoreboard cell's).
  */
 export class StackDialog extends Component {
     static template = "worker_inspector.StackDialog";
     static components = {Dialog};
     static props = {
-        pid: Number,
+        pid: {type: Number, optional: true},
+        answer: {type: Object, optional: true},
+        focus: {type: Number, optional: true},
         title: {type: String, optional: true},
         close: Function,
     };
@@ -35,7 +40,26 @@ export class StackDialog extends Component {
         onWillStart(() => this.load());
     }
 
+    get pid() {
+        return this.props.answer ? this.props.answer.pid : this.props.pid;
+    }
+
+    get threads() {
+        const threads = this.state.answer?.threads || [];
+        const focus = this.props.focus;
+        return focus === undefined
+            ? threads
+            : [...threads].sort(
+                  (a, b) => (b.native_id === focus) - (a.native_id === focus)
+              );
+    }
+
     async load() {
+        if (this.props.answer) {
+            this.state.answer = this.props.answer;
+            this.state.loading = false;
+            return;
+        }
         this.state.loading = true;
         const {stack, error} = await fetchStack(this.props.pid);
         this.state.answer = stack || null;

@@ -28,10 +28,63 @@ export function activityLine(activity) {
     return parts.join(", ");
 }
 
+/**
+ * A stack kept with a history record (a request's ``stack``, an exit's
+ * ``doing.stack``) in the shape of a stack answer: one thread, the request's.
+ */
+export function keptStack({pid, frames, activity = null, takenAt = null}) {
+    return {
+        pid,
+        taken_at: takenAt,
+        kept: true,
+        threads: [{native_id: pid, name: activity?.url || "", activity, frames}],
+    };
+}
+
+/** The kept stack of a history request record, or null. */
+export function requestStack(record) {
+    if (!record?.stack) {
+        return null;
+    }
+    return keptStack({
+        pid: record.pid,
+        frames: record.stack,
+        takenAt: record.started_at,
+        activity: {
+            state: "busy",
+            url: record.url,
+            cron_job: record.cron_job,
+            db: record.db,
+            login: record.login,
+            elapsed: record.duration,
+        },
+    });
+}
+
+/** The kept stack of what an exited worker was doing, or null. */
+export function exitStack(exit) {
+    const doing = exit?.doing;
+    if (!doing?.stack) {
+        return null;
+    }
+    return keptStack({
+        pid: exit.pid,
+        frames: doing.stack,
+        takenAt: exit.ended_at,
+        activity: {
+            state: "busy",
+            url: doing.url,
+            cron_job: doing.cron_job,
+            elapsed: doing.elapsed,
+        },
+    });
+}
+
 export function stackText(answer) {
-    const lines = [
-        `Process ${answer.pid}, ${new Date(answer.taken_at * 1000).toISOString()}`,
-    ];
+    const when = answer.taken_at
+        ? `, ${new Date(answer.taken_at * 1000).toISOString()}`
+        : "";
+    const lines = [`Process ${answer.pid}${when}`];
     for (const thread of answer.threads) {
         lines.push("");
         const activity = activityLine(thread.activity);

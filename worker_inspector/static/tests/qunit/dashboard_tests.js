@@ -9,6 +9,11 @@ import {
     loadSeries,
     memorySeries,
 } from "@worker_inspector/history_panel/history_model";
+import {
+    exitStack,
+    requestStack,
+    stackText,
+} from "@worker_inspector/stack_dialog/stack_text";
 import {memoryGauge, restartsOf, scoreboardCells} from "@worker_inspector/view_model";
 
 const GiB = 1024 * 1024 * 1024;
@@ -126,4 +131,40 @@ QUnit.test("worker_inspector: history exits, memory and load series", (assert) =
         "restarts in the last hour: 4, mostly limit_request"
     );
     assert.strictEqual(restartsOf({exits_last_hour: {}}, "http"), "");
+});
+
+QUnit.test("worker_inspector: stacks kept with exits and request records", (assert) => {
+    const frames = [
+        {
+            file: "my/main.py",
+            line: 3,
+            function: "slow",
+            code: "sleep(9)",
+            origin: "addon",
+        },
+    ];
+    const exit = {
+        pid: 12,
+        role: "http",
+        reason: "time_real",
+        ended_at: 200,
+        doing: {url: "/web/slow", cron_job: null, elapsed: 12, stack: frames},
+    };
+    assert.strictEqual(exitRows({exits: [exit]})[0].stack.threads[0].frames, frames);
+    assert.strictEqual(exitStack({...exit, doing: null}), null);
+    const record = {
+        pid: 7,
+        kind: "http",
+        started_at: 1_700_000_000,
+        duration: 11.5,
+        url: "/web/slow",
+        cron_job: null,
+        db: "db1",
+        login: "admin",
+        stack: frames,
+    };
+    assert.strictEqual(requestStack({...record, stack: null}), null);
+    assert.ok(
+        stackText(requestStack(record)).includes('File "my/main.py", line 3, in slow')
+    );
 });
