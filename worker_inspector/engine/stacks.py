@@ -15,7 +15,9 @@ The same thread, waking every ``WATCH_INTERVAL`` seconds, takes the stack of a
 request or scheduled action of its process once it has run longer than its
 threshold (``Slot.slow_after``), and keeps it in ``<pid>-<start>.slow``, a
 bounded file that outlives the process (a worker killed by
-``limit_time_real`` leaves its last stack there). A sampling profile runs in a
+``limit_time_real`` leaves its last stack there). The history joins these
+onto its request records and exits when it is read (``join_request_stacks``,
+``join_exit_stacks``), never on the request path. A sampling profile runs in a
 thread started for its duration only: nothing samples otherwise.
 
 Frames carry no local variables (they hold data): file (relative to its
