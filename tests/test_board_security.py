@@ -15,10 +15,11 @@ import struct
 import subprocess
 import threading
 import time
+import zlib
 
 import pytest
 
-from worker_inspector.engine import board
+from worker_inspector.engine import board, requestlog
 from worker_inspector.engine.board import ProcessBoard, UntrustedBoard, read_board
 from worker_inspector.engine.recorder import THREADED_SLOTS, Recorder
 from worker_inspector.engine.snapshot import read_activity_board
@@ -174,8 +175,11 @@ def test_files_of_another_user_or_symlinks_are_skipped(own_board, sleeper, nobod
 def _poke(live, index, **values):
     """Overwrite fields of record ``index`` as a broken or hostile writer would."""
     offset = board._HEADER_SIZE + index * board.SLOT_SIZE
-    raw = board.RawRecord._make(board._BODY.unpack_from(live.mm, offset + board._HEAD_AT))
-    board._BODY.pack_into(live.mm, offset + board._HEAD_AT, *raw._replace(**values))
+    data = bytearray(os.pread(live.fd, board.SLOT_SIZE, offset))
+    raw = board.RawRecord._make(board._BODY.unpack_from(data, board._HEAD_AT))
+    board._BODY.pack_into(data, board._HEAD_AT, *raw._replace(**values))
+    struct.pack_into("<I", data, board._CRC_AT, zlib.crc32(data[: board._CRC_AT]))  # signed, as a writer would
+    os.pwrite(live.fd, data, offset)
 
 
 @pytest.mark.parametrize(
@@ -217,14 +221,15 @@ def test_a_nan_never_reaches_the_snapshot_or_the_metrics(own_board, sleeper):
 
 def test_headers_that_do_not_match_the_file_name_are_skipped(own_board, sleeper):
     base, live = own_board
-    struct.pack_into("<I", live.mm, 8, sleeper.pid + 1)  # the header's pid
+    os.pwrite(live.fd, struct.pack("<I", sleeper.pid + 1), 8)  # the header's pid
     assert read_board(SERVER, base=base) == {}
 
 
 def test_a_truncated_file_is_skipped_by_the_reader(own_board, sleeper):
     base, live = own_board
     os.truncate(live.path, board._HEADER_SIZE + 100)  # mid-record
-    assert read_board(SERVER, base=base)[sleeper.pid] == (1, [])
+    # The request count lives in the records: the cut one takes it along.
+    assert read_board(SERVER, base=base)[sleeper.pid] == (0, [])
     os.truncate(live.path, 0)
     assert read_board(SERVER, base=base) == {}
 
@@ -250,25 +255,37 @@ def _in_child(body):
     return _wait(_fork(body))
 
 
-def test_a_board_shrunk_under_a_running_process_never_kills_it(tmp_path):
+@pytest.mark.parametrize("size", [0, board._HEADER_SIZE + 100], ids=["emptied", "cut mid-record"])
+def test_files_shrunk_in_the_middle_of_a_request_never_kill_the_process(tmp_path, size):
+    """Both files written on each request (the board, the request log) are cut while a
+    request runs: it ends, the next ones are served and recorded, the files come back whole."""
     base = str(tmp_path)
     ready_r, ready_w = os.pipe()
     go_r, go_w = os.pipe()
 
     def child():
         rec = Recorder(lambda: (os.getpid(), 8), base=base)
-        rec.end_request(rec.begin_request("/first"))
-        os.write(ready_w, rec.board.path.encode())
-        os.read(go_r, 1)  # meanwhile the parent truncates the file
+        rec.end_request(rec.begin_request("/first"), 200)
+        slot = rec.begin_request("/slow")
+        rec.set_user("db", 2, "admin")
+        log = os.path.join(rec.board.dir, rec._log.name)
+        os.write(ready_w, f"{rec.board.path}\0{log}".encode())
+        os.read(go_r, 1)  # meanwhile the parent cuts both files
+        rec.set_user("db", 2, "admin")  # more writes of the request under way
+        rec.end_request(slot, 200)
+        rec.board.check_at = rec._log.check_at = 0  # as if a second went by
         for _ in range(3):
-            rec.end_request(rec.begin_request("/after"))
-        requests, _records = read_board(os.getpid(), base=base)[os.getpid()]
-        return 0 if rec.board.repairs == 1 and requests == 4 else 2
+            rec.end_request(rec.begin_request("/after"), 200)
+        requests, records = read_board(os.getpid(), base=base)[os.getpid()]
+        totals = requestlog.read_totals(os.getpid(), base)[("http", "2xx")]
+        ok = (rec.board.repairs, rec._log.repairs, requests, totals["count"]) == (1, 1, 5, 5)
+        return 0 if ok and [r["requests"] for r in records] == [5] else 2
 
     pid = _fork(child)
     try:
-        path = os.read(ready_r, 4096).decode()
-        os.truncate(path, 0)
+        paths = os.read(ready_r, 4096).decode().split("\0")
+        for path in paths:
+            os.truncate(path, size)
         os.write(go_w, b"x")
         status = _wait(pid)
     except BaseException:
@@ -276,6 +293,9 @@ def test_a_board_shrunk_under_a_running_process_never_kills_it(tmp_path):
         _wait(pid)
         raise
     assert status == 0, f"child ended with {status} (-{signal.SIGBUS.value} is SIGBUS)"
+    for path in paths:
+        info = os.stat(path)
+        assert info.st_size >= size and info.st_blocks * 512 >= info.st_size, "written back whole"
 
 
 @pytest.fixture

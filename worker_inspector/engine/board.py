@@ -3,7 +3,7 @@
 Every Odoo process of a server writes what its request and cron threads are
 doing into its own small file on a tmpfs; the process serving the dashboard
 reads them all. Files work across forked workers without a restart, and a
-write is a few ``struct.pack_into`` calls on an mmap.
+write is one ``pwrite`` of the record.
 
 Layout::
 
@@ -13,8 +13,17 @@ Layout::
 ``identity``): a pid plus its start time names one process for good, so a
 reused pid never inherits a dead process's records. Each file holds a header
 and ``slots`` records of ``SLOT_SIZE`` bytes. Each record has a single writer
-(its thread) and starts with a sequence number that is odd while the record is
-being written (a seqlock): readers retry, and never see a torn one.
+(its thread), which keeps it in memory and writes all of it at each change,
+ending with a CRC-32 of the rest: a reader that copies a record while it is
+being written sees the CRC fail and reads it again, and never uses a torn one.
+
+No file is ever mapped in memory: writers use ``pwrite``, readers ``pread``.
+A store into a mapping past the end of a file that someone shrank meanwhile
+(``truncate``, ``: > file``, by root or this user) would raise SIGBUS and
+kill the Odoo process; a ``pwrite`` there only extends the file again, and a
+full filesystem makes it fail with ENOSPC, which the recorder swallows. The
+writer notices a shrunk file within ``CHECK_EVERY`` seconds and writes it
+back whole (``repairs`` counts it).
 
 Trust: the base (``/dev/shm``, ``/tmp``) is shared with other users, so
 nothing below it is used by name. Both directories must be created by this
@@ -30,7 +39,6 @@ import contextlib
 import errno
 import itertools
 import math
-import mmap
 import os
 import stat
 import struct
@@ -38,12 +46,13 @@ import tempfile
 import threading
 import time
 import weakref
+import zlib
 
 from .identity import ProcessKey, is_alive, start_ticks
 from .vocabulary import ActivityKind, ActivityState
 
 MAGIC = b"WIAB"
-VERSION = 1
+VERSION = 2
 
 STATE_FREE, STATE_IDLE, STATE_BUSY = 0, 1, 2
 STATES = {STATE_IDLE: ActivityState.IDLE, STATE_BUSY: ActivityState.BUSY}
@@ -58,8 +67,7 @@ def _layout(name, *fields):
     return struct.Struct(fmt), collections.namedtuple(name, [field for field, _code in fields if field])
 
 
-# Header: magic, version, slot count, pid, start ticks, requests started by
-# the process (8-aligned, so one 8-byte store updates it).
+# Header: magic, version, slot count, pid, start ticks; written once.
 _HEADER, Header = _layout(
     "Header",
     ("magic", "4s"),
@@ -68,17 +76,26 @@ _HEADER, Header = _layout(
     ("pid", "I"),
     (None, "4x"),
     ("start", "Q"),
-    ("requests", "Q"),
 )
 _HEADER_SIZE = 64
-_REQUESTS_OFFSET = _HEADER.size - 8
-assert _REQUESTS_OFFSET % 8 == 0
 
-# A record: sequence, then the body. The body groups what each write changes
-# together: the head, the user (set once authenticated), the URL, the cron job.
+# A record: sequence (0: never used), the body, then a CRC-32 of both. The
+# body groups what changes together: the head, the user (set once
+# authenticated), the URL, the cron job. ``process_requests``: requests the
+# process had started when the record was written (the process's count is the
+# highest of its records: no shared counter to write on each request).
 _U64 = struct.Struct("<Q")
 _SEQ = _U64
-_HEAD_FIELDS = (("tid", "q"), ("kind", "B"), ("state", "B"), (None, "6x"), ("since", "d"), ("requests", "Q"))
+_CRC = struct.Struct("<I")
+_HEAD_FIELDS = (
+    ("tid", "q"),
+    ("kind", "B"),
+    ("state", "B"),
+    (None, "6x"),
+    ("since", "d"),
+    ("requests", "Q"),
+    ("process_requests", "Q"),
+)
 # uid (0: none), PostgreSQL backend pid of the current cursor (0: none), db, login
 _USER_FIELDS = (("uid", "q"), ("backend_pid", "i"), ("db", "64p"), ("login", "64p"))
 _URL_FIELDS = (("url", "256p"),)  # URL path, no query string
@@ -92,8 +109,11 @@ _HEAD_AT = _SEQ.size
 _USER_AT = _HEAD_AT + _HEAD.size
 _URL_AT = _USER_AT + _USER.size
 _CRON_AT = _URL_AT + _URL.size
-SLOT_SIZE = 640
-assert _CRON_AT + _CRON.size == _SEQ.size + _BODY.size <= SLOT_SIZE
+_CRC_AT = _CRON_AT + _CRON.size
+SLOT_SIZE = _CRC_AT + _CRC.size
+assert _CRC_AT == _SEQ.size + _BODY.size and SLOT_SIZE == 648
+# Seconds between two checks, by a writer, that its file is still whole.
+CHECK_EVERY = 1.0
 
 # Bounds of what a reader accepts (a file is never trusted to be well formed).
 MAX_SLOTS = 4096
@@ -245,19 +265,20 @@ def remove_dead_servers(base=None):
 
 
 def _allocate(fd, size):
-    """Give the file ``size`` bytes of real storage: a sparse file would raise
-    SIGBUS at the first write to a page the full filesystem cannot supply."""
+    """Give the file ``size`` zero bytes of real storage: a full filesystem fails
+    here, at the start, rather than at some later write."""
     os.ftruncate(fd, 0)
     try:
         os.posix_fallocate(fd, 0, size)
     except OSError as exc:
         if exc.errno not in (errno.EOPNOTSUPP, errno.EINVAL):
             raise
-        os.pwrite(fd, bytes(size), 0)  # allocates too, or fails with ENOSPC
+        if os.pwrite(fd, bytes(size), 0) != size:  # allocates too, or fails with ENOSPC
+            raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC)) from None
 
 
-def create_mapped(dir_fd, name, size, shown_path):
-    """``(fd, mmap)`` of ``name`` in the verified directory ``dir_fd``, created 0600 if
+def create_file(dir_fd, name, size, shown_path):
+    """A descriptor of ``name`` in the verified directory ``dir_fd``, created 0600 if
     needed: a regular file of this user, given ``size`` bytes of real storage."""
     fd = os.open(name, _WRITE_FLAGS, 0o600, dir_fd=dir_fd)
     try:
@@ -265,19 +286,34 @@ def create_mapped(dir_fd, name, size, shown_path):
         if not stat.S_ISREG(info.st_mode) or info.st_uid != os.geteuid():
             raise UntrustedBoard(errno.EPERM, "not a regular file of this user", shown_path)
         _allocate(fd, size)
-        return fd, mmap.mmap(fd, size)
+        return fd
     except BaseException:
         os.close(fd)
         raise
 
 
-def unmap(mm, *fds):
-    """Unmap and close, whatever is already closed."""
-    with contextlib.suppress(ValueError, BufferError):
-        mm.close()
+def is_whole(fd, size, allocated):
+    """Whether the file still has its ``size`` bytes (and, when it had them
+    ``allocated``, its storage: shrunk and written again leaves holes)."""
+    info = os.fstat(fd)
+    return info.st_size >= size and (not allocated or info.st_blocks * 512 >= size)
+
+
+def close_fds(*fds):
+    """Close, whatever is already closed."""
     for fd in fds:
         with contextlib.suppress(OSError):
             os.close(fd)
+
+
+def retire_fd(fd):
+    """Point ``fd`` at /dev/null: a thread still writing to it writes nothing, where a
+    closed number could already name a file opened since. Close it once unused."""
+    null = os.open(os.devnull, os.O_WRONLY | os.O_CLOEXEC)
+    try:
+        os.dup2(null, fd)
+    finally:
+        os.close(null)
 
 
 def _encode(text, size):
@@ -298,13 +334,16 @@ class Slot:
     __slots__ = (
         "__weakref__",
         "board",
+        "buf",
         "busy_since",
         "in_cron",
         "in_request",
         "index",
         "offset",
+        "process_requests",
         "requests",
         "seq",
+        "signed",
         "slow_after",
         "stack_taken",
         "tid",
@@ -316,8 +355,12 @@ class Slot:
         self.index = index
         self.offset = _HEADER_SIZE + index * SLOT_SIZE
         self.tid = tid
-        self.seq = _SEQ.unpack_from(board.mm, self.offset)[0] & ~1
+        # The record as last written, and the part its CRC covers.
+        self.buf = bytearray(SLOT_SIZE)
+        self.signed = memoryview(self.buf)[:_CRC_AT]
+        self.seq = 0
         self.requests = 0
+        self.process_requests = board.started
         self.in_request = False
         self.in_cron = False
         # For the inspector's slow-request watch (see ``stacks``): monotonic
@@ -342,34 +385,35 @@ class Slot:
         work["native_id"] = self.tid
         return work
 
-    # The seqlock: odd while writing, then the next even number.
-    def _open(self):
+    def _publish(self):
+        """Write the whole record, signed: one system call, never a store into a mapping."""
+        buf = self.buf
         self.seq += 1
-        _SEQ.pack_into(self.board.mm, self.offset, self.seq)
-
-    def _close(self):
-        self.seq += 1
-        _SEQ.pack_into(self.board.mm, self.offset, self.seq)
+        _SEQ.pack_into(buf, 0, self.seq)
+        _CRC.pack_into(buf, _CRC_AT, zlib.crc32(self.signed))
+        os.pwrite(self.board.fd, buf, self.offset)
 
     def _write(self, kind, state, user=_NO_USER, url=b"", cron=_NO_CRON):
-        self._open()
+        now = time.time()
         _BODY.pack_into(
-            self.board.mm, self.offset + _HEAD_AT, self.tid, kind, state, time.time(), self.requests, *user, url, *cron
+            self.buf, _HEAD_AT, self.tid, kind, state, now, self.requests, self.process_requests, *user, url, *cron
         )
-        self._close()
+        self._publish()
+        return now
 
     def write_idle(self, kind=KIND_NONE):
         self._write(kind, STATE_IDLE)
 
     def begin_request(self, path):
         """A request starts: busy on ``path`` (bytes, no query string)."""
-        self.board.ensure_intact()
+        board = self.board
         self.requests += 1
-        _U64.pack_into(self.board.mm, _REQUESTS_OFFSET, next(self.board.requests))
+        self.process_requests = board.started = next(board.requests)
         self.in_request = True
         self.in_cron = False
         self._busy(kind="http", url=path[:255])
-        self._write(KIND_HTTP, STATE_BUSY, url=path[:255])
+        if self._write(KIND_HTTP, STATE_BUSY, url=path[:255]) >= board.check_at:
+            board.ensure_intact()
 
     def set_user(self, db, uid, login, backend_pid=0, slow_after=None):
         """The request is authenticated: who, on which database, with which PostgreSQL backend
@@ -379,11 +423,8 @@ class Slot:
         self.work.update(db=db, login=login)
         if slow_after is not None:
             self.slow_after = min(slow_after, self.board.slow_cap)
-        self._open()
-        _USER.pack_into(
-            self.board.mm, self.offset + _USER_AT, uid or 0, backend_pid or 0, _encode(db, 64), _encode(login, 64)
-        )
-        self._close()
+        _USER.pack_into(self.buf, _USER_AT, uid or 0, backend_pid or 0, _encode(db, 64), _encode(login, 64))
+        self._publish()
 
     def end_request(self):
         self.busy_since = None
@@ -393,7 +434,8 @@ class Slot:
 
     def begin_cron(self, job_id, name, db, uid=None, backend_pid=0, slow_after=None):
         """A scheduled action starts; inside a request ("Run Manually") the request stays."""
-        self.board.ensure_intact()
+        if time.time() >= self.board.check_at:
+            self.board.ensure_intact()
         if not self.in_request:
             self._busy(kind="cron", db=db)
         self.work["cron_job"] = {"id": job_id, "name": name, "db": db}
@@ -402,9 +444,8 @@ class Slot:
         self.in_cron = True
         cron = (job_id or 0, _encode(name, 128), _encode(db, 64))
         if self.in_request:
-            self._open()
-            _CRON.pack_into(self.board.mm, self.offset + _CRON_AT, *cron)
-            self._close()
+            _CRON.pack_into(self.buf, _CRON_AT, *cron)
+            self._publish()
         else:
             self._write(KIND_CRON, STATE_BUSY, user=(uid or 0, backend_pid or 0, _encode(db, 64), b""), cron=cron)
 
@@ -414,9 +455,8 @@ class Slot:
         if not self.in_request:
             self.busy_since = None
         if self.in_request:
-            self._open()
-            _CRON.pack_into(self.board.mm, self.offset + _CRON_AT, *_NO_CRON)
-            self._close()
+            _CRON.pack_into(self.buf, _CRON_AT, *_NO_CRON)
+            self._publish()
         else:
             self.write_idle(KIND_CRON)
 
@@ -429,9 +469,9 @@ class Slot:
         """Mark the record unused (its thread ended)."""
         if self.board.closed:
             return
-        self._open()
-        _HEAD.pack_into(self.board.mm, self.offset + _HEAD_AT, 0, KIND_NONE, STATE_FREE, 0.0, 0)
-        self._close()
+        # Its process count stays: the process's count is the highest of its records.
+        _HEAD.pack_into(self.buf, _HEAD_AT, 0, KIND_NONE, STATE_FREE, 0.0, 0, self.process_requests)
+        self._publish()
 
 
 class ProcessBoard:
@@ -457,42 +497,54 @@ class ProcessBoard:
         self.closed = True
         self._dir_fd = _open_server_dir((server_pid, server_start), base, create=True)
         try:
-            self._fd, self.mm = create_mapped(self._dir_fd, self.name, self.size, self.path)
+            fd = create_file(self._dir_fd, self.name, self.size, self.path)
         except BaseException:
             os.close(self._dir_fd)
             raise
-        self._write_header()
+        try:
+            os.pwrite(fd, _HEADER.pack(MAGIC, VERSION, self.slots, self.pid, self.start), 0)
+            self._allocated = is_whole(fd, self.size, allocated=True)
+        except BaseException:
+            close_fds(fd, self._dir_fd)
+            raise
+        self.fd = fd
         self.closed = False
         # Requests started by the process: ``next`` is atomic under the GIL.
         self.requests = itertools.count(1)
+        self.started = 0
         self._free = list(range(slots - 1, -1, -1))
         self._lock = threading.Lock()
         self.repairs = 0
+        self.check_at = time.time() + CHECK_EVERY
         # Records in use, for the inspector's slow-request watch; thresholds (seconds).
         self.claimed = weakref.WeakValueDictionary()
         self.slow_after = self.slow_cap = math.inf
 
     def _write_header(self):
-        _HEADER.pack_into(self.mm, 0, MAGIC, VERSION, self.slots, self.pid, self.start, 0)
+        os.pwrite(self.fd, _HEADER.pack(MAGIC, VERSION, self.slots, self.pid, self.start), 0)
 
     def ensure_intact(self):
-        """Re-extend the file if something shrank it, before writing to it.
+        """Write the file back whole if something shrank it (at most every ``CHECK_EVERY`` s).
 
-        A page of the mapping past the end of the file would raise SIGBUS and
-        kill Odoo; only this user or root can shrink the file (the directory
-        is private), and this check runs as each request or job begins.
+        Writing never faults (no mapping): a shrunk file only loses the
+        header and the records of threads that did not write since, until
+        this puts them back.
         """
-        # lseek to the end: the size, at a third of fstat's cost.
-        if os.lseek(self._fd, 0, os.SEEK_END) >= self.size:
+        self.check_at = time.time() + CHECK_EVERY
+        if is_whole(self.fd, self.size, self._allocated):
             return
         with self._lock:
-            if os.lseek(self._fd, 0, os.SEEK_END) < self.size:
-                try:
-                    os.posix_fallocate(self._fd, 0, self.size)
-                except OSError:
-                    os.ftruncate(self._fd, self.size)  # the pages exist again, as holes
-                self._write_header()
-                self.repairs += 1
+            if self.closed or is_whole(self.fd, self.size, self._allocated):
+                return
+            try:
+                os.posix_fallocate(self.fd, 0, self.size)
+            except OSError:
+                os.ftruncate(self.fd, self.size)  # holes, filled as records are written
+            self._write_header()
+            for slot in list(self.claimed.values()):
+                if slot.seq:
+                    os.pwrite(self.fd, slot.buf, slot.offset)
+            self.repairs += 1
 
     def claim(self, tid=None):
         """A record for the calling thread, or None when all are taken."""
@@ -519,7 +571,14 @@ class ProcessBoard:
         if self.closed:
             return
         self.closed = True
-        unmap(self.mm, self._fd, self._dir_fd)
+        with contextlib.suppress(OSError):
+            retire_fd(self.fd)
+        close_fds(self._dir_fd)
+
+    def __del__(self):
+        # No record of it is left, so no thread can write through it any more.
+        if getattr(self, "closed", False) and hasattr(self, "fd"):
+            close_fds(self.fd)
 
     def close(self):
         """Delete the file: the process is done."""
@@ -557,20 +616,27 @@ def _valid_record(raw, now):
     }
 
 
+def _signed_record(data, offset=0):
+    """The record at ``offset`` of ``data`` if its CRC holds, else None."""
+    view = memoryview(data)[offset : offset + SLOT_SIZE]
+    if len(view) < SLOT_SIZE or zlib.crc32(view[:_CRC_AT]) != _CRC.unpack_from(view, _CRC_AT)[0]:
+        return None
+    return RawRecord._make(_BODY.unpack_from(view, _HEAD_AT))
+
+
 def _read_record(fd, offset):
-    """A consistent copy of one record's body, or None if it stayed mid-write.
+    """A consistent copy of one record, or None if it stayed mid-write.
 
     Read with ``pread``, never through a mapping: a file shrunk meanwhile
     gives a short read, not SIGBUS.
     """
-    size = _SEQ.size + _BODY.size
     for attempt in range(_READ_RETRIES):
-        data = os.pread(fd, size, offset)
-        if len(data) < size:
+        data = os.pread(fd, SLOT_SIZE, offset)
+        if len(data) < SLOT_SIZE:
             return None
-        seq = _SEQ.unpack_from(data)[0]
-        if not seq & 1 and os.pread(fd, _SEQ.size, offset) == data[: _SEQ.size]:
-            return RawRecord._make(_BODY.unpack_from(data, _HEAD_AT))
+        raw = _signed_record(data)
+        if raw is not None:
+            return raw
         # The writer was preempted mid-write: let it run.
         time.sleep(0 if attempt < 10 else 0.0005)
     return None
@@ -592,30 +658,33 @@ def _read_open_file(fd, key, now, live_only=True):
         or not _HEADER_SIZE <= info.st_size <= _MAX_FILE_SIZE
     ):
         return None
-    # One read for the header and every sequence number; records in use are re-read one by one.
+    # One read for the whole file; a record caught mid-write is read again alone.
     data = os.pread(fd, info.st_size, 0)
     if len(data) < _HEADER_SIZE:
         return None
     header = Header._make(_HEADER.unpack_from(data, 0))
     if (header.magic, header.version, header.pid, header.start) != (MAGIC, VERSION, *key):
         return None
-    if not 0 <= header.requests < _MAX_COUNT:
-        return None
     slots = min(header.slots, (len(data) - _HEADER_SIZE) // SLOT_SIZE)
     records = []
+    requests = 0
     for index in range(slots):
         offset = _HEADER_SIZE + index * SLOT_SIZE
         if not _SEQ.unpack_from(data, offset)[0]:
-            continue  # never used
-        raw = _read_record(fd, offset)
-        record = raw and _valid_record(raw, now)
+            continue  # never used (or lost to a shrink, until its writer puts it back)
+        raw = _signed_record(data, offset) or _read_record(fd, offset)
+        if raw is None:
+            continue
+        if 0 <= raw.process_requests < _MAX_COUNT:
+            requests = max(requests, raw.process_requests)
+        record = _valid_record(raw, now)
         if record:
             record["pid"] = key.pid
             records.append(record)
     if records and live_only:
         tids = _live_tids(key.pid)
         records = [r for r in records if r["tid"] in tids]
-    return header.requests, records
+    return requests, records
 
 
 def _read_entry(dir_fd, name, key, now, live_only=True):
@@ -638,19 +707,28 @@ def open_server_dir(server_pid, base=None, create=False):
     return _open_server_dir((server_pid, server_start), base, create)
 
 
-def dead_boards(server_pid, base=None):
-    """Keys of the processes of the server that left their board file behind (gone)."""
+@contextlib.contextmanager
+def existing_server_dir(server_pid, base=None):
+    """The server's verified private directory as a descriptor, closed afterwards; None
+    when the server or its directory is gone. Raises ``UntrustedBoard`` like the others."""
     try:
         dir_fd = open_server_dir(server_pid, base)
     except ProcessLookupError:
-        return []
-    if dir_fd is None:
-        return []
+        dir_fd = None
     try:
+        yield dir_fd
+    finally:
+        if dir_fd is not None:
+            os.close(dir_fd)
+
+
+def dead_boards(server_pid, base=None):
+    """Keys of the processes of the server that left their board file behind (gone)."""
+    with existing_server_dir(server_pid, base) as dir_fd:
+        if dir_fd is None:
+            return []
         keys = (_parse_key(name) for name in os.listdir(dir_fd) if name.endswith(_FILE_SUFFIX))
         return [key for key in keys if key and not is_alive(key)]
-    finally:
-        os.close(dir_fd)
 
 
 def read_process(server_pid, key, base=None, live_only=True, remove=False):

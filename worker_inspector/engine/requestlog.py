@@ -3,16 +3,16 @@
 Each process appends to its own ring of ``CAPACITY`` fixed-size records,
 ``<server dir>/<pid>-<start>.requests`` beside its activity board (0600 in
 the 0700 directory of the Odoo user). The ring is written where the request
-ends, without a lock shared with other processes: one ``pack_into`` of the
-record and two 8-byte stores of its sequence number. Unlike the board, the
+ends, without a lock shared with other processes: one ``pwrite`` of the
+record, one of its counters (never a store into a mapping, which a file
+shrunk meanwhile would turn into SIGBUS: see ``board``). Unlike the board, the
 file stays when its process exits, so the requests of a recycled worker stay
 readable; the oldest files of exited processes are deleted beyond
 ``MAX_FILES`` per server, which bounds the total (README: Request log).
 
-A record carries its sequence number at both ends; the writer zeroes the
-tail first, writes head and body, then the tail. A reader copies the record
-and keeps it only when both ends agree and are not zero: a record being
-rewritten is skipped, never torn.
+A record, and each series of counters, ends with a CRC-32 of the rest: a
+reader skips a record being rewritten (and reads counters again), never
+uses a torn one.
 """
 
 import bisect
@@ -23,14 +23,16 @@ import math
 import os
 import struct
 import threading
+import time
+import zlib
 
-from .board import create_mapped, open_server_dir, unmap
+from .board import CHECK_EVERY, close_fds, create_file, existing_server_dir, is_whole, open_server_dir, retire_fd
 from .history import parse_seconds
 from .identity import ProcessKey, is_alive, start_ticks
 from .stacks import _read_private
 
 MAGIC = b"WIRQ"
-VERSION = 1
+VERSION = 2
 SUFFIX = ".requests"
 CAPACITY = 1024  # records per process
 MAX_FILES = 48  # ring files per server, live ones never deleted
@@ -38,26 +40,32 @@ KIND_HTTP, KIND_CRON = 1, 2
 KINDS = {KIND_HTTP: "http", KIND_CRON: "cron"}
 
 # seq, started_at, duration, cpu_time, sql_time, sql_count, pid, uid, status,
-# kind, cron id, db, login, url (path), rpc (model.method), cron name, seq again.
-_RECORD = struct.Struct("<QddddIIqHB5xq64p64p200p96p96pQ")
+# kind, cron id, db, login, url (path), rpc (model.method), cron name; CRC-32.
+_BODY_FORMAT = "<QddddIIqHB5xq64p64p200p96p96p4x"
+_BODY = struct.Struct(_BODY_FORMAT)
+_RECORD = struct.Struct(_BODY_FORMAT + "I")
 RECORD_SIZE = _RECORD.size
-assert RECORD_SIZE % 8 == 0
+_CRC_AT = _BODY.size
+assert RECORD_SIZE % 8 == 0 and _CRC_AT == RECORD_SIZE - 4
+_CRC = struct.Struct("<I")
 _U64 = struct.Struct("<Q")
-_TAIL = RECORD_SIZE - 8
 # magic, version, capacity, pid, start ticks
 _HEADER = struct.Struct("<4sHHIQ")
-# Counters for the metrics, never decreasing: per kind and HTTP status class, the
-# requests per duration bucket (not cumulative), then count, seconds, CPU seconds,
-# SQL seconds. Bucket bounds (seconds) for Odoo: from a cached asset to a long report.
+# Counters for the metrics, never decreasing: per kind and HTTP status class, a
+# series of the requests per duration bucket (not cumulative), then count, seconds,
+# CPU seconds, SQL seconds, and the CRC-32 of these. Bucket bounds (seconds) for
+# Odoo: from a cached asset to a long report.
 BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0, 120.0)
 STATUS_CLASSES = ("none", "1xx", "2xx", "3xx", "4xx", "5xx")
-_SUMS = struct.Struct("<Qddd")
-_SERIES = len(BUCKETS) + 1 + _SUMS.size // 8  # 8-byte words per series
+_SERIES_VALUES = struct.Struct(f"<{len(BUCKETS) + 2}Qddd")
+_SERIES_SIZE = _SERIES_VALUES.size + 8
+_NO_SERIES = bytes(_SERIES_SIZE)
+_SERIES_COUNT = len(KINDS) * len(STATUS_CLASSES)
 _TOTALS_AT = 64
-_TOTALS_SIZE = len(KINDS) * len(STATUS_CLASSES) * _SERIES * 8
-_TOTALS = struct.Struct(f"<{_TOTALS_SIZE // 8 * 'Q'}")
+_TOTALS_SIZE = _SERIES_COUNT * _SERIES_SIZE
 _HEADER_SIZE = _TOTALS_AT + _TOTALS_SIZE
 RETIRED = "retired.totals"  # totals of the pruned rings
+_READ_RETRIES = 200
 FILE_SIZE = _HEADER_SIZE + CAPACITY * RECORD_SIZE
 _MAX_FIELD = 2**31
 
@@ -94,15 +102,45 @@ class RequestLog:
         self._dir_fd = open_server_dir(server_pid, base, create=True)
         try:
             prune(self._dir_fd, keep=MAX_FILES - 1)
-            self._fd, self.mm = create_mapped(self._dir_fd, self.name, FILE_SIZE, self.name)
+            fd = create_file(self._dir_fd, self.name, FILE_SIZE, self.name)
         except BaseException:
             os.close(self._dir_fd)
             raise
-        _HEADER.pack_into(self.mm, 0, MAGIC, VERSION, CAPACITY, self.pid, self.start)
+        # The counters, kept here and written series by series.
+        self._totals = [[0] * (len(BUCKETS) + 2) + [0.0] * 3 for _ in range(_SERIES_COUNT)]
+        self.fd = fd
+        try:
+            self._write_head()
+            self._allocated = is_whole(fd, FILE_SIZE, allocated=True)
+        except BaseException:
+            close_fds(fd, self._dir_fd)
+            del self.fd
+            raise
         # ``next`` is atomic under the GIL: threads of a threaded server never share a record.
         self._seq = itertools.count(1)
         self._lock = threading.Lock()  # the counters: threads of a threaded server share them
+        self.repairs = 0
+        self.check_at = time.time() + CHECK_EVERY
         self.closed = False
+
+    def _write_head(self):
+        """The header and every counter."""
+        head = _HEADER.pack(MAGIC, VERSION, CAPACITY, self.pid, self.start)
+        os.pwrite(self.fd, head.ljust(_TOTALS_AT, b"\0") + _pack_totals(self._totals), 0)
+
+    def _ensure_whole(self):
+        """Write the header and counters back if something shrank the file (the records
+        it dropped are lost): at most every ``CHECK_EVERY`` seconds, from ``add``."""
+        self.check_at = time.time() + CHECK_EVERY
+        if is_whole(self.fd, FILE_SIZE, self._allocated):
+            return
+        with self._lock:
+            try:
+                os.posix_fallocate(self.fd, 0, FILE_SIZE)
+            except OSError:
+                os.ftruncate(self.fd, FILE_SIZE)
+            self._write_head()
+            self.repairs += 1
 
     def add(
         self,
@@ -123,29 +161,37 @@ class RequestLog:
     ):
         """Append one record; texts are bytes already cut to size (or empty)."""
         seq = next(self._seq)
-        mm = self.mm
-        at = _HEADER_SIZE + (seq % CAPACITY) * RECORD_SIZE
-        _U64.pack_into(mm, at + _TAIL, 0)
-        _RECORD.pack_into(
-            mm, at, seq, started_at, duration, cpu_time, sql_time, sql_count, self.pid, uid, status, kind,
-            cron_id, db, login, url, rpc, cron_name, 0,
+        body = _BODY.pack(
+            seq, started_at, duration, cpu_time, sql_time, sql_count, self.pid, uid, status, kind,
+            cron_id, db, login, url, rpc, cron_name,
         )  # fmt: skip
-        _U64.pack_into(mm, at + _TAIL, seq)
+        os.pwrite(self.fd, body + _CRC.pack(zlib.crc32(body)), _HEADER_SIZE + (seq % CAPACITY) * RECORD_SIZE)
         cls = status // 100 if 0 < status < 600 else 0
-        base = _TOTALS_AT + ((kind - 1) * len(STATUS_CLASSES) + cls) * _SERIES * 8
-        bucket = base + bisect.bisect_left(BUCKETS, duration) * 8
-        sums = base + (len(BUCKETS) + 1) * 8
-        with self._lock:
-            _U64.pack_into(mm, bucket, _U64.unpack_from(mm, bucket)[0] + 1)
-            count, total, cpu, sql = _SUMS.unpack_from(mm, sums)
-            _SUMS.pack_into(mm, sums, count + 1, total + duration, cpu + cpu_time, sql + sql_time)
+        index = (kind - 1) * len(STATUS_CLASSES) + cls
+        with self._lock:  # and the write too: a series is never overwritten by an older copy
+            series = self._totals[index]
+            series[bisect.bisect_left(BUCKETS, duration)] += 1
+            series[-4] += 1
+            series[-3] += duration
+            series[-2] += cpu_time
+            series[-1] += sql_time
+            os.pwrite(self.fd, _pack_series(series), _TOTALS_AT + index * _SERIES_SIZE)
+        if started_at + duration >= self.check_at:
+            self._ensure_whole()
 
     def detach(self):
         """Stop writing (a forked child's copy, or the process is done); the file stays."""
         if self.closed:
             return
         self.closed = True
-        unmap(self.mm, self._fd, self._dir_fd)
+        with contextlib.suppress(OSError):
+            retire_fd(self.fd)
+        close_fds(self._dir_fd)
+
+    def __del__(self):
+        # Nothing writes through it any more (see ``board.retire_fd``).
+        if getattr(self, "closed", False) and hasattr(self, "fd"):
+            close_fds(self.fd)
 
 
 def _entries(dir_fd):
@@ -176,59 +222,74 @@ def _retire(dir_fd, totals):
     try:
         fcntl.flock(fd, fcntl.LOCK_EX)
         data = os.pread(fd, _TOTALS_SIZE, 0)
-        old = _unpack_totals(data) if len(data) == _TOTALS_SIZE else [0] * (_TOTALS_SIZE // 8)
-        os.pwrite(fd, _pack_totals([a + b for a, b in zip(old, totals, strict=True)]), 0)
+        old = (_unpack_totals(data) if len(data) == _TOTALS_SIZE else None) or _add_totals([])
+        os.pwrite(fd, _pack_totals(_add_totals([old, totals])), 0)
     finally:
         os.close(fd)
 
 
+def _pack_series(values):
+    body = _SERIES_VALUES.pack(*values)
+    return body + _U64.pack(zlib.crc32(body))
+
+
+def _pack_totals(series):
+    return b"".join(_pack_series(values) for values in series)
+
+
 def _unpack_totals(data):
-    """The counter words: bucket counts and counts as ints, seconds as floats."""
-    words = list(_TOTALS.unpack(data))
-    for i in range(len(words)):
-        if i % _SERIES > len(BUCKETS) + 1:
-            words[i] = struct.unpack("<d", struct.pack("<Q", words[i]))[0]
-    return words
+    """The series of counters (bucket counts and counts as ints, seconds as floats),
+    or None when one fails its CRC (being written)."""
+    series = []
+    for at in range(0, _TOTALS_SIZE, _SERIES_SIZE):
+        chunk = data[at : at + _SERIES_SIZE]
+        if chunk == _NO_SERIES:
+            series.append(list(_SERIES_VALUES.unpack(chunk[: _SERIES_VALUES.size])))
+            continue
+        body = chunk[: _SERIES_VALUES.size]
+        if zlib.crc32(body) != _U64.unpack_from(chunk, _SERIES_VALUES.size)[0]:
+            return None
+        series.append(list(_SERIES_VALUES.unpack(body)))
+    return series
 
 
-def _pack_totals(words):
-    out = bytearray(_TOTALS_SIZE)
-    for i, word in enumerate(words):
-        struct.pack_into("<d" if i % _SERIES > len(BUCKETS) + 1 else "<Q", out, i * 8, word)
-    return bytes(out)
+def _add_totals(sources):
+    """The sums of lists of series, value by value."""
+    total = [[0] * (len(BUCKETS) + 2) + [0.0] * 3 for _ in range(_SERIES_COUNT)]
+    for source in sources:
+        for mine, theirs in zip(total, source, strict=True):
+            mine[:] = [a + b for a, b in zip(mine, theirs, strict=True)]
+    return total
 
 
 def _file_totals(dir_fd, name):
     key = _parse_name(name)
-    data = _read_raw(dir_fd, name, key) if key else None
-    return _unpack_totals(data[_TOTALS_AT:_HEADER_SIZE]) if data else None
+    for attempt in range(_READ_RETRIES if key else 0):
+        data = _read_raw(dir_fd, name, key)
+        if data is None:
+            return None
+        totals = _unpack_totals(data[_TOTALS_AT:_HEADER_SIZE])
+        if totals is not None:
+            return totals
+        time.sleep(0 if attempt < 10 else 0.0005)  # a series was being written: let it finish
+    return None
 
 
 def read_totals(server_pid, base=None):
     """Counters of every ring of the server and of the pruned ones, for the metrics:
     ``{(kind, status class): {"buckets": [n per bound, +Inf last], "count", "sum", "cpu", "sql"}}``."""
-    try:
-        dir_fd = open_server_dir(server_pid, base)
-    except ProcessLookupError:
-        return {}
-    if dir_fd is None:
-        return {}
-    words = [0] * (_TOTALS_SIZE // 8)
-    try:
+    with existing_server_dir(server_pid, base) as dir_fd:
+        if dir_fd is None:
+            return {}
         sources = [_file_totals(dir_fd, name) for name, _key in _entries(dir_fd)]
         data = _read_private(dir_fd, RETIRED, _TOTALS_SIZE)
         if data is not None and len(data) == _TOTALS_SIZE:
             sources.append(_unpack_totals(data))
-    finally:
-        os.close(dir_fd)
-    for source in sources:
-        if source is not None:
-            words = [a + b for a, b in zip(words, source, strict=True)]
+    totals = _add_totals([source for source in sources if source is not None])
     result = {}
     for k, kind in enumerate(KINDS.values()):
         for c, cls in enumerate(STATUS_CLASSES):
-            at = (k * len(STATUS_CLASSES) + c) * _SERIES
-            series = words[at : at + _SERIES]
+            series = totals[k * len(STATUS_CLASSES) + c]
             if series[len(BUCKETS) + 1]:
                 count, total, cpu, sql = series[len(BUCKETS) + 1 :]
                 result[(kind, cls)] = {
@@ -245,7 +306,6 @@ def _valid(rec):
     seq, started, duration, cpu, sql_time, _sql_count, pid, uid, _status, kind = rec[:10]
     return (
         seq
-        and rec[-1] == seq
         and kind in KINDS
         and all(math.isfinite(v) and v >= 0 for v in (started, duration, cpu, sql_time))
         and 0 < pid < _MAX_FIELD
@@ -269,7 +329,15 @@ def _read_file(dir_fd, name, key):
     data = _read_raw(dir_fd, name, key)
     if data is None:
         return []
-    return [rec for rec in _RECORD.iter_unpack(memoryview(data)[_HEADER_SIZE:]) if _valid(rec)]
+    view = memoryview(data)
+    records = []
+    for at in range(_HEADER_SIZE, FILE_SIZE, RECORD_SIZE):
+        # Never written (zeros) or being rewritten: the CRC fails.
+        if zlib.crc32(view[at : at + _CRC_AT]) == _CRC.unpack_from(view, at + _CRC_AT)[0]:
+            rec = _RECORD.unpack_from(view, at)
+            if _valid(rec):
+                records.append(rec)
+    return records
 
 
 def _decode(raw):
@@ -317,18 +385,12 @@ def to_dict(rec):
 def read_requests(server_pid, base=None, since=0.0):
     """Every record of the server's rings (live and exited processes) ending at or after
     ``since``, as the API's dicts, oldest first."""
-    try:
-        dir_fd = open_server_dir(server_pid, base)
-    except ProcessLookupError:
-        return []
-    if dir_fd is None:
-        return []
-    try:
+    with existing_server_dir(server_pid, base) as dir_fd:
+        if dir_fd is None:
+            return []
         records = []
         for name, key in _entries(dir_fd):
             records.extend(_read_file(dir_fd, name, key))
-    finally:
-        os.close(dir_fd)
     records = [rec for rec in records if rec[1] + rec[2] >= since]
     records.sort(key=lambda rec: rec[1])
     return [to_dict(rec) for rec in records]
