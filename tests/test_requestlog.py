@@ -163,3 +163,26 @@ def test_views_fill_exactly_the_declared_keys(base):
     assert set(out["routes"][0]) == set(get_type_hints(schema.RouteRow))
     assert set(out["profile"]) == set(get_type_hints(schema.LoadProfile))
     assert out["profile"]["verdict"] == "cpu_bound"
+
+
+def test_counters_written_every_few_records_are_exact_after_each_record(base):
+    """The counters are written every ``FLUSH_EVERY`` records; readers add the records since."""
+    log = requestlog.RequestLog(os.getpid(), base)
+    try:
+        seen = []
+        for n in range(1, 2 * requestlog.FLUSH_EVERY + 3):
+            log.add(1, float(n), 0.02, 0.01, 0.0, 1, 2, 200 if n % 3 else 404, 0, b"db", b"u", b"/a", b"", b"")
+            totals = requestlog.read_totals(os.getpid(), base)
+            seen.append(sum(series["count"] for series in totals.values()))
+        assert seen == list(range(1, 2 * requestlog.FLUSH_EVERY + 3))
+        assert totals[("http", "4xx")]["count"] == len(seen) // 3
+        assert totals[("http", "2xx")]["sum"] == pytest.approx(0.02 * (len(seen) - len(seen) // 3))
+        # A record caught mid-write is counted once it is whole, never twice.
+        at = requestlog._HEADER_SIZE + (len(seen) % requestlog.CAPACITY) * requestlog.RECORD_SIZE
+        whole = os.pread(log.fd, requestlog.RECORD_SIZE, at)
+        os.pwrite(log.fd, bytes(8), at + 8)  # its start time, half written
+        assert sum(s["count"] for s in requestlog.read_totals(os.getpid(), base).values()) == len(seen) - 1
+        os.pwrite(log.fd, whole, at)
+        assert sum(s["count"] for s in requestlog.read_totals(os.getpid(), base).values()) == len(seen)
+    finally:
+        log.detach()

@@ -4,15 +4,17 @@ Each process appends to its own ring of ``CAPACITY`` fixed-size records,
 ``<server dir>/<pid>-<start>.requests`` beside its activity board (0600 in
 the 0700 directory of the Odoo user). The ring is written where the request
 ends, without a lock shared with other processes: one ``pwrite`` of the
-record, one of its counters (never a store into a mapping, which a file
-shrunk meanwhile would turn into SIGBUS: see ``board``). Unlike the board, the
+record (never a store into a mapping, which a file shrunk meanwhile would turn
+into SIGBUS: see ``board``). Unlike the board, the
 file stays when its process exits, so the requests of a recycled worker stay
 readable; the oldest files of exited processes are deleted beyond
 ``MAX_FILES`` per server, which bounds the total (README: Request log).
 
-A record, and each series of counters, ends with a CRC-32 of the rest: a
-reader skips a record being rewritten (and reads counters again), never
-uses a torn one.
+A record ends with a CRC-32 of the rest: a reader skips a record being
+rewritten, never uses a torn one. The counters for the metrics are kept in
+the process and written every ``FLUSH_EVERY`` records, with the sequence
+number they cover and a CRC-32: a reader adds the records after it, which
+the ring still holds, so its counts are exact without a write per request.
 """
 
 import bisect
@@ -51,19 +53,22 @@ _CRC = struct.Struct("<I")
 _U64 = struct.Struct("<Q")
 # magic, version, capacity, pid, start ticks
 _HEADER = struct.Struct("<4sHHIQ")
-# Counters for the metrics, never decreasing: per kind and HTTP status class, a
-# series of the requests per duration bucket (not cumulative), then count, seconds,
-# CPU seconds, SQL seconds, and the CRC-32 of these. Bucket bounds (seconds) for
-# Odoo: from a cached asset to a long report.
+# Counters for the metrics, never decreasing: the sequence number of the last record
+# they count, then per kind and HTTP status class a series of the requests per
+# duration bucket (not cumulative), count, seconds, CPU seconds, SQL seconds; then
+# the CRC-32 of all that. Bucket bounds (seconds) for Odoo: from a cached asset to a
+# long report.
 BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0, 120.0)
 STATUS_CLASSES = ("none", "1xx", "2xx", "3xx", "4xx", "5xx")
-_SERIES_VALUES = struct.Struct(f"<{len(BUCKETS) + 2}Qddd")
-_SERIES_SIZE = _SERIES_VALUES.size + 8
-_NO_SERIES = bytes(_SERIES_SIZE)
 _SERIES_COUNT = len(KINDS) * len(STATUS_CLASSES)
+_SERIES_LENGTH = len(BUCKETS) + 5
+_TOTALS_BODY = struct.Struct("<Q" + _SERIES_COUNT * f"{len(BUCKETS) + 2}Qddd")
 _TOTALS_AT = 64
-_TOTALS_SIZE = _SERIES_COUNT * _SERIES_SIZE
+_TOTALS_SIZE = _TOTALS_BODY.size + 8
+_NO_TOTALS = bytes(_TOTALS_SIZE)
 _HEADER_SIZE = _TOTALS_AT + _TOTALS_SIZE
+FLUSH_EVERY = 32  # records between two writes of the counters (the ring holds far more)
+assert FLUSH_EVERY < CAPACITY
 RETIRED = "retired.totals"  # totals of the pruned rings
 _READ_RETRIES = 200
 FILE_SIZE = _HEADER_SIZE + CAPACITY * RECORD_SIZE
@@ -106,8 +111,9 @@ class RequestLog:
         except BaseException:
             os.close(self._dir_fd)
             raise
-        # The counters, kept here and written series by series.
-        self._totals = [[0] * (len(BUCKETS) + 2) + [0.0] * 3 for _ in range(_SERIES_COUNT)]
+        # The counters, kept here, and the sequence number of the last record they count.
+        self._totals = _add_totals([])
+        self._last = 0
         self.fd = fd
         try:
             self._write_head()
@@ -116,7 +122,6 @@ class RequestLog:
             close_fds(fd, self._dir_fd)
             del self.fd
             raise
-        # ``next`` is atomic under the GIL: threads of a threaded server never share a record.
         self._seq = itertools.count(1)
         self._lock = threading.Lock()  # the counters: threads of a threaded server share them
         self.repairs = 0
@@ -126,7 +131,7 @@ class RequestLog:
     def _write_head(self):
         """The header and every counter."""
         head = _HEADER.pack(MAGIC, VERSION, CAPACITY, self.pid, self.start)
-        os.pwrite(self.fd, head.ljust(_TOTALS_AT, b"\0") + _pack_totals(self._totals), 0)
+        os.pwrite(self.fd, head.ljust(_TOTALS_AT, b"\0") + _pack_totals(self._totals, self._last), 0)
 
     def _ensure_whole(self):
         """Write the header and counters back if something shrank the file (the records
@@ -160,22 +165,18 @@ class RequestLog:
         cron_name,
     ):
         """Append one record; texts are bytes already cut to size (or empty)."""
-        seq = next(self._seq)
+        # The number and the counters together: written counters cover exactly the
+        # records up to theirs. Their write too: never overwritten by an older copy.
+        with self._lock:
+            self._last = seq = next(self._seq)
+            _count(self._totals, kind, status, duration, cpu_time, sql_time)
+            if seq % FLUSH_EVERY == 0:
+                os.pwrite(self.fd, _pack_totals(self._totals, seq), _TOTALS_AT)
         body = _BODY.pack(
             seq, started_at, duration, cpu_time, sql_time, sql_count, self.pid, uid, status, kind,
             cron_id, db, login, url, rpc, cron_name,
         )  # fmt: skip
         os.pwrite(self.fd, body + _CRC.pack(zlib.crc32(body)), _HEADER_SIZE + (seq % CAPACITY) * RECORD_SIZE)
-        cls = status // 100 if 0 < status < 600 else 0
-        index = (kind - 1) * len(STATUS_CLASSES) + cls
-        with self._lock:  # and the write too: a series is never overwritten by an older copy
-            series = self._totals[index]
-            series[bisect.bisect_left(BUCKETS, duration)] += 1
-            series[-4] += 1
-            series[-3] += duration
-            series[-2] += cpu_time
-            series[-1] += sql_time
-            os.pwrite(self.fd, _pack_series(series), _TOTALS_AT + index * _SERIES_SIZE)
         if started_at + duration >= self.check_at:
             self._ensure_whole()
 
@@ -222,35 +223,37 @@ def _retire(dir_fd, totals):
     try:
         fcntl.flock(fd, fcntl.LOCK_EX)
         data = os.pread(fd, _TOTALS_SIZE, 0)
-        old = (_unpack_totals(data) if len(data) == _TOTALS_SIZE else None) or _add_totals([])
-        os.pwrite(fd, _pack_totals(_add_totals([old, totals])), 0)
+        old = _unpack_totals(data) if len(data) == _TOTALS_SIZE else None
+        os.pwrite(fd, _pack_totals(_add_totals([old[1] if old else _add_totals([]), totals]), 0), 0)
     finally:
         os.close(fd)
 
 
-def _pack_series(values):
-    body = _SERIES_VALUES.pack(*values)
+def _count(totals, kind, status, duration, cpu_time, sql_time):
+    """Count one record into its series."""
+    series = totals[(kind - 1) * len(STATUS_CLASSES) + (status // 100 if 0 < status < 600 else 0)]
+    series[bisect.bisect_left(BUCKETS, duration)] += 1
+    series[-4] += 1
+    series[-3] += duration
+    series[-2] += cpu_time
+    series[-1] += sql_time
+
+
+def _pack_totals(totals, last):
+    body = _TOTALS_BODY.pack(last, *(value for series in totals for value in series))
     return body + _U64.pack(zlib.crc32(body))
 
 
-def _pack_totals(series):
-    return b"".join(_pack_series(values) for values in series)
-
-
 def _unpack_totals(data):
-    """The series of counters (bucket counts and counts as ints, seconds as floats),
-    or None when one fails its CRC (being written)."""
-    series = []
-    for at in range(0, _TOTALS_SIZE, _SERIES_SIZE):
-        chunk = data[at : at + _SERIES_SIZE]
-        if chunk == _NO_SERIES:
-            series.append(list(_SERIES_VALUES.unpack(chunk[: _SERIES_VALUES.size])))
-            continue
-        body = chunk[: _SERIES_VALUES.size]
-        if zlib.crc32(body) != _U64.unpack_from(chunk, _SERIES_VALUES.size)[0]:
-            return None
-        series.append(list(_SERIES_VALUES.unpack(body)))
-    return series
+    """``(last sequence number counted, series of counters)``: bucket counts and counts as
+    ints, seconds as floats; None when the CRC fails (being written)."""
+    if data == _NO_TOTALS:
+        return 0, _add_totals([])
+    body = data[: _TOTALS_BODY.size]
+    if zlib.crc32(body) != _U64.unpack_from(data, _TOTALS_BODY.size)[0]:
+        return None
+    values = _TOTALS_BODY.unpack(body)
+    return values[0], [list(values[at : at + _SERIES_LENGTH]) for at in range(1, len(values), _SERIES_LENGTH)]
 
 
 def _add_totals(sources):
@@ -263,15 +266,26 @@ def _add_totals(sources):
 
 
 def _file_totals(dir_fd, name):
+    """The counters of a ring: as last written, plus the records written since."""
     key = _parse_name(name)
     for attempt in range(_READ_RETRIES if key else 0):
         data = _read_raw(dir_fd, name, key)
         if data is None:
             return None
-        totals = _unpack_totals(data[_TOTALS_AT:_HEADER_SIZE])
-        if totals is not None:
-            return totals
-        time.sleep(0 if attempt < 10 else 0.0005)  # a series was being written: let it finish
+        written = _unpack_totals(data[_TOTALS_AT:_HEADER_SIZE])
+        if written is None:
+            time.sleep(0 if attempt < 10 else 0.0005)  # being written: let it finish
+            continue
+        last, totals = written
+        view = memoryview(data)
+        for seq in range(last + 1, last + FLUSH_EVERY):
+            at = _HEADER_SIZE + (seq % CAPACITY) * RECORD_SIZE
+            if zlib.crc32(view[at : at + _CRC_AT]) != _CRC.unpack_from(view, at + _CRC_AT)[0]:
+                continue  # not written yet, or being written: counted once it is
+            rec = _RECORD.unpack_from(view, at)
+            if rec[0] == seq and _valid(rec):
+                _count(totals, rec[9], rec[8], rec[2], rec[3], rec[4])
+        return totals
     return None
 
 
@@ -283,8 +297,9 @@ def read_totals(server_pid, base=None):
             return {}
         sources = [_file_totals(dir_fd, name) for name, _key in _entries(dir_fd)]
         data = _read_private(dir_fd, RETIRED, _TOTALS_SIZE)
-        if data is not None and len(data) == _TOTALS_SIZE:
-            sources.append(_unpack_totals(data))
+        retired = _unpack_totals(data) if data is not None and len(data) == _TOTALS_SIZE else None
+        if retired is not None:
+            sources.append(retired[1])
     totals = _add_totals([source for source in sources if source is not None])
     result = {}
     for k, kind in enumerate(KINDS.values()):
