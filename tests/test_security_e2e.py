@@ -6,16 +6,20 @@ full filesystem (a small tmpfs), PostgreSQL going away, hostile requests,
 several databases on one server.
 """
 
+import glob
 import os
 import pwd
 import subprocess
+import time
 
 import psutil
 import pytest
 import requests
 from activity_helpers import BUSY_URL, PG_SLEEP_URL, Background, Hold, busy_on, poll
 from odoo_harness import ADMIN_LOGIN, ADMIN_PASSWORD, OdooServer, create_database, drop_database, unique_name
+from waiting import wait_until
 
+from worker_inspector.engine.board import read_board
 from worker_inspector.engine.identity import process_key
 
 pytestmark = pytest.mark.odoo
@@ -149,6 +153,62 @@ def test_a_full_filesystem_leaves_the_server_serving_and_the_api_says_why(odoo_d
         assert psutil.pid_exists(server.pid) and server.proc.poll() is None
         assert snap["activity_board"]["available"] is False
         assert "No space left" in snap["activity_board"]["reason"]
+
+
+SLEEP_URL = "/worker_inspector_test/sleep"
+
+
+def _board_files(base, pid):
+    """The board file and the request log of process ``pid`` under ``base``."""
+    found = sorted(glob.glob(os.path.join(base, "worker_inspector-*", "*", f"{pid}-*.*")))
+    return [path for path in found if path.endswith((".board", ".requests"))]
+
+
+@pytest.mark.parametrize("workers", [0, 1], ids=["threaded", "prefork"])
+def test_board_files_shrunk_during_a_request_never_kill_the_server(odoo_db, tmp_path, workers):
+    """While a request sleeps, its process's board file and request log are cut (to
+    nothing, then mid-record): the request still answers 200, the same process
+    serves the next ones, and once it has written its files back whole, the API
+    shows its activity and the request that ran meanwhile."""
+    base = str(tmp_path)
+    with OdooServer(odoo_db, workers=workers, env={"WORKER_INSPECTOR_BOARD_DIR": base}) as server:
+        session = server.login_session()
+        snap = server.snapshot(session)
+        pid = server.pid if not workers else next(p["pid"] for p in snap["processes"] if p["role"] == "http")
+        key = process_key(pid)
+        for cut in (lambda size: 0, lambda size: size // 2 + 3):  # emptied, then cut mid-record
+            since = time.time()
+            slow = Background(server, session, f"{SLEEP_URL}?seconds=2")
+            wait_until(
+                lambda: any(
+                    r["state"] == "busy" and r["url"] == SLEEP_URL
+                    for r in read_board(server.pid, base=base).get(pid, (0, []))[1]
+                ),
+                timeout=30,
+                interval=0.02,
+            )
+            paths = _board_files(base, pid)
+            assert len(paths) == 2, paths
+            sizes = {path: cut(os.path.getsize(path)) for path in paths}
+            for path, size in sizes.items():
+                os.truncate(path, size)
+            assert slow.result().status_code == 200
+            assert process_key(pid) == key, "the process that served it was replaced"
+            time.sleep(1.2)  # the writer checks its files once a second at most
+            for _ in range(3):
+                snap = server.snapshot(session)
+            assert process_key(pid) == key and server.proc.poll() is None
+            assert snap["activity_board"]["available"] is True
+            if workers:
+                worker = next(p for p in snap["processes"] if p["pid"] == pid)
+                assert worker["activity"] is not None and worker["activity"]["requests"] >= 3
+            for path, size in sizes.items():
+                info = os.stat(path)
+                assert info.st_blocks * 512 >= info.st_size > size, f"{path} was not written back whole"
+            history = session.get(
+                server.url + "/worker_inspector/api/history", params={"kinds": "requests", "since": since}, timeout=60
+            ).json()
+            assert any(r["url"] == SLEEP_URL and r["status"] == 200 for r in history["requests"]), history
 
 
 # --- PostgreSQL going away --------------------------------------------------
