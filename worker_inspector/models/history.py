@@ -117,7 +117,8 @@ def _decide(worker):
     max_age = config.get("limit_time_worker_cron") or 0
     alive_since = getattr(worker, "alive_time", None)  # WorkerCron, 18+
     if max_age > 0 and alive_since is not None and time.monotonic() - alive_since > max_age:
-        return "unknown", f"cron worker max age reached (limit_time_worker_cron {max_age} s)"
+        # A planned recycle by a configured limit, as limit_request is for HTTP workers.
+        return "limit_request", f"cron worker max age reached (limit_time_worker_cron {max_age} s)"
     return None
 
 
