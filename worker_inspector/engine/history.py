@@ -2,8 +2,10 @@
 
 One file per server beside the activity board
 (``<board dir>/<server pid>-<server start>/history.bin``, 0600 in the 0700
-directory of the Odoo user), mapped in memory by every process that writes or
-reads it. It holds four rings of fixed-size records, so its size never grows:
+directory of the Odoo user), read and written with ``pread``/``pwrite`` by every
+process that uses it, never mapped: a file shrunk meanwhile by someone else
+reads as zeros instead of raising SIGBUS. It holds four rings of fixed-size
+records, so its size never grows:
 
 - ``points``: one per sampling interval (server-wide figures), for 24 hours;
 - ``rows``: the processes of each point (pid, role, RSS, VMS, CPU, requests);
@@ -18,7 +20,6 @@ Readers take a shared one. Nothing here runs on the request path.
 import contextlib
 import fcntl
 import math
-import mmap
 import os
 import stat
 import struct
@@ -85,6 +86,7 @@ _ROW = struct.Struct("<IB3xQQdd")
 # peak vms, elapsed (NaN: not busy), cron id, detail, url, cron name, database
 # of what it was doing (to hide it from another database's admins).
 _EXIT = struct.Struct("<IBB2xQddQQQdq160p256p128p64p")
+_EXIT_KEY = struct.Struct("<IBB2xQ")  # the start of an exit: pid, role, reason, start ticks
 # pid, start ticks, asked at, login, signal name.
 _INTENT = struct.Struct("<I4xQd64p16p")
 
@@ -235,15 +237,17 @@ class HistoryStore:
                     )
                     os.pwrite(fd, header, 0)
                 self._size = os.fstat(fd).st_size
-                self.mm = mmap.mmap(fd, self._size)
+                header = os.pread(fd, _HEADER.size, 0)
             finally:
                 fcntl.flock(fd, fcntl.LOCK_UN)
+            if len(header) < _HEADER.size:
+                raise ValueError(f"{self.path} is not a history file of this version")
         except BaseException:
             os.close(fd)
             raise
         self.fd = fd
         magic, version, self.interval, self.points_cap, self.rows_cap, self.exits_cap, self.intents_cap = (
-            _HEADER.unpack_from(self.mm, 0)[:7]
+            _HEADER.unpack(header)[:7]
         )
         if magic != MAGIC or version != VERSION:
             self.close()
@@ -257,10 +261,19 @@ class HistoryStore:
         self._thread_lock = threading.Lock()
 
     def close(self):
-        with contextlib.suppress(ValueError, BufferError):
-            self.mm.close()
         with contextlib.suppress(OSError):
             os.close(self.fd)
+
+    def _read(self, size, at):
+        """``size`` bytes at ``at``; zeros past the end (the file was shrunk)."""
+        data = os.pread(self.fd, size, at)
+        return data if len(data) == size else data.ljust(size, b"\0")
+
+    def _get(self, layout, at):
+        return layout.unpack(self._read(layout.size, at))
+
+    def _put(self, layout, at, *values):
+        os.pwrite(self.fd, layout.pack(*values), at)
 
     @contextlib.contextmanager
     def _locked(self, how=fcntl.LOCK_EX):
@@ -269,8 +282,8 @@ class HistoryStore:
         with self._thread_lock:
             fcntl.flock(self.fd, how)
             try:
-                # Only this user or root can shrink the file; touching the mapping
-                # past its end would then kill the process (SIGBUS): grow it back.
+                # Only this user or root can shrink the file: grow it back (what it
+                # lost reads as zeros, an empty history).
                 if os.lseek(self.fd, 0, os.SEEK_END) < self._size:
                     os.ftruncate(self.fd, self._size)
                 yield
@@ -278,11 +291,10 @@ class HistoryStore:
                 fcntl.flock(self.fd, fcntl.LOCK_UN)
 
     def _counters(self):
-        values = _COUNTERS.unpack_from(self.mm, _POINTS_WRITTEN_AT)
-        return list(values)
+        return list(self._get(_COUNTERS, _POINTS_WRITTEN_AT))
 
     def _set_counters(self, values):
-        _COUNTERS.pack_into(self.mm, _POINTS_WRITTEN_AT, *values)
+        self._put(_COUNTERS, _POINTS_WRITTEN_AT, *values)
 
     # --- writing ---------------------------------------------------------
 
@@ -293,8 +305,8 @@ class HistoryStore:
             points_written, rows_written = counters[0], counters[1]
             first = rows_written
             for proc in processes:
-                _ROW.pack_into(
-                    self.mm,
+                self._put(
+                    _ROW,
                     self._rows_at + (rows_written % self.rows_cap) * _ROW.size,
                     proc["pid"],
                     ROLE_CODES.get(proc.get("role"), 0),
@@ -304,8 +316,8 @@ class HistoryStore:
                     float(proc.get("cpu_seconds") or 0.0),
                 )
                 rows_written += 1
-            _POINT.pack_into(
-                self.mm,
+            self._put(
+                _POINT,
                 self._points_at + (points_written % self.points_cap) * _POINT.size,
                 point["t"],
                 _nan(point.get("utilization")),
@@ -345,8 +357,8 @@ class HistoryStore:
             doing = record.get("doing") or {}
             cron = doing.get("cron_job") or {}
             reason = record["reason"] if record["reason"] in REASON_CODES else "unknown"
-            _EXIT.pack_into(
-                self.mm,
+            self._put(
+                _EXIT,
                 self._exits_at + (written % self.exits_cap) * _EXIT.size,
                 record["pid"],
                 ROLE_CODES.get(record.get("role"), 0),
@@ -376,7 +388,7 @@ class HistoryStore:
         written = self._counters()[2]
         for seq in range(written - 1, max(written - self.exits_cap, 0) - 1, -1):
             at = self._exits_at + (seq % self.exits_cap) * _EXIT.size
-            rec_pid, _role, _reason, rec_start = struct.unpack_from("<IBB2xQ", self.mm, at)
+            rec_pid, _role, _reason, rec_start = _EXIT_KEY.unpack(self._read(_EXIT_KEY.size, at))
             if rec_pid == pid and rec_start == start_ticks:
                 return seq
         return None
@@ -386,8 +398,8 @@ class HistoryStore:
         with self._locked():
             counters = self._counters()
             written = counters[3]
-            _INTENT.pack_into(
-                self.mm,
+            self._put(
+                _INTENT,
                 self._intents_at + (written % self.intents_cap) * _INTENT.size,
                 pid,
                 start_ticks or 0,
@@ -403,7 +415,7 @@ class HistoryStore:
         with self._locked(fcntl.LOCK_SH):
             written = self._counters()[3]
             for seq in range(written - 1, max(written - self.intents_cap, 0) - 1, -1):
-                rec = _INTENT.unpack_from(self.mm, self._intents_at + (seq % self.intents_cap) * _INTENT.size)
+                rec = self._get(_INTENT, self._intents_at + (seq % self.intents_cap) * _INTENT.size)
                 if rec[0] == pid and rec[1] == start_ticks:
                     return {"at": rec[2], "login": _decode(rec[3]), "signal": _decode(rec[4])}
         return None
@@ -442,8 +454,9 @@ class HistoryStore:
     def exits(self, since=0.0):
         with self._locked(fcntl.LOCK_SH):
             written = self._counters()[2]
+            ring = self._read(self.exits_cap * _EXIT.size, self._exits_at)
             records = [
-                _EXIT.unpack_from(self.mm, self._exits_at + (seq % self.exits_cap) * _EXIT.size)
+                _EXIT.unpack_from(ring, (seq % self.exits_cap) * _EXIT.size)
                 for seq in range(max(written - self.exits_cap, 0), written)
             ]
         result = []
@@ -497,8 +510,8 @@ class HistoryStore:
         rows_at, rows_cap, row_size = self._rows_at, self.rows_cap, _ROW.size
         start = first % rows_cap
         if start + count <= rows_cap:
-            return tuple(_ROW.iter_unpack(self.mm[rows_at + start * row_size : rows_at + (start + count) * row_size]))
-        return tuple(_ROW.unpack_from(self.mm, rows_at + ((first + i) % rows_cap) * row_size) for i in range(count))
+            return tuple(_ROW.iter_unpack(self._read(count * row_size, rows_at + start * row_size)))
+        return tuple(self._get(_ROW, rows_at + ((first + i) % rows_cap) * row_size) for i in range(count))
 
     def points(self, since=0.0, max_points=MAX_POINTS):
         """``(interval, points)`` from ``since`` (epoch), oldest first, with their processes.
@@ -513,8 +526,9 @@ class HistoryStore:
         with self._locked(fcntl.LOCK_SH):
             points_written, rows_written = self._counters()[:2]
             first_seq = max(points_written - self.points_cap, 0)
+            ring = self._read(self.points_cap * _POINT.size, self._points_at)
             raw = [
-                _POINT.unpack_from(self.mm, self._points_at + (seq % self.points_cap) * _POINT.size)
+                _POINT.unpack_from(ring, (seq % self.points_cap) * _POINT.size)
                 for seq in range(first_seq, points_written)
             ]
             raw = [p for p in raw if p[0] >= since]
@@ -567,7 +581,7 @@ class HistoryStore:
             oldest_row = max(rows_written - self.rows_cap, 0)
             found = None
             for seq in range(points_written - 1, max(points_written - self.points_cap, 0) - 1, -1):
-                point = _POINT.unpack_from(self.mm, self._points_at + (seq % self.points_cap) * _POINT.size)
+                point = self._get(_POINT, self._points_at + (seq % self.points_cap) * _POINT.size)
                 row = next((r for r in self._rows(point[8], point[9], oldest_row) if r[0] == pid), None)
                 if row is None:
                     if found is not None:
