@@ -306,6 +306,14 @@ def close_fds(*fds):
             os.close(fd)
 
 
+def regrow(fd, size):
+    """Give a shrunk file its ``size`` bytes back: allocated, else as holes."""
+    try:
+        os.posix_fallocate(fd, 0, size)
+    except OSError:
+        os.ftruncate(fd, size)
+
+
 def retire_fd(fd):
     """Point ``fd`` at /dev/null: a thread still writing to it writes nothing, where a
     closed number could already name a file opened since. Close it once unused."""
@@ -314,6 +322,27 @@ def retire_fd(fd):
         os.dup2(null, fd)
     finally:
         os.close(null)
+
+
+class WrittenFile:
+    """A file this process writes with ``pwrite`` through ``fd``, in the verified
+    directory ``_dir_fd``."""
+
+    closed = True
+
+    def detach(self):
+        """Stop writing; the file stays (a forked child's copy, or the process is done)."""
+        if self.closed:
+            return
+        self.closed = True
+        with contextlib.suppress(OSError):
+            retire_fd(self.fd)
+        close_fds(self._dir_fd)
+
+    def __del__(self):
+        # Unused: no thread can write through it any more.
+        if self.closed and hasattr(self, "fd"):
+            close_fds(self.fd)
 
 
 def _encode(text, size):
@@ -474,7 +503,7 @@ class Slot:
         self._publish()
 
 
-class ProcessBoard:
+class ProcessBoard(WrittenFile):
     """The board file of one process, with ``slots`` records for its threads.
 
     Raises ``UntrustedBoard`` when the board directory is not this user's
@@ -536,10 +565,7 @@ class ProcessBoard:
         with self._lock:
             if self.closed or is_whole(self.fd, self.size, self._allocated):
                 return
-            try:
-                os.posix_fallocate(self.fd, 0, self.size)
-            except OSError:
-                os.ftruncate(self.fd, self.size)  # holes, filled as records are written
+            regrow(self.fd, self.size)
             self._write_header()
             for slot in list(self.claimed.values()):
                 if slot.seq:
@@ -565,20 +591,6 @@ class ProcessBoard:
                 return
             slot.free()
             self._free.append(index)
-
-    def detach(self):
-        """Stop using the file without deleting it (a forked child's copy)."""
-        if self.closed:
-            return
-        self.closed = True
-        with contextlib.suppress(OSError):
-            retire_fd(self.fd)
-        close_fds(self._dir_fd)
-
-    def __del__(self):
-        # No record of it is left, so no thread can write through it any more.
-        if getattr(self, "closed", False) and hasattr(self, "fd"):
-            close_fds(self.fd)
 
     def close(self):
         """Delete the file: the process is done."""

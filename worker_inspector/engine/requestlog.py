@@ -28,7 +28,16 @@ import threading
 import time
 import zlib
 
-from .board import CHECK_EVERY, close_fds, create_file, existing_server_dir, is_whole, open_server_dir, retire_fd
+from .board import (
+    CHECK_EVERY,
+    WrittenFile,
+    close_fds,
+    create_file,
+    existing_server_dir,
+    is_whole,
+    open_server_dir,
+    regrow,
+)
 from .history import parse_seconds
 from .identity import ProcessKey, is_alive, start_ticks
 from .stacks import _read_private
@@ -95,7 +104,7 @@ def rpc_of_path(path):
     return None
 
 
-class RequestLog:
+class RequestLog(WrittenFile):
     """This process's ring, opened in the server's verified private directory."""
 
     def __init__(self, server_pid, base=None, pid=None):
@@ -140,10 +149,7 @@ class RequestLog:
         if is_whole(self.fd, FILE_SIZE, self._allocated):
             return
         with self._lock:
-            try:
-                os.posix_fallocate(self.fd, 0, FILE_SIZE)
-            except OSError:
-                os.ftruncate(self.fd, FILE_SIZE)
+            regrow(self.fd, FILE_SIZE)
             self._write_head()
             self.repairs += 1
 
@@ -179,20 +185,6 @@ class RequestLog:
         os.pwrite(self.fd, body + _CRC.pack(zlib.crc32(body)), _HEADER_SIZE + (seq % CAPACITY) * RECORD_SIZE)
         if started_at + duration >= self.check_at:
             self._ensure_whole()
-
-    def detach(self):
-        """Stop writing (a forked child's copy, or the process is done); the file stays."""
-        if self.closed:
-            return
-        self.closed = True
-        with contextlib.suppress(OSError):
-            retire_fd(self.fd)
-        close_fds(self._dir_fd)
-
-    def __del__(self):
-        # Nothing writes through it any more (see ``board.retire_fd``).
-        if getattr(self, "closed", False) and hasattr(self, "fd"):
-            close_fds(self.fd)
 
 
 def _entries(dir_fd):
