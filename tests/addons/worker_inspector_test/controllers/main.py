@@ -2,6 +2,7 @@
 import contextlib
 import inspect
 import json
+import mmap
 import os
 import time
 
@@ -106,7 +107,7 @@ class WorkerInspectorTestController(http.Controller):
     def grow(self, vms, seconds="0", overshoot="0"):
         """Grow this worker's virtual memory past ``vms`` bytes in about ``seconds``, and keep it.
 
-        The memory is written to, so RSS grows too; it stays held until the worker exits.
+        Only the virtual memory grows (RSS hardly does); it stays held until the worker exits.
         Then, with ``overshoot``, allocate that many bytes more at once: past
         ``limit_memory_hard`` (RLIMIT_AS), that raises MemoryError.
         """
@@ -115,7 +116,9 @@ class WorkerInspectorTestController(http.Controller):
         missing = max(target - process.memory_info().vms, 0)
         steps = max(missing // _CHUNK + 1, 1)
         while process.memory_info().vms <= target and len(_HELD_MEMORY) < 256:
-            _HELD_MEMORY.append(bytearray(b"x" * _CHUNK))
+            # Mapped, never touched: Odoo's limits check virtual memory, and writing the pages
+            # would cost CPU time enough to hit a short limit_time_cpu first on a loaded machine.
+            _HELD_MEMORY.append(mmap.mmap(-1, _CHUNK))
             time.sleep(duration / steps)
         if int(overshoot):
             _HELD_MEMORY.append(bytearray(int(overshoot)))
