@@ -179,3 +179,30 @@ export async function fetchHistory(since, signal) {
     const {payload, error} = await call(url, {cache: "no-store", signal});
     return error ? {error} : {history: payload};
 }
+
+/**
+ * The request log's views since ``since`` (epoch seconds): ``kinds`` among
+ * requests, routes, profile, and the API's filters (``route``, ``db``,
+ * ``min_duration``; null or "" leaves one out).
+ *
+ * @param {{since: number, kinds: string[], route?: string|null, db?: string|null, min_duration?: number|null}} query
+ * @param {AbortSignal} [signal]
+ * @returns {Promise<{log?: Object, error?: ApiError}>}
+ */
+export async function fetchRequestLog(query, signal) {
+    const {since, kinds, ...filters} = query;
+    const params = new URLSearchParams({
+        since: Math.max(0, Math.floor(since)),
+        kinds: kinds.join(","),
+    });
+    for (const [name, value] of Object.entries(filters)) {
+        if (value !== null && value !== undefined && value !== "") {
+            params.set(name, String(value));
+        }
+    }
+    const {payload, error} = await call(`${HISTORY_URL}?${params}`, {
+        cache: "no-store",
+        signal,
+    });
+    return error ? {error} : {log: payload};
+}

@@ -20,6 +20,7 @@ import {CronPanel} from "../cron_panel/cron_panel";
 import {HistoryPanel} from "../history_panel/history_panel";
 import {NodesView} from "../nodes_view/nodes_view";
 import {ProcessTable} from "../process_table/process_table";
+import {RequestsView} from "../requests_view/requests_view";
 import {Scoreboard} from "../scoreboard/scoreboard";
 import {SqlSessions} from "../sql_sessions/sql_sessions";
 import {StackDialog} from "../stack_dialog/stack_dialog";
@@ -63,6 +64,7 @@ export class WorkerInspectorDashboard extends Component {
         Layout,
         NodesView,
         ProcessTable,
+        RequestsView,
         Scoreboard,
         SqlSessions,
         SummaryCards,
@@ -78,7 +80,8 @@ export class WorkerInspectorDashboard extends Component {
             fetching: false,
             hidden: document.visibilityState === "hidden",
             interval: loadInterval(),
-            // "live": the snapshot, polled; "history": exits and series
+            // "live": the snapshot, polled; "history": exits and series;
+            // "requests": the request log's routes, slow requests, load profile
             view: "live",
         });
         this.action = useService("action");
@@ -122,7 +125,7 @@ export class WorkerInspectorDashboard extends Component {
             !this.alive ||
             this.state.hidden ||
             this.isDenied ||
-            // The History view refreshes itself, less often.
+            // The History and Requests views refresh themselves.
             this.state.view !== "live"
         ) {
             return;
