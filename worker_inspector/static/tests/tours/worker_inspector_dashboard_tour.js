@@ -9,6 +9,35 @@ const SCOREBOARD_CELLS = ".o_worker_inspector_scoreboard .o_worker_inspector_cel
 const WORKERS = ["http", "cron"];
 const DASHBOARD_MENU = "worker_inspector.menu_worker_inspector_dashboard";
 
+const ROUTE_ROWS = ".o_worker_inspector_routes tr.o_worker_inspector_route";
+const REQUEST_ROWS = ".o_worker_inspector_slow_requests tr.o_worker_inspector_request";
+// A route every run has: the Live view polled it.
+const SNAPSHOT_ROUTE = "/worker_inspector/api/snapshot";
+
+/** The request log's views of the last hour, ``query`` added. */
+async function fetchRequestLog(query) {
+    const since = Math.floor(Date.now() / 1000) - 3600;
+    const response = await fetch(`/worker_inspector/api/history?since=${since}&${query}`, {
+        credentials: "same-origin",
+        headers: {Accept: "application/json"},
+    });
+    if (!response.ok) {
+        throw new Error(`The history API answered HTTP ${response.status}`);
+    }
+    return response.json();
+}
+
+/** Resolves once ``ready()`` holds, fails after 10 s. */
+async function waitFor(ready) {
+    for (let i = 0; i < 100; i++) {
+        if (ready()) {
+            return;
+        }
+        await new Promise((resolve) => setTimeout(resolve, 100));
+    }
+    throw new Error("Timed out");
+}
+
 async function fetchSnapshot() {
     const response = await fetch("/worker_inspector/api/snapshot", {
         credentials: "same-origin",
@@ -280,6 +309,76 @@ registry.category("web_tour.tours").add("worker_inspector_dashboard", {
                 // A fresh server may have no point yet: the series itself is there.
                 if (!(history.series?.interval > 0)) {
                     throw new Error("The history API has no series");
+                }
+            },
+        },
+        {
+            content: "Open the Requests view",
+            trigger: ".o_worker_inspector_view_requests",
+            run: "click",
+        },
+        {
+            content:
+                "Requests: the load profile's verdict, the routes of the API with the dashboard's own",
+            trigger: `.o_worker_inspector_requests[data-status="ready"] ${ROUTE_ROWS}[data-key="${SNAPSHOT_ROUTE}"]`,
+            async run() {
+                const verdict = document.querySelector(
+                    ".o_worker_inspector_load_profile"
+                )?.dataset.verdict;
+                if (!["cpu_bound", "io_bound", "mixed", "idle"].includes(verdict)) {
+                    throw new Error(`No load profile verdict shown (${verdict})`);
+                }
+                const log = await fetchRequestLog("kinds=routes");
+                const listed = new Set(log.routes.map((route) => route.key));
+                const shown = [...document.querySelectorAll(ROUTE_ROWS)].map(
+                    (row) => row.dataset.key
+                );
+                // Requests only accumulate: the API, asked later, knows every route shown.
+                const unknown = shown.filter((key) => !listed.has(key));
+                if (unknown.length) {
+                    throw new Error(`Routes ${unknown} are not in the API's routes`);
+                }
+                if (!document.querySelector(REQUEST_ROWS)) {
+                    throw new Error("No slow request listed");
+                }
+            },
+        },
+        {
+            content: "A route row shows that route's requests",
+            trigger: `${ROUTE_ROWS}[data-key="${SNAPSHOT_ROUTE}"]`,
+            run: "click",
+        },
+        {
+            content: "The chip names the route, every request listed is of that route",
+            trigger: `.o_worker_inspector_route_chip[data-route="${SNAPSHOT_ROUTE}"]`,
+            async run() {
+                const list = document.querySelector(".o_worker_inspector_requests_list");
+                await waitFor(() => list.dataset.route === SNAPSHOT_ROUTE);
+                const keys = [...document.querySelectorAll(REQUEST_ROWS)].map(
+                    (row) => row.dataset.routeKey
+                );
+                if (!keys.length || keys.some((key) => key !== SNAPSHOT_ROUTE)) {
+                    throw new Error(`Requests of routes ${keys}, expected ${SNAPSHOT_ROUTE} only`);
+                }
+            },
+        },
+        {
+            content: "The chip clears the filter",
+            trigger: ".o_worker_inspector_route_clear",
+            run: "click",
+        },
+        {
+            content: "Every route's requests again",
+            trigger:
+                '.o_worker_inspector_requests:not(:has(.o_worker_inspector_route_chip)) .o_worker_inspector_requests_list[data-route=""]',
+            run() {
+                const keys = new Set(
+                    [...document.querySelectorAll(REQUEST_ROWS)].map(
+                        (row) => row.dataset.routeKey
+                    )
+                );
+                if (keys.size < 2) {
+                    throw new Error(`Requests of ${keys.size} route(s) only: ${[...keys]}`);
                 }
             },
         },
