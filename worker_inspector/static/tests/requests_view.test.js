@@ -266,7 +266,8 @@ function answer(params, requests) {
             sql_share: 0.6,
             other_share: 0.15,
             verdict: "io_bound",
-            explanation: "I/O-bound: only 25% of request time is Python CPU, 60% in SQL.",
+            explanation:
+                "I/O-bound: only 25% of request time is Python CPU, 60% in SQL.",
         };
     }
     return body;
@@ -320,30 +321,41 @@ test("the Requests tab: verdict, routes by total time, slowest requests", async 
     // Live polling stops, the snapshot's process table is gone.
     expect(".o_worker_inspector_processes").toHaveCount(0);
 
-    expect(".o_worker_inspector_load_profile").toHaveAttribute("data-verdict", "io_bound");
+    expect(".o_worker_inspector_load_profile").toHaveAttribute(
+        "data-verdict",
+        "io_bound"
+    );
     expect(".o_worker_inspector_verdict").toHaveText("I/O-bound");
     expect(".o_worker_inspector_explanation").toHaveText(/60% in SQL/);
     expect(".o_worker_inspector_load_profile .o_worker_inspector_share").toHaveCount(3);
-    expect(".o_worker_inspector_load_profile .o_worker_inspector_share_sql").toHaveAttribute(
-        "style",
-        "width: 60%"
-    );
+    expect(
+        ".o_worker_inspector_load_profile .o_worker_inspector_share_sql"
+    ).toHaveAttribute("style", "width: 60%");
     // 2.3 s of request CPU over the hour, of 2 cores.
     expect(".o_worker_inspector_busy_cores").toHaveText(/0 of 2 cores busy/);
 
     expect(ROUTE_ROWS).toHaveCount(3);
-    expect(`${ROUTE_ROWS}:first-child`).toHaveAttribute("data-key", "res.partner.search_read");
+    expect(`${ROUTE_ROWS}:first-child`).toHaveAttribute(
+        "data-key",
+        "res.partner.search_read"
+    );
     expect(`${ROUTE_ROWS}:first-child [data-column="cpu_share"]`).toHaveText("10 %");
     expect(`${ROUTE_ROWS}:first-child [data-column="total"]`).toHaveText("8.0 s");
     await contains('.o_worker_inspector_routes th[data-column="count"]').click();
-    expect(`${ROUTE_ROWS}:first-child`).toHaveAttribute("data-key", "res.partner.search_read");
+    expect(`${ROUTE_ROWS}:first-child`).toHaveAttribute(
+        "data-key",
+        "res.partner.search_read"
+    );
     await contains('.o_worker_inspector_routes th[data-column="count"]').click();
-    expect(`${ROUTE_ROWS}:first-child`).toHaveAttribute("data-key", "cron:Mail: send queued");
+    expect(`${ROUTE_ROWS}:first-child`).toHaveAttribute(
+        "data-key",
+        "cron:Mail: send queued"
+    );
 
     expect(REQUEST_ROWS).toHaveCount(3);
-    expect(`${REQUEST_ROWS}:first-child .o_worker_inspector_request_duration`).toHaveText(
-        "12 s"
-    );
+    expect(
+        `${REQUEST_ROWS}:first-child .o_worker_inspector_request_duration`
+    ).toHaveText("12 s");
     expect(`${REQUEST_ROWS}[data-kind="cron"]`).toHaveText(/Mail: send queued/);
     expect(`${REQUEST_ROWS} .o_worker_inspector_kept_stack`).toHaveCount(1);
     await contains(`${REQUEST_ROWS} .o_worker_inspector_kept_stack`).click();
@@ -407,11 +419,24 @@ test("an error of the API is shown, an empty log says so", async () => {
         HISTORY_URL,
         () =>
             fail
-                ? json({error: {status: 503, reason: "The history is not recorded."}}, 503)
-                : json({taken_at: NOW, since: NOW - 3600, requests: [], routes: [], profile: {
-                      cpu_share: 0, sql_share: 0, other_share: 0, verdict: "idle",
-                      explanation: "Idle: 0 request(s) and jobs took 0.0 s over 3600 s.",
-                  }}),
+                ? json(
+                      {error: {status: 503, reason: "The history is not recorded."}},
+                      503
+                  )
+                : json({
+                      taken_at: NOW,
+                      since: NOW - 3600,
+                      requests: [],
+                      routes: [],
+                      profile: {
+                          cpu_share: 0,
+                          sql_share: 0,
+                          other_share: 0,
+                          verdict: "idle",
+                          explanation:
+                              "Idle: 0 request(s) and jobs took 0.0 s over 3600 s.",
+                      },
+                  }),
         {pure: true}
     );
     await openRequests();
@@ -425,9 +450,13 @@ test("an error of the API is shown, an empty log says so", async () => {
     expect(VIEW).toHaveAttribute("data-status", "ready");
     expect(".o_worker_inspector_requests_error").toHaveCount(0);
     expect(".o_worker_inspector_verdict").toHaveText("Idle");
-    expect(".o_worker_inspector_load_profile .o_worker_inspector_share_bar").toHaveCount(0);
+    expect(
+        ".o_worker_inspector_load_profile .o_worker_inspector_share_bar"
+    ).toHaveCount(0);
     expect(ROUTE_ROWS).toHaveCount(0);
-    expect(".o_worker_inspector_routes").toHaveText(/No request recorded in this window/);
+    expect(".o_worker_inspector_routes").toHaveText(
+        /No request recorded in this window/
+    );
     expect(REQUEST_ROWS).toHaveCount(0);
 });
 
@@ -446,4 +475,3 @@ test("no polling while the browser tab is hidden", async () => {
     await animationFrame();
     expect(asked).toHaveLength(2);
 });
-

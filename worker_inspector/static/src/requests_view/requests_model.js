@@ -81,7 +81,11 @@ export function shareOf(part, total) {
 export function requestQueries({since, route = null, minDuration = null}) {
     if (!route) {
         return [
-            {since, kinds: ["requests", "routes", "profile"], min_duration: minDuration},
+            {
+                since,
+                kinds: ["requests", "routes", "profile"],
+                min_duration: minDuration,
+            },
         ];
     }
     return [

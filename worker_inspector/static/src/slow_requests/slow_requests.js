@@ -26,7 +26,9 @@ export class SlowRequests extends Component {
     }
 
     get shown() {
-        return this.state.showAll ? this.props.rows : this.props.rows.slice(0, TOP_REQUESTS);
+        return this.state.showAll
+            ? this.props.rows
+            : this.props.rows.slice(0, TOP_REQUESTS);
     }
 
     formatSeconds(value) {

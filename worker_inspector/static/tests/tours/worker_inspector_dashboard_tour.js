@@ -17,10 +17,13 @@ const SNAPSHOT_ROUTE = "/worker_inspector/api/snapshot";
 /** The request log's views of the last hour, ``query`` added. */
 async function fetchRequestLog(query) {
     const since = Math.floor(Date.now() / 1000) - 3600;
-    const response = await fetch(`/worker_inspector/api/history?since=${since}&${query}`, {
-        credentials: "same-origin",
-        headers: {Accept: "application/json"},
-    });
+    const response = await fetch(
+        `/worker_inspector/api/history?since=${since}&${query}`,
+        {
+            credentials: "same-origin",
+            headers: {Accept: "application/json"},
+        }
+    );
     if (!response.ok) {
         throw new Error(`The history API answered HTTP ${response.status}`);
     }
@@ -352,13 +355,17 @@ registry.category("web_tour.tours").add("worker_inspector_dashboard", {
             content: "The chip names the route, every request listed is of that route",
             trigger: `.o_worker_inspector_route_chip[data-route="${SNAPSHOT_ROUTE}"]`,
             async run() {
-                const list = document.querySelector(".o_worker_inspector_requests_list");
+                const list = document.querySelector(
+                    ".o_worker_inspector_requests_list"
+                );
                 await waitFor(() => list.dataset.route === SNAPSHOT_ROUTE);
                 const keys = [...document.querySelectorAll(REQUEST_ROWS)].map(
                     (row) => row.dataset.routeKey
                 );
                 if (!keys.length || keys.some((key) => key !== SNAPSHOT_ROUTE)) {
-                    throw new Error(`Requests of routes ${keys}, expected ${SNAPSHOT_ROUTE} only`);
+                    throw new Error(
+                        `Requests of routes ${keys}, expected ${SNAPSHOT_ROUTE} only`
+                    );
                 }
             },
         },
@@ -378,7 +385,9 @@ registry.category("web_tour.tours").add("worker_inspector_dashboard", {
                     )
                 );
                 if (keys.size < 2) {
-                    throw new Error(`Requests of ${keys.size} route(s) only: ${[...keys]}`);
+                    throw new Error(
+                        `Requests of ${keys.size} route(s) only: ${[...keys]}`
+                    );
                 }
             },
         },
