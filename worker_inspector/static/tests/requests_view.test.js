@@ -249,7 +249,9 @@ function answer(params, requests) {
     const kinds = params.get("kinds").split(",");
     const route = params.get("route");
     const minDuration = params.get("min_duration");
-    const body = {taken_at: NOW, since: Number(params.get("since"))};
+    // Taken 10 s after ``since``: the routes' 2.3 s of CPU keep 0.23 cores busy.
+    const since = Number(params.get("since"));
+    const body = {taken_at: since + 10, since};
     if (kinds.includes("requests")) {
         body.requests = requests.filter(
             (r) =>
@@ -331,8 +333,9 @@ test("the Requests tab: verdict, routes by total time, slowest requests", async 
     expect(
         ".o_worker_inspector_load_profile .o_worker_inspector_share_sql"
     ).toHaveAttribute("style", "width: 60%");
-    // 2.3 s of request CPU over the hour, of 2 cores.
-    expect(".o_worker_inspector_busy_cores").toHaveText(/0 of 2 cores busy/);
+    expect(".o_worker_inspector_busy_cores").toHaveText(
+        "Request CPU: 0.23 of 2 cores busy on average"
+    );
 
     expect(ROUTE_ROWS).toHaveCount(3);
     expect(`${ROUTE_ROWS}:first-child`).toHaveAttribute(

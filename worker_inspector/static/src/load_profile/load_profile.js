@@ -1,5 +1,6 @@
 /** @odoo-module **/
 import {Component} from "@odoo/owl";
+import {_t} from "@web/core/l10n/translation";
 import {formatFloat} from "@web/core/utils/numbers";
 import {ShareBar} from "../share_bar/share_bar";
 
@@ -31,9 +32,16 @@ export class LoadProfile extends Component {
     };
 
     get busyText() {
-        const {busyCores} = this.props;
-        return busyCores === null || busyCores === undefined
-            ? ""
-            : formatFloat(busyCores, {digits: [0, 2]});
+        const {busyCores, cores} = this.props;
+        if (busyCores === null || busyCores === undefined) {
+            return "";
+        }
+        const busy = formatFloat(busyCores, {digits: [0, 2]});
+        return cores
+            ? _t("Request CPU: %(busy)s of %(cores)s cores busy on average", {
+                  busy,
+                  cores,
+              })
+            : _t("Request CPU: %s cores busy on average", busy);
     }
 }

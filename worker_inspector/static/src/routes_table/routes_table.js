@@ -1,5 +1,6 @@
 /** @odoo-module **/
 import {Component, useState} from "@odoo/owl";
+import {_t} from "@web/core/l10n/translation";
 import {formatPercent, formatSeconds} from "../format";
 import {
     DEFAULT_SORT,
@@ -34,6 +35,12 @@ export class RoutesTable extends Component {
     get rows() {
         const sorted = sortRoutes(this.props.routes, this.state.sort);
         return this.state.showAll ? sorted : sorted.slice(0, TOP_ROUTES);
+    }
+
+    get toggleLabel() {
+        return this.state.showAll
+            ? _t("Show the top %s", TOP_ROUTES)
+            : _t("Show all %s routes", this.props.routes.length);
     }
 
     sortBy(column) {

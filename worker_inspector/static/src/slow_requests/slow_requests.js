@@ -31,6 +31,12 @@ export class SlowRequests extends Component {
             : this.props.rows.slice(0, TOP_REQUESTS);
     }
 
+    get toggleLabel() {
+        return this.state.showAll
+            ? _t("Show the slowest %s", TOP_REQUESTS)
+            : _t("Show all %s requests", this.props.rows.length);
+    }
+
     formatSeconds(value) {
         return formatSeconds(value);
     }
