@@ -3,7 +3,10 @@
     python3 docs/screenshot_dashboard.py [--db EXISTING_DB] [--output docs/dashboard.png]
 
 docs/dashboard.png was taken with ``--workers 4 --activity --height 1280`` (two
-workers held busy, one serving the dashboard, one idle).
+workers held busy, one serving the dashboard, one idle); docs/requests.png, its
+Requests tab, with ``--view requests --output docs/requests.png --height 1800``
+(``--view requests`` serves a mix of requests first: CPU-burning, sleeping,
+waiting in PostgreSQL, failing, JSON-RPC).
 
 Starts ``--workers=2 --max-cron-threads=1`` on free ports (tests/odoo_harness.py),
 logs in as admin/admin with ``requests``, then drives headless Chromium over
@@ -42,6 +45,16 @@ import odoo_harness
 
 DASHBOARD_PATH = "/odoo/action-worker_inspector.action_worker_inspector_dashboard"
 READY_JS = "!!document.querySelector('.o_worker_inspector[data-status=\"ready\"] tr.o_worker_inspector_process')"
+REQUESTS_TAB_JS = "document.querySelector('.o_worker_inspector_view_requests').click()"
+REQUESTS_READY_JS = (
+    "!!document.querySelector('.o_worker_inspector_requests[data-status=\"ready\"] tr.o_worker_inspector_request')"
+)
+# The last 15 minutes: a server started for the picture is not idle over them.
+REQUESTS_WINDOW_JS = (
+    "(() => { const s = document.querySelector('.o_worker_inspector_requests_window');"
+    " s.value = '0.25'; s.dispatchEvent(new Event('change')); })()"
+)
+REQUESTS_PROFILE_JS = "!!document.querySelector('.o_worker_inspector_load_profile:not([data-verdict=\"idle\"])')"
 CHROME_NAMES = ("chromium", "chromium-browser", "google-chrome", "google-chrome-stable")
 
 
@@ -125,7 +138,9 @@ def headless_chromium(width, height):
         shutil.rmtree(profile, ignore_errors=True)
 
 
-def capture(server, output, width, height, settle, session=None, ready_js=READY_JS):
+def capture(server, output, width, height, settle, session=None, ready_js=READY_JS, then=()):
+    """Screenshot of the dashboard once ``ready_js`` holds; ``then``: pairs
+    (script to run, condition to wait for) before the picture."""
     session = session or server.login_session()
     with headless_chromium(width, height) as devtools:
         devtools.call("Network.enable")
@@ -143,10 +158,38 @@ def capture(server, output, width, height, settle, session=None, ready_js=READY_
             if time.monotonic() > deadline:
                 raise TimeoutError("the dashboard did not show its processes within 60 s")
             time.sleep(0.3)
+        for script, condition in then:
+            devtools.evaluate(script)
+            deadline = time.monotonic() + 60
+            while not devtools.evaluate(condition):
+                if time.monotonic() > deadline:
+                    raise TimeoutError(f"{condition} did not hold within 60 s")
+                time.sleep(0.3)
         # A second poll gives CPU percents over an interval, not lifetime averages.
         time.sleep(settle)
         png = devtools.call("Page.captureScreenshot", format="png")["data"]
     Path(output).write_bytes(base64.b64decode(png))
+
+
+def serve_request_mix(server):
+    """Requests of several kinds for the Requests tab (needs worker_inspector_test)."""
+    session = server.login_session()
+    calls = [("/worker_inspector_test/burn", {"seconds": "0.4"})] * 3
+    calls += [("/worker_inspector_test/sleep", {"seconds": "0.6"})] * 2
+    calls += [("/worker_inspector_test/pg_sleep_once", {"seconds": "0.5"})] * 2
+    calls += [("/worker_inspector_test/fail", {})]
+    for path, params in calls:
+        session.get(server.url + path, params=params, timeout=60)
+    for _ in range(5):
+        session.post(
+            server.url + "/web/dataset/call_kw/res.partner/search_read",
+            json={
+                "jsonrpc": "2.0",
+                "method": "call",
+                "params": {"model": "res.partner", "method": "search_read", "args": [], "kwargs": {"limit": 80}},
+            },
+            timeout=60,
+        )
 
 
 @contextlib.contextmanager
@@ -186,6 +229,12 @@ def main():
     parser.add_argument("--settle", type=float, default=6.0, help="seconds to wait after the first render")
     parser.add_argument("--workers", type=int, default=2)
     parser.add_argument("--activity", action="store_true", help="stage busy workers (needs worker_inspector_test)")
+    parser.add_argument(
+        "--view",
+        choices=("live", "requests"),
+        default="live",
+        help="the tab to take; requests serves a mix of requests first (needs worker_inspector_test)",
+    )
     args = parser.parse_args()
 
     available, reason = odoo_harness.odoo_available()
@@ -195,7 +244,11 @@ def main():
     try:
         server = odoo_harness.OdooServer(db, workers=args.workers, max_cron_threads=1)
         with server, staged_activity(server) if args.activity else contextlib.nullcontext():
-            capture(server, args.output, args.width, args.height, args.settle)
+            then = ()
+            if args.view == "requests":
+                serve_request_mix(server)
+                then = ((REQUESTS_TAB_JS, REQUESTS_READY_JS), (REQUESTS_WINDOW_JS, REQUESTS_PROFILE_JS))
+            capture(server, args.output, args.width, args.height, args.settle, then=then)
     finally:
         if not args.db:
             odoo_harness.drop_database(db)
