@@ -37,7 +37,9 @@ class TestDashboardTour(BrowserCase):
     def test_dashboard_shows_one_row_per_process(self):
         """Settings ▸ Technical ▸ Server Workers, in headless Chromium: one
         process row per process of the API (the tour compares the pids) and
-        one scoreboard cell per worker."""
+        one scoreboard cell per worker; the History view; the Requests view
+        with the routes the request log recorded for the tour's own requests,
+        a route row showing that route's requests, the chip clearing it."""
         admin = self.env.ref("base.user_admin")
         snapshot = self.env["worker.inspector"].with_user(admin).get_snapshot()
         pids = {process["pid"] for process in snapshot["processes"]}

@@ -406,6 +406,15 @@ test("a route row filters the requests on the server; the chip clears it", async
     expect(REQUEST_ROWS).toHaveCount(0);
     expect(".o_worker_inspector_slow_requests").toHaveText(/No request in this window/);
 
+    // The keyboard opens a route as the mouse does.
+    await contains(`${ROUTE_ROWS}[data-key="/web/dataset/call_kw"]`).press("Enter");
+    await animationFrame();
+    expect(".o_worker_inspector_route_chip").toHaveAttribute(
+        "data-route",
+        "/web/dataset/call_kw"
+    );
+    expect(asked.at(-1).route).toBe("/web/dataset/call_kw");
+
     await contains(".o_worker_inspector_route_clear").click();
     await contains(".o_worker_inspector_min_duration").select("");
     await animationFrame();

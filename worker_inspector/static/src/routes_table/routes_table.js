@@ -43,6 +43,14 @@ export class RoutesTable extends Component {
             : _t("Show all %s routes", this.props.routes.length);
     }
 
+    /** Enter or space on a focused row opens its requests, as a click does. */
+    onRowKey(ev, key) {
+        if (ev.key === "Enter" || ev.key === " ") {
+            ev.preventDefault();
+            this.props.onSelect(key);
+        }
+    }
+
     sortBy(column) {
         this.state.sort = nextSort(this.state.sort, column);
     }
