@@ -323,7 +323,7 @@ registry.category("web_tour.tours").add("worker_inspector_dashboard", {
         {
             content:
                 "Requests: the load profile's verdict, the routes of the API with the dashboard's own",
-            trigger: `.o_worker_inspector_requests[data-status="ready"] ${ROUTE_ROWS}[data-key="${SNAPSHOT_ROUTE}"]`,
+            trigger: `.o_worker_inspector_requests[data-status="ready"] ${ROUTE_ROWS}`,
             async run() {
                 const verdict = document.querySelector(
                     ".o_worker_inspector_load_profile"
@@ -341,8 +341,18 @@ registry.category("web_tour.tours").add("worker_inspector_dashboard", {
                 if (unknown.length) {
                     throw new Error(`Routes ${unknown} are not in the API's routes`);
                 }
+                if (!listed.has(SNAPSHOT_ROUTE)) {
+                    throw new Error(
+                        `The dashboard's own ${SNAPSHOT_ROUTE} is not recorded`
+                    );
+                }
                 if (!document.querySelector(REQUEST_ROWS)) {
                     throw new Error("No slow request listed");
+                }
+                // The table shows the costliest routes first: the rest on demand.
+                const all = document.querySelector(".o_worker_inspector_routes_all");
+                if (!shown.includes(SNAPSHOT_ROUTE) && all) {
+                    all.click();
                 }
             },
         },
