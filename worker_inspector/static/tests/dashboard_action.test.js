@@ -8,6 +8,7 @@ import {
     mountWithCleanup,
     onRpc,
     patchTranslations,
+    patchWithCleanup,
     preloadBundle,
 } from "@web/../tests/web_test_helpers";
 import {browser} from "@web/core/browser/browser";
@@ -369,6 +370,44 @@ test("history: exits with their cause, filtered; the live rows say who restarted
     await contains(".o_worker_inspector_view_live").click();
     await animationFrame();
     expect(PROCESS_ROWS).toHaveCount(5);
+});
+
+test("history: refreshed every 30 s, paused while the browser tab is hidden", async () => {
+    const snapshots = serveSnapshots(() => json(snapshot()));
+    let asked = 0;
+    onRpc(
+        HISTORY_URL,
+        () => {
+            asked++;
+            return json(history());
+        },
+        {pure: true}
+    );
+    await openDashboard();
+    await contains(".o_worker_inspector_view_history").click();
+    await animationFrame();
+    expect(asked).toBe(1);
+    await advanceTime(30_000);
+    await animationFrame();
+    expect(asked).toBe(2);
+
+    patchWithCleanup(document, {visibilityState: "hidden"});
+    document.dispatchEvent(new Event("visibilitychange"));
+    await animationFrame();
+    expect(".o_worker_inspector_paused").toHaveCount(1);
+    await advanceTime(120_000);
+    expect(asked).toBe(2);
+
+    patchWithCleanup(document, {visibilityState: "visible"});
+    document.dispatchEvent(new Event("visibilitychange"));
+    await animationFrame();
+    expect(asked).toBe(3);
+    expect(".o_worker_inspector_paused").toHaveCount(0);
+    await advanceTime(30_000);
+    await animationFrame();
+    expect(asked).toBe(4);
+    // The Live view's polling waits meanwhile: only its first snapshot.
+    expect(snapshots).toHaveLength(1);
 });
 
 // A stack frame as the API gives it.

@@ -1,11 +1,5 @@
 /** @odoo-module **/
-import {
-    Component,
-    onMounted,
-    onWillUnmount,
-    useExternalListener,
-    useState,
-} from "@odoo/owl";
+import {Component, onWillUnmount, useState} from "@odoo/owl";
 import {browser} from "@web/core/browser/browser";
 import {ConfirmationDialog} from "@web/core/confirmation_dialog/confirmation_dialog";
 import {_t} from "@web/core/l10n/translation";
@@ -19,6 +13,7 @@ import {CronHealth} from "../cron_health/cron_health";
 import {CronPanel} from "../cron_panel/cron_panel";
 import {HistoryPanel} from "../history_panel/history_panel";
 import {NodesView} from "../nodes_view/nodes_view";
+import {usePolling} from "../polling/use_polling";
 import {ProcessTable} from "../process_table/process_table";
 import {RequestsView} from "../requests_view/requests_view";
 import {Scoreboard} from "../scoreboard/scoreboard";
@@ -78,7 +73,6 @@ export class WorkerInspectorDashboard extends Component {
             // {status, reason} of the last failed refresh, null after a success
             error: null,
             fetching: false,
-            hidden: document.visibilityState === "hidden",
             interval: loadInterval(),
             // "live": the snapshot, polled; "history": exits and series;
             // "requests": the request log's routes, slow requests, load profile
@@ -89,17 +83,17 @@ export class WorkerInspectorDashboard extends Component {
         this.notification = useService("notification");
         this.display = {controlPanel: {}};
         this.intervals = REFRESH_INTERVALS;
-        this.timer = null;
         this.abortController = null;
         this.alive = true;
 
-        useExternalListener(document, "visibilitychange", () =>
-            this.onVisibilityChange()
-        );
-        onMounted(() => this.refresh());
+        // The next refresh starts ``interval`` seconds after the previous one
+        // ended; the History and Requests views refresh themselves.
+        this.polling = usePolling(() => this.load(), {
+            getInterval: () => this.state.interval * 1000,
+            isActive: () => this.state.view === "live",
+        });
         onWillUnmount(() => {
             this.alive = false;
-            this.cancelTimer();
             this.abortController?.abort();
         });
     }
@@ -108,45 +102,19 @@ export class WorkerInspectorDashboard extends Component {
     // Polling
     // ------------------------------------------------------------------
 
-    cancelTimer() {
-        if (this.timer) {
-            browser.clearTimeout(this.timer);
-            this.timer = null;
-        }
+    /** Refresh now (the button, after a recycle); the timer restarts after it. */
+    refresh() {
+        return this.polling.refresh();
     }
 
-    /**
-     * The next refresh starts ``interval`` seconds after the previous one
-     * ended, so a slow server is never asked twice at once.
-     */
-    scheduleRefresh() {
-        this.cancelTimer();
-        if (
-            !this.alive ||
-            this.state.hidden ||
-            this.isDenied ||
-            // The History and Requests views refresh themselves.
-            this.state.view !== "live"
-        ) {
-            return;
-        }
-        this.timer = browser.setTimeout(
-            () => this.refresh(),
-            this.state.interval * 1000
-        );
-    }
-
-    async refresh() {
-        if (this.state.fetching) {
-            return;
-        }
-        this.cancelTimer();
+    /** One snapshot; ``false`` (no more polling) when access is denied. */
+    async load() {
         this.state.fetching = true;
         this.abortController = new AbortController();
         try {
             const {snapshot, error} = await fetchSnapshot(this.abortController.signal);
             if (!this.alive) {
-                return;
+                return false;
             }
             if (error) {
                 this.state.error = error;
@@ -161,18 +129,9 @@ export class WorkerInspectorDashboard extends Component {
         } finally {
             if (this.alive) {
                 this.state.fetching = false;
-                this.scheduleRefresh();
             }
         }
-    }
-
-    onVisibilityChange() {
-        this.state.hidden = document.visibilityState === "hidden";
-        if (this.state.hidden) {
-            this.cancelTimer();
-        } else {
-            this.refresh();
-        }
+        return !this.isDenied;
     }
 
     setView(view) {
@@ -180,7 +139,7 @@ export class WorkerInspectorDashboard extends Component {
         if (view === "live") {
             this.refresh();
         } else {
-            this.cancelTimer();
+            this.polling.stop();
         }
     }
 
@@ -191,9 +150,7 @@ export class WorkerInspectorDashboard extends Component {
         }
         this.state.interval = seconds;
         browser.localStorage.setItem(INTERVAL_STORAGE_KEY, String(seconds));
-        if (!this.state.fetching) {
-            this.scheduleRefresh();
-        }
+        this.polling.schedule();
     }
 
     // ------------------------------------------------------------------

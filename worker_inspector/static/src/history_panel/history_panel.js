@@ -1,17 +1,10 @@
 /** @odoo-module **/
-import {
-    Component,
-    onMounted,
-    onWillStart,
-    onWillUnmount,
-    useRef,
-    useState,
-} from "@odoo/owl";
+import {Component, onWillStart, onWillUnmount, useRef, useState} from "@odoo/owl";
 import {loadBundle} from "@web/core/assets";
-import {browser} from "@web/core/browser/browser";
 import {_t} from "@web/core/l10n/translation";
 import {fetchHistory} from "../api";
 import {formatBytes, formatSeconds} from "../format";
+import {usePolling} from "../polling/use_polling";
 import {KeptStackButton} from "../stack_dialog/kept_stack_button";
 import {roleLabels} from "../view_model";
 import {EXIT_REASONS, exitRows, loadSeries, memorySeries} from "./history_model";
@@ -21,7 +14,7 @@ export const WINDOWS = [
     {hours: 6, label: _t("Last 6 hours")},
     {hours: 24, label: _t("Last 24 hours")},
 ];
-const REFRESH_SECONDS = 30;
+export const HISTORY_REFRESH_SECONDS = 30;
 
 /**
  * The History view: memory of each worker against its limits, utilization
@@ -45,13 +38,14 @@ export class HistoryPanel extends Component {
         this.memoryCanvas = useRef("memory");
         this.loadCanvas = useRef("load");
         this.charts = [];
-        this.timer = null;
         this.alive = true;
         onWillStart(() => loadBundle("web.chartjs_lib"));
-        onMounted(() => this.refresh());
+        // Every 30 s while the browser tab is visible.
+        this.polling = usePolling(() => this.load(), {
+            intervalMs: HISTORY_REFRESH_SECONDS * 1000,
+        });
         onWillUnmount(() => {
             this.alive = false;
-            browser.clearTimeout(this.timer);
             this.destroyCharts();
         });
     }
@@ -82,8 +76,12 @@ export class HistoryPanel extends Component {
         );
     }
 
-    async refresh() {
-        browser.clearTimeout(this.timer);
+    /** Asks again now (another window); the timer restarts after it. */
+    refresh() {
+        return this.polling.refresh();
+    }
+
+    async load() {
         const since = Date.now() / 1000 - this.state.hours * 3600;
         const {history, error} = await fetchHistory(since);
         if (!this.alive) {
@@ -96,7 +94,6 @@ export class HistoryPanel extends Component {
             this.state.error = null;
             this.draw();
         }
-        this.timer = browser.setTimeout(() => this.refresh(), REFRESH_SECONDS * 1000);
     }
 
     onWindowChange(ev) {

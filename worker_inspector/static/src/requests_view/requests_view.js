@@ -1,16 +1,10 @@
 /** @odoo-module **/
-import {
-    Component,
-    onMounted,
-    onWillUnmount,
-    useExternalListener,
-    useState,
-} from "@odoo/owl";
-import {browser} from "@web/core/browser/browser";
+import {Component, onWillUnmount, useState} from "@odoo/owl";
 import {_t} from "@web/core/l10n/translation";
 import {fetchRequestLog} from "../api";
 import {formatSeconds} from "../format";
 import {LoadProfile} from "../load_profile/load_profile";
+import {usePolling} from "../polling/use_polling";
 import {RoutesTable} from "../routes_table/routes_table";
 import {SlowRequests} from "../slow_requests/slow_requests";
 import {
@@ -30,7 +24,7 @@ export const REQUESTS_REFRESH_SECONDS = 10;
  * The Requests view: the load profile of the window with its verdict, the
  * routes table, and the slowest requests; a route row shows that route's
  * requests (the API's ``route`` filter), a chip clears it. Refreshes every
- * few seconds while the browser tab is visible.
+ * few seconds while the browser tab is visible (usePolling).
  */
 export class RequestsView extends Component {
     static template = "worker_inspector.RequestsView";
@@ -50,32 +44,30 @@ export class RequestsView extends Component {
             shown: null,
             error: null,
             loading: false,
-            hidden: document.visibilityState === "hidden",
         });
         this.windows = REQUEST_WINDOWS;
         this.minDurations = MIN_DURATIONS;
-        this.timer = null;
         this.abortController = null;
-        this.alive = true;
-        useExternalListener(document, "visibilitychange", () =>
-            this.onVisibilityChange()
-        );
-        onMounted(() => this.refresh());
-        onWillUnmount(() => {
-            this.alive = false;
-            browser.clearTimeout(this.timer);
-            this.abortController?.abort();
+        this.polling = usePolling(() => this.load(), {
+            intervalMs: REQUESTS_REFRESH_SECONDS * 1000,
         });
+        onWillUnmount(() => this.abortController?.abort());
     }
 
     // ------------------------------------------------------------------
     // Polling
     // ------------------------------------------------------------------
 
-    /** Asks the API with the current filters; a newer call supersedes an older one. */
-    async refresh() {
-        browser.clearTimeout(this.timer);
+    /**
+     * Asks again now with the current filters: the answer in flight, asked
+     * with the previous ones, is dropped.
+     */
+    refresh() {
         this.abortController?.abort();
+        return this.polling.refresh();
+    }
+
+    async load() {
         const controller = new AbortController();
         this.abortController = controller;
         const {hours, route, minDuration} = this.state;
@@ -86,7 +78,8 @@ export class RequestsView extends Component {
                 fetchRequestLog(query, controller.signal)
             )
         );
-        if (!this.alive || controller !== this.abortController) {
+        if (controller.signal.aborted) {
+            // Superseded by newer filters, or unmounted.
             return;
         }
         this.state.loading = false;
@@ -101,21 +94,6 @@ export class RequestsView extends Component {
             this.state.log = Object.assign({since}, ...answers.map((a) => a.log));
             this.state.shown = {hours, route, minDuration};
             this.state.error = null;
-        }
-        if (!this.state.hidden) {
-            this.timer = browser.setTimeout(
-                () => this.refresh(),
-                REQUESTS_REFRESH_SECONDS * 1000
-            );
-        }
-    }
-
-    onVisibilityChange() {
-        this.state.hidden = document.visibilityState === "hidden";
-        if (this.state.hidden) {
-            browser.clearTimeout(this.timer);
-        } else {
-            this.refresh();
         }
     }
 
