@@ -241,3 +241,24 @@ def test_advice_and_cron_rows_have_exactly_the_declared_shape():
         "advice",
         "exits_last_hour",
     }
+
+
+def test_advice_levels_count_every_level_and_name_the_alerts():
+    items = [
+        {"id": "a", "level": "ok"},
+        {"id": "b", "level": "warning"},
+        {"id": "c", "level": "ok"},
+        {"id": "d", "level": "critical"},
+        {"id": "e", "level": "info"},
+    ]
+    levels = advice.advice_levels(items)
+    assert levels == {
+        "worst": "critical",
+        "counts": {"ok": 2, "info": 1, "warning": 1, "critical": 1},
+        "alerts": ["b", "d"],
+    }
+    assert advice.advice_levels([]) == {
+        "worst": "ok",
+        "counts": {"ok": 0, "info": 0, "warning": 0, "critical": 0},
+        "alerts": [],
+    }

@@ -139,6 +139,26 @@ def test_both_nodes_appear_with_their_summary(node_a, node_b, admin):
     assert published_http_workers(node_a, admin, b) == http_workers(node_b)
 
 
+def test_the_summary_carries_the_levels_of_the_snapshots_advice(node_a, node_b, admin):
+    # Each node computes its advice as its snapshot does, and publishes the levels.
+    for server in (node_a, node_b):
+        session = admin if server is node_a else server.login_session()
+        name = name_of(server)
+
+        def agree():
+            advice = server.snapshot(session)["advice"]
+            counts = {level: 0 for level in ("ok", "info", "warning", "critical")}
+            for item in advice:
+                counts[item["level"]] += 1
+            levels = get_nodes(node_a, admin)[name]["summary"].get("advice_levels")
+            alerts = sorted(item["id"] for item in advice if item["level"] in ("warning", "critical"))
+            return levels if levels and levels["counts"] == counts and sorted(levels["alerts"]) == alerts else None
+
+        levels = wait_for(f"advice levels of {name}", agree, 3 * INTERVAL)
+        order = ("ok", "info", "warning", "critical")
+        assert levels["worst"] == max((lvl for lvl, n in levels["counts"].items() if n), key=order.index)
+
+
 def test_heartbeats_go_on_while_idle_and_survive_recycling(node_a, node_b, admin, token):
     b = name_of(node_b)
     first = get_nodes(node_a, admin)[b]["last_seen"]

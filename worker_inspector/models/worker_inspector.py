@@ -30,6 +30,41 @@ ADVICE_WINDOW = 3600
 _logger = logging.getLogger(__name__)
 
 
+def own_pids(snapshot):
+    return {p["pid"] for p in snapshot["processes"]} | {snapshot["served_by"], snapshot["server"]["pid"]}
+
+
+def advice_history():
+    """What the history measured over the last hour, for the advice (None: no history yet)."""
+    store = history.history_store()
+    if store is None:
+        return None
+    interval, points = store.points(since=time.time() - ADVICE_WINDOW)
+    return advice.history_facts(points, interval, store.totals())
+
+
+def advice_facts(snapshot, postgres, overdue, forwarded_headers=False):
+    """The advice's facts of this server: the snapshot (before it is scoped to a database), what
+    PostgreSQL said (``postgres``: ``read_postgres_limits`` and ``sessions``; ``overdue``: this
+    database's overdue crons), the history. The snapshot's advice and the heartbeat's share it."""
+    if postgres is not None:
+        postgres = dict(postgres)
+        postgres["own"] = crons.count_sessions_of(postgres.pop("sessions", []), own_pids(snapshot))
+    try:
+        databases = len(odoo_db.list_dbs(True))
+    except psycopg2.Error:
+        databases = None
+    return advice.facts_from_snapshot(
+        snapshot,
+        postgres=postgres,
+        history=advice_history(),
+        debug_session=bool(os.environ.get(advice.DEBUG_SESSION_ENV)),
+        databases=databases,
+        overdue_crons=overdue,
+        forwarded_headers=forwarded_headers,
+    )
+
+
 class WorkerInspector(models.AbstractModel):
     _name = "worker.inspector"
     _description = "Server workers inspector"
@@ -159,43 +194,15 @@ class WorkerInspector(models.AbstractModel):
 
     @api.model
     def _advice_facts(self, snapshot, postgres, overdue):
-        if postgres is not None:
-            postgres = dict(postgres, own=self._own_sessions(snapshot, postgres.pop("sessions", [])))
         forwarded = False
         if http.request:
             headers = http.request.httprequest.headers
             forwarded = any(name in headers for name in ("X-Forwarded-For", "X-Forwarded-Host", "X-Forwarded-Proto"))
-        try:
-            databases = len(odoo_db.list_dbs(True))
-        except psycopg2.Error:
-            databases = None
-        return advice.facts_from_snapshot(
-            snapshot,
-            postgres=postgres,
-            history=self._advice_history(),
-            debug_session=bool(os.environ.get(advice.DEBUG_SESSION_ENV)),
-            databases=databases,
-            overdue_crons=overdue,
-            forwarded_headers=forwarded,
-        )
-
-    @api.model
-    def _advice_history(self):
-        """What the history measured over the last hour, for the advice (None: no history yet)."""
-        store = history.history_store()
-        if store is None:
-            return None
-        interval, points = store.points(since=time.time() - ADVICE_WINDOW)
-        return advice.history_facts(points, interval, store.totals())
+        return advice_facts(snapshot, postgres, overdue, forwarded_headers=forwarded)
 
     @staticmethod
     def _own_pids(snapshot):
-        return {p["pid"] for p in snapshot["processes"]} | {snapshot["served_by"], snapshot["server"]["pid"]}
-
-    @api.model
-    def _own_sessions(self, snapshot, sessions):
-        own = self._own_pids(snapshot)
-        return crons.count_sessions_of(sessions, own)
+        return own_pids(snapshot)
 
     @api.model
     def get_crons(self):
