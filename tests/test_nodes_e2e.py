@@ -1,6 +1,8 @@
 """Nodes, their controls and the audit, against two real prefork servers on one database."""
 
 import contextlib
+import os
+import signal
 import socket
 import threading
 import time
@@ -258,6 +260,59 @@ def test_refusals_signal_nothing(node_a, node_b, admin, token):
         assert no_token.status_code == 400 and "csrf_token" in no_token.text
     time.sleep(2 * INTERVAL)  # a command wrongly queued would have run by now
     assert before == (sorted(c.pid for c in node_a.children()), sorted(c.pid for c in node_b.children()))
+
+
+def test_a_command_its_node_never_carries_out_expires_and_is_never_run(node_a, node_b, admin, token):
+    b = name_of(node_b)
+    before = settled(node_a, admin, node_b, 2)
+    # Node B's master (where its heartbeat runs) frozen: it takes the command but cannot run it.
+    os.kill(node_b.pid, signal.SIGSTOP)
+    try:
+        response = post(node_a, admin, WORKERS_URL, token, node=b, delta="1")
+        assert response.status_code == 200 and response.json()["state"] == "pending", response.text
+        audit_id = response.json()["audit_id"]
+        # Three of B's intervals later it is expired, with the reason, on the audit and on B's row.
+        entry = wait_command(node_a, admin, audit_id, 3 * INTERVAL + 2 * INTERVAL)
+        assert entry["state"] == "expired", entry
+        assert f"Node {b} did not carry the command out within 6 s" in entry["result"]["reason"]
+        assert entry["result"]["waited"] >= 3 * INTERVAL
+        row = get_nodes(node_a, admin)[b]
+        assert row["pending"] == [] and row["last_command"]["id"] == audit_id
+        assert row["last_command"]["state"] == "expired"
+        # Node A's heartbeat records the expiry in the audit (not only the reads).
+        wait_for("recorded expired", lambda: _stored_state(node_a.db, audit_id) == "expired", 2 * INTERVAL + 1)
+    finally:
+        os.kill(node_b.pid, signal.SIGCONT)
+    # B beats again and signals nothing: the command is not carried out late.
+    wait_for("B fresh again", lambda: not get_nodes(node_a, admin)[b]["stale"], 3 * INTERVAL)
+    time.sleep(2 * INTERVAL)
+    assert http_workers(node_b) == before
+    assert next(e for e in audit(node_a, admin) if e["id"] == audit_id)["state"] == "expired"
+
+
+def test_a_command_for_a_forgotten_node_expires(node_a, admin, token):
+    # A pending command whose node's row is gone (forgotten after its retention): expired.
+    ghost = f"{socket.gethostname()}:{2**22 + 1}"
+    with psycopg2.connect(dbname=node_a.db) as conn, conn.cursor() as cr:
+        cr.execute(
+            "INSERT INTO worker_inspector_audit (user_id, action, node, pid, state, create_date, write_date)"
+            " SELECT id, 'worker_add', %s, 0, 'pending', now() AT TIME ZONE 'UTC', now() AT TIME ZONE 'UTC'"
+            "   FROM res_users WHERE login = 'admin' RETURNING id",
+            (ghost,),
+        )
+        audit_id = cr.fetchone()[0]
+    conn.close()
+    entry = next(e for e in audit(node_a, admin) if e["id"] == audit_id)
+    assert entry["state"] == "expired" and "no longer publishes heartbeats" in entry["result"]["reason"]
+    wait_for("recorded expired", lambda: _stored_state(node_a.db, audit_id) == "expired", 2 * INTERVAL + 1)
+
+
+def _stored_state(db, audit_id):
+    with psycopg2.connect(dbname=db) as conn, conn.cursor() as cr:
+        cr.execute("SELECT state FROM worker_inspector_audit WHERE id = %s", (audit_id,))
+        state = cr.fetchone()[0]
+    conn.close()
+    return state
 
 
 class OtherApplication(threading.Thread):

@@ -320,13 +320,31 @@ class WorkerInspector(models.AbstractModel):
                 for row in rows:
                     row["processes"] = nodes.read_node_processes(cr, node) or []
         audit = self.env["worker.inspector.audit"].sudo()
+        by_node = {row["node"]: row for row in rows}
         for row in rows:
-            row["pending"] = self._pending_commands(row["node"])
+            commands = self._with_expiry(self._pending_commands(row["node"]), by_node)
+            row["pending"] = [entry for entry in commands if entry["state"] == "pending"]
             last = audit.search(
                 [("node", "=", row["node"]), ("action", "in", nodes.NODE_ACTIONS), ("state", "!=", "pending")], limit=1
             )
-            row["last_command"] = last.public()[0] if last else None
+            ended = [entry for entry in commands if entry["state"] != "pending"] + (last.public() if last else [])
+            row["last_command"] = max(ended, key=lambda entry: entry["id"]) if ended else None
         return rows
+
+    @api.model
+    def _with_expiry(self, entries, rows_by_node):
+        """Pending commands their node will never carry out, shown as expired with the reason
+        (``nodes.command_expiry``). The nodes' heartbeats record the expiry in the audit (and a
+        node never runs an expired command); a read writes nothing."""
+        now = fields.Datetime.now()
+        for entry in entries:
+            if entry["state"] != "pending":
+                continue
+            waited = (now - fields.Datetime.to_datetime(entry["when"])).total_seconds()
+            result = nodes.command_expiry(entry["node"], rows_by_node.get(entry["node"]), waited)
+            if result is not None:
+                entry.update(state=nodes.STATE_EXPIRED, result=result)
+        return entries
 
     @api.model
     def _pending_commands(self, node):
@@ -424,7 +442,12 @@ class WorkerInspector(models.AbstractModel):
     @api.model
     def get_audit(self, limit=200):
         self._check_access()
-        return self.env["worker.inspector.audit"].sudo().search([], limit=limit, order="id desc").public()
+        entries = self.env["worker.inspector.audit"].sudo().search([], limit=limit, order="id desc").public()
+        if any(entry["state"] == "pending" for entry in entries):
+            with sql_db.db_connect(self.env.cr.dbname).cursor() as cr:
+                rows = nodes.read_nodes(cr, self._this_node())
+            self._with_expiry(entries, {row["node"]: row for row in rows})
+        return entries
 
     @api.model
     def heartbeat_databases(self):

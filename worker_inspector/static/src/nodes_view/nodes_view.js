@@ -26,8 +26,9 @@ export function commandStatus(node) {
         return null;
     }
     const reason = last.result && last.result.reason;
+    const label = last.state === "expired" ? `${last.action} expired` : last.action;
     return {
-        label: reason ? `${last.action}: ${reason}` : last.action,
+        label: reason ? `${label}: ${reason}` : label,
         state: last.state,
     };
 }
