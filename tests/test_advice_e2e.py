@@ -7,6 +7,7 @@ configuration below is bad or sane *for this host*, as the advice says.
 import os
 import subprocess
 import sys
+import time
 from typing import get_type_hints
 
 import psutil
@@ -140,8 +141,16 @@ def test_crons_show_a_running_job_on_its_worker(prefork):
         assert "WorkerCron" in workers[runner["pid"]]
         assert (runner["kind"], runner["manual"]) == ("cron", False)
         assert row["warnings"] == []
+        time.sleep(1.5)
         hold.release()
-    _poll_cron(prefork, session, cron_id, lambda r: not r["running"], "job done")
+    # Its duration, from the request log's record of the run (Odoo keeps none).
+    row = _poll_cron(prefork, session, cron_id, lambda r: not r["running"] and r["last_duration"], "job done")
+    assert 1.5 <= row["last_duration"] <= time.time() - runner["since"] + 1, row
+    history = session.get(prefork.url + "/worker_inspector/api/history", params={"kinds": "requests"}, timeout=60)
+    history.raise_for_status()
+    runs = [r for r in history.json()["requests"] if (r["cron_job"] or {}).get("id") == cron_id]
+    latest = max(runs, key=lambda r: r["started_at"])
+    assert latest["started_at"] >= runner["since"] - 1 and round(latest["duration"], 3) == row["last_duration"]
 
 
 def test_crons_flag_a_manual_run_overlapping_a_cron_worker(prefork):

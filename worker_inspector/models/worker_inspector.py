@@ -212,8 +212,9 @@ class WorkerInspector(models.AbstractModel):
         with sql_db.db_connect(self.env.cr.dbname).cursor() as cr:
             rows = database.read_crons(cr, db=cr.dbname)
             pollers = database.read_cron_pollers(cr)
+        runs = crons.last_runs(requestlog.read_requests(current_server().pid), self.env.cr.dbname)
         return crons.cron_health(
-            rows, snapshot, bool(int(config.get("max_cron_threads") or 0)), pollers, self._own_pids(snapshot)
+            rows, snapshot, bool(int(config.get("max_cron_threads") or 0)), pollers, self._own_pids(snapshot), runs=runs
         )
 
     @api.model
