@@ -147,7 +147,7 @@ def test_the_summary_carries_the_levels_of_the_snapshots_advice(node_a, node_b, 
         session = admin if server is node_a else server.login_session()
         name = name_of(server)
 
-        def agree():
+        def agree(server=server, session=session, name=name):
             advice = server.snapshot(session)["advice"]
             counts = {level: 0 for level in ("ok", "info", "warning", "critical")}
             for item in advice:
