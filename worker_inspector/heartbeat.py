@@ -122,11 +122,12 @@ def _advice_levels(cr, dbname, snapshot):
     try:
         postgres = dict(database.read_postgres_limits(cr), sessions=database.read_pg_sessions(cr))
         overdue = database.read_overdue_crons(cr, db=dbname)
+        facts = advice_facts(snapshot, postgres, overdue, cr=cr)
     except psycopg2.Error:
         _logger.debug("Worker inspector: no advice in this heartbeat", exc_info=True)
         cr.connection.rollback()
         return None
-    return advice.advice_levels(advice.advise(advice_facts(snapshot, postgres, overdue)))
+    return advice.advice_levels(advice.advise(facts))
 
 
 def _current_server():

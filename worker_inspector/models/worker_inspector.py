@@ -43,15 +43,32 @@ def advice_history():
     return advice.history_facts(points, interval, store.totals())
 
 
-def advice_facts(snapshot, postgres, overdue, forwarded_headers=False):
+def _list_databases(cr):
+    """``odoo.service.db.list_dbs(True)`` on the caller's cursor ``cr`` rather than a connection
+    of Odoo's pool (the heartbeat thread never touches the pool: the master forks meanwhile)."""
+    if not config["dbfilter"] and config["db_name"]:
+        names = config["db_name"]  # a comma-separated string before 19.0, a list since
+        return sorted(name.strip() for name in (names.split(",") if isinstance(names, str) else names))
+    cr.execute(
+        "SELECT datname FROM pg_database"
+        " WHERE datdba = (SELECT usesysid FROM pg_user WHERE usename = current_user)"
+        "   AND NOT datistemplate AND datallowconn AND datname NOT IN %s",
+        (tuple({"postgres", config["db_template"]}),),
+    )
+    return [name for (name,) in cr.fetchall()]
+
+
+def advice_facts(snapshot, postgres, overdue, forwarded_headers=False, cr=None):
     """The advice's facts of this server: the snapshot (before it is scoped to a database), what
     PostgreSQL said (``postgres``: ``read_postgres_limits`` and ``sessions``; ``overdue``: this
-    database's overdue crons), the history. The snapshot's advice and the heartbeat's share it."""
+    database's overdue crons), the history. The snapshot's advice and the heartbeat's share it;
+    ``cr``: a cursor of the caller's own connection to list the databases on (else Odoo's
+    ``list_dbs``)."""
     if postgres is not None:
         postgres = dict(postgres)
         postgres["own"] = crons.count_sessions_of(postgres.pop("sessions", []), own_pids(snapshot))
     try:
-        databases = len(odoo_db.list_dbs(True))
+        databases = len(_list_databases(cr) if cr is not None else odoo_db.list_dbs(True))
     except psycopg2.Error:
         databases = None
     return advice.facts_from_snapshot(
