@@ -69,18 +69,6 @@ def web_client_path():
     return "/web" if odoo_available()[1] == "17.0" else "/odoo"
 
 
-def failing_on_19_0():
-    """Expected failure on Odoo 19.0 (not strict): for the end-to-end tests that failed there in
-    the last full CI run and whose cause is not found yet; they still run and report XPASS."""
-    import pytest  # the harness also serves run-tests' database set-up, outside pytest
-
-    return pytest.mark.xfail(
-        odoo_available()[1] == "19.0",
-        reason="failed on Odoo 19.0 in the last full CI run, passed on 17.0 and 18.0; cause not found yet",
-        strict=False,
-    )
-
-
 @functools.cache
 def odoo_bin_command():
     """The command that runs ``odoo-bin`` with this Python.

@@ -241,3 +241,42 @@ def test_advice_and_cron_rows_have_exactly_the_declared_shape():
         "advice",
         "exits_last_hour",
     }
+
+
+def test_advice_levels_count_every_level_and_name_the_alerts():
+    items = [
+        {"id": "a", "level": "ok"},
+        {"id": "b", "level": "warning"},
+        {"id": "c", "level": "ok"},
+        {"id": "d", "level": "critical"},
+        {"id": "e", "level": "info"},
+    ]
+    levels = advice.advice_levels(items)
+    assert levels == {
+        "worst": "critical",
+        "counts": {"ok": 2, "info": 1, "warning": 1, "critical": 1},
+        "alerts": ["b", "d"],
+    }
+    assert advice.advice_levels([]) == {
+        "worst": "ok",
+        "counts": {"ok": 0, "info": 0, "warning": 0, "critical": 0},
+        "alerts": [],
+    }
+
+
+def test_last_duration_is_the_latest_cron_run_of_this_database_in_the_request_log():
+    def record(cron_id, started, duration, db="prod", kind="cron"):
+        job = {"id": cron_id, "name": "x"} if kind == "cron" else None
+        return {"kind": kind, "db": db, "started_at": started, "duration": duration, "cron_job": job}
+
+    records = [
+        record(7, 100.0, 4.0),
+        record(7, 300.0, 2.5),  # the latest run of job 7
+        record(7, 200.0, 9.0),
+        record(7, 400.0, 1.0, db="other"),  # another database's job 7
+        record(None, 500.0, 3.0, kind="http"),
+    ]
+    runs = crons.last_runs(records, "prod")
+    assert set(runs) == {7} and runs[7]["started_at"] == 300.0
+    seven, eight = crons.cron_health([_row(), _row(8)], _snapshot(), cron_on=True, runs=runs)
+    assert seven["last_duration"] == 2.5 and eight["last_duration"] is None

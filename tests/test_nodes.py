@@ -142,3 +142,37 @@ def test_sigttin_goes_to_the_master_only():
         if psutil.pid_exists(proc.pid):
             os.kill(proc.pid, signal.SIGKILL)
         proc.wait()
+
+
+AUDIT_SQL = f"""
+    CREATE TABLE {nodes.AUDIT_TABLE} (
+        id serial PRIMARY KEY, action varchar, node varchar, pid integer, state varchar,
+        result text, done_at timestamp, create_date timestamp
+    )
+"""
+
+
+def test_commands_their_node_will_never_carry_out_expire(cr):
+    cr.execute(f"DROP TABLE IF EXISTS {nodes.AUDIT_TABLE}")
+    cr.execute(AUDIT_SQL)
+    assert nodes.claim_beat(cr, "web1:4120", "web1", SERVER, interval=10)
+    commands = [
+        ("web1:4120", 5),  # fresh: the node carries it out with its next beat
+        ("web1:4120", 31),  # older than 3 of the node's 10 s intervals
+        ("gone:1", 1),  # no such node (forgotten)
+    ]
+    for node, age in commands:
+        cr.execute(
+            f"INSERT INTO {nodes.AUDIT_TABLE} (action, node, pid, state, create_date)"
+            " VALUES ('worker_add', %s, 0, 'pending', (now() AT TIME ZONE 'UTC') - make_interval(secs => %s))",
+            (node, age),
+        )
+    expired = nodes.expire_commands(cr)
+    assert [(command_id, state) for command_id, state, _ in expired] == [(2, "expired"), (3, "expired")]
+    assert "within 30 s (3 of its heartbeats)" in expired[0][2]["reason"]
+    assert "no longer publishes heartbeats" in expired[1][2]["reason"]
+    cr.execute(f"SELECT id, state, done_at IS NOT NULL FROM {nodes.AUDIT_TABLE} ORDER BY id")
+    assert cr.fetchall() == [(1, "pending", False), (2, "expired", True), (3, "expired", True)]
+    # Expired once; the fresh one stays pending for its node.
+    assert nodes.expire_commands(cr) == []
+    assert nodes.command_expiry("web1:4120", {"interval": 10}, 29.0) is None

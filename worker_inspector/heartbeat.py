@@ -81,6 +81,9 @@ def beat_once(dbname, server, take_snapshot):
         for command_id, state, result in done:
             _logger.info("Node command %s: %s %s", command_id, state, result)
         snapshot = take_snapshot(server)
+        # The advice as this database's snapshot computes it (server-wide, before scoping).
+        with conn, conn.cursor() as cr:
+            snapshot["advice_levels"] = _advice_levels(cr, dbname, snapshot)
         if not _server_wide():
             # What a node publishes into a database, only that database's admins read.
             scope_to_database(snapshot, dbname, several_databases=True)
@@ -108,6 +111,23 @@ def _snapshot(server):
     snapshot["exits_last_hour"] = history_mod.summarize_exits(exits or [])
     snapshot["backlog"] = sampler.backlog() if sampler is not None else None
     return snapshot
+
+
+def _advice_levels(cr, dbname, snapshot):
+    """The summary's ``advice_levels`` (``engine.advice.advice_levels``), from the facts the
+    snapshot's advice uses, read on the beat's connection; None when PostgreSQL refuses."""
+    from .engine import advice, database
+    from .models.worker_inspector import advice_facts
+
+    try:
+        postgres = dict(database.read_postgres_limits(cr), sessions=database.read_pg_sessions(cr))
+        overdue = database.read_overdue_crons(cr, db=dbname)
+        facts = advice_facts(snapshot, postgres, overdue, cr=cr)
+    except psycopg2.Error:
+        _logger.debug("Worker inspector: no advice in this heartbeat", exc_info=True)
+        cr.connection.rollback()
+        return None
+    return advice.advice_levels(advice.advise(facts))
 
 
 def _current_server():

@@ -525,6 +525,16 @@ def worst_level(advice):
     return max((item["level"] for item in advice), key=LEVELS.index, default=LEVEL_OK)
 
 
+def advice_levels(advice):
+    """What a node's heartbeat summary carries of its advice: the worst level, the count of items
+    per level (every level, 0 included) and the ids of the warning and critical items."""
+    counts = dict.fromkeys(LEVELS, 0)
+    for item in advice:
+        counts[item["level"]] += 1
+    alerts = [item["id"] for item in advice if item["level"] in (LEVEL_WARNING, LEVEL_CRITICAL)]
+    return {"worst": worst_level(advice), "counts": counts, "alerts": alerts}
+
+
 def exit_status(advice):
     """0 when nothing is a warning, 1 for a warning, 2 for a critical item."""
     return {LEVEL_CRITICAL: 2, LEVEL_WARNING: 1}.get(worst_level(advice), 0)

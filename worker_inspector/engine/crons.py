@@ -66,8 +66,23 @@ def count_sessions_of(sessions, pids):
     return sum(1 for s in sessions if _session_pid(s["application_name"]) in pids)
 
 
-def cron_health(rows, snapshot, cron_on, pollers=None, own_pids=(), now=None):
-    """The API's list, one dict per scheduled action (see README, "Scheduled actions")."""
+def last_runs(records, db):
+    """``{cron id: record}``: each scheduled action's latest run among the request log's
+    records (``requestlog.read_requests``) of kind ``cron`` on database ``db``."""
+    latest = {}
+    for record in records:
+        job = record.get("cron_job")
+        if record["kind"] != "cron" or not job or record["db"] != db:
+            continue
+        known = latest.get(job["id"])
+        if known is None or record["started_at"] >= known["started_at"]:
+            latest[job["id"]] = record
+    return latest
+
+
+def cron_health(rows, snapshot, cron_on, pollers=None, own_pids=(), now=None, runs=None):
+    """The API's list, one dict per scheduled action (see README, "Scheduled actions");
+    ``runs``: ``last_runs`` of the request log, for ``last_duration``."""
     now = snapshot["taken_at"] if now is None else now
     running = running_jobs(snapshot)
     foreign = other_servers(pollers or [], set(own_pids))
@@ -116,8 +131,8 @@ def cron_health(rows, snapshot, cron_on, pollers=None, own_pids=(), now=None):
                 "interval": row["interval"],
                 "next_call": row["next_call"],
                 "last_run": row["last_run"],
-                # Odoo keeps no run time; the history (when present) does.
-                "last_duration": row.get("last_duration"),
+                # Odoo keeps no run time; this server's request log does, for its cron runs.
+                "last_duration": _duration((runs or {}).get(row["id"])),
                 "running": runners,
                 "failure_count": row["failure_count"],
                 "overdue": overdue,
@@ -125,6 +140,10 @@ def cron_health(rows, snapshot, cron_on, pollers=None, own_pids=(), now=None):
             }
         )
     return result
+
+
+def _duration(record):
+    return round(record["duration"], 3) if record else None
 
 
 def cron_servers(pollers, own_pids):

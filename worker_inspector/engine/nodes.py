@@ -77,6 +77,21 @@ _PENDING_SQL = f"""
      ORDER BY id
      FOR UPDATE SKIP LOCKED
 """
+# A command its node will never carry out: the node is gone (forgotten after its
+# retention), or did not pick it up within STALE_AFTER_BEATS of its intervals
+# (stale, stopped, frozen). Expired, it is never run: a node coming back expires
+# its own late commands before it looks for pending ones.
+STATE_EXPIRED = "expired"
+_LATE_SQL = f"""
+    SELECT c.id, c.node, n.node IS NOT NULL, n.interval,
+           EXTRACT(EPOCH FROM (now() AT TIME ZONE 'UTC') - c.create_date)
+      FROM {AUDIT_TABLE} c
+      LEFT JOIN {NODE_TABLE} n ON n.node = c.node
+     WHERE c.state = 'pending'
+       AND (n.node IS NULL OR c.create_date < (now() AT TIME ZONE 'UTC') - make_interval(secs => %s * n.interval))
+     ORDER BY c.id
+     FOR UPDATE OF c SKIP LOCKED
+"""
 _DONE_SQL = f"""
     UPDATE {AUDIT_TABLE} SET state = %s, result = %s, done_at = now() AT TIME ZONE 'UTC' WHERE id = %s
 """
@@ -211,10 +226,43 @@ def _dumps(value):
     return json.dumps(value, default=str)
 
 
+def command_expiry(node, row, waited, beats=STALE_AFTER_BEATS):
+    """Why a command pending for ``waited`` seconds will never be carried out by ``node``
+    (``row``: its row of ``read_nodes``, None when the node is gone), as the audit's result;
+    None while the node may still carry it out."""
+    if row is None:
+        reason = (
+            f"Node {node} no longer publishes heartbeats into this database (forgotten): "
+            "the command was never carried out, and never will be."
+        )
+    elif waited > beats * row["interval"]:
+        reason = (
+            f"Node {node} did not carry the command out within {beats * row['interval']:.0f} s ({beats} of "
+            "its heartbeats): it is stale or stopped; the command expired and will never be carried out."
+        )
+    else:
+        return None
+    return {"reason": reason, "waited": round(waited, 1)}
+
+
+def expire_commands(cr, beats=STALE_AFTER_BEATS):
+    """Expire the pending commands, of any node, that their node will never carry out
+    (``command_expiry``); returns ``[(id, state, result)]`` of those expired now."""
+    cr.execute(_LATE_SQL, (beats,))
+    expired = []
+    for command_id, node, known, interval, waited in cr.fetchall():
+        result = command_expiry(node, {"interval": interval} if known else None, float(waited), beats)
+        if result is not None:
+            cr.execute(_DONE_SQL, (STATE_EXPIRED, _dumps(result), command_id))
+            expired.append((command_id, STATE_EXPIRED, result))
+    return expired
+
+
 def run_pending(cr, server):
-    """Carry out the node's pending commands (called with its heartbeat)."""
+    """Carry out the node's pending commands (called with its heartbeat), after expiring
+    those of any node that will never carry them out, this one's late ones included."""
+    done = expire_commands(cr)
     cr.execute(_PENDING_SQL, (this_node(server),))
-    done = []
     for command_id, action, pid in cr.fetchall():
         try:
             if action == ACTION_ADD:

@@ -30,6 +30,58 @@ ADVICE_WINDOW = 3600
 _logger = logging.getLogger(__name__)
 
 
+def own_pids(snapshot):
+    return {p["pid"] for p in snapshot["processes"]} | {snapshot["served_by"], snapshot["server"]["pid"]}
+
+
+def advice_history():
+    """What the history measured over the last hour, for the advice (None: no history yet)."""
+    store = history.history_store()
+    if store is None:
+        return None
+    interval, points = store.points(since=time.time() - ADVICE_WINDOW)
+    return advice.history_facts(points, interval, store.totals())
+
+
+def _list_databases(cr):
+    """``odoo.service.db.list_dbs(True)`` on the caller's cursor ``cr`` rather than a connection
+    of Odoo's pool (the heartbeat thread never touches the pool: the master forks meanwhile)."""
+    if not config["dbfilter"] and config["db_name"]:
+        names = config["db_name"]  # a comma-separated string before 19.0, a list since
+        return sorted(name.strip() for name in (names.split(",") if isinstance(names, str) else names))
+    cr.execute(
+        "SELECT datname FROM pg_database"
+        " WHERE datdba = (SELECT usesysid FROM pg_user WHERE usename = current_user)"
+        "   AND NOT datistemplate AND datallowconn AND datname NOT IN %s",
+        (tuple({"postgres", config["db_template"]}),),
+    )
+    return [name for (name,) in cr.fetchall()]
+
+
+def advice_facts(snapshot, postgres, overdue, forwarded_headers=False, cr=None):
+    """The advice's facts of this server: the snapshot (before it is scoped to a database), what
+    PostgreSQL said (``postgres``: ``read_postgres_limits`` and ``sessions``; ``overdue``: this
+    database's overdue crons), the history. The snapshot's advice and the heartbeat's share it;
+    ``cr``: a cursor of the caller's own connection to list the databases on (else Odoo's
+    ``list_dbs``)."""
+    if postgres is not None:
+        postgres = dict(postgres)
+        postgres["own"] = crons.count_sessions_of(postgres.pop("sessions", []), own_pids(snapshot))
+    try:
+        databases = len(_list_databases(cr) if cr is not None else odoo_db.list_dbs(True))
+    except psycopg2.Error:
+        databases = None
+    return advice.facts_from_snapshot(
+        snapshot,
+        postgres=postgres,
+        history=advice_history(),
+        debug_session=bool(os.environ.get(advice.DEBUG_SESSION_ENV)),
+        databases=databases,
+        overdue_crons=overdue,
+        forwarded_headers=forwarded_headers,
+    )
+
+
 class WorkerInspector(models.AbstractModel):
     _name = "worker.inspector"
     _description = "Server workers inspector"
@@ -159,43 +211,15 @@ class WorkerInspector(models.AbstractModel):
 
     @api.model
     def _advice_facts(self, snapshot, postgres, overdue):
-        if postgres is not None:
-            postgres = dict(postgres, own=self._own_sessions(snapshot, postgres.pop("sessions", [])))
         forwarded = False
         if http.request:
             headers = http.request.httprequest.headers
             forwarded = any(name in headers for name in ("X-Forwarded-For", "X-Forwarded-Host", "X-Forwarded-Proto"))
-        try:
-            databases = len(odoo_db.list_dbs(True))
-        except psycopg2.Error:
-            databases = None
-        return advice.facts_from_snapshot(
-            snapshot,
-            postgres=postgres,
-            history=self._advice_history(),
-            debug_session=bool(os.environ.get(advice.DEBUG_SESSION_ENV)),
-            databases=databases,
-            overdue_crons=overdue,
-            forwarded_headers=forwarded,
-        )
-
-    @api.model
-    def _advice_history(self):
-        """What the history measured over the last hour, for the advice (None: no history yet)."""
-        store = history.history_store()
-        if store is None:
-            return None
-        interval, points = store.points(since=time.time() - ADVICE_WINDOW)
-        return advice.history_facts(points, interval, store.totals())
+        return advice_facts(snapshot, postgres, overdue, forwarded_headers=forwarded)
 
     @staticmethod
     def _own_pids(snapshot):
-        return {p["pid"] for p in snapshot["processes"]} | {snapshot["served_by"], snapshot["server"]["pid"]}
-
-    @api.model
-    def _own_sessions(self, snapshot, sessions):
-        own = self._own_pids(snapshot)
-        return crons.count_sessions_of(sessions, own)
+        return own_pids(snapshot)
 
     @api.model
     def get_crons(self):
@@ -205,8 +229,9 @@ class WorkerInspector(models.AbstractModel):
         with sql_db.db_connect(self.env.cr.dbname).cursor() as cr:
             rows = database.read_crons(cr, db=cr.dbname)
             pollers = database.read_cron_pollers(cr)
+        runs = crons.last_runs(requestlog.read_requests(current_server().pid), self.env.cr.dbname)
         return crons.cron_health(
-            rows, snapshot, bool(int(config.get("max_cron_threads") or 0)), pollers, self._own_pids(snapshot)
+            rows, snapshot, bool(int(config.get("max_cron_threads") or 0)), pollers, self._own_pids(snapshot), runs=runs
         )
 
     @api.model
@@ -313,13 +338,31 @@ class WorkerInspector(models.AbstractModel):
                 for row in rows:
                     row["processes"] = nodes.read_node_processes(cr, node) or []
         audit = self.env["worker.inspector.audit"].sudo()
+        by_node = {row["node"]: row for row in rows}
         for row in rows:
-            row["pending"] = self._pending_commands(row["node"])
+            commands = self._with_expiry(self._pending_commands(row["node"]), by_node)
+            row["pending"] = [entry for entry in commands if entry["state"] == "pending"]
             last = audit.search(
                 [("node", "=", row["node"]), ("action", "in", nodes.NODE_ACTIONS), ("state", "!=", "pending")], limit=1
             )
-            row["last_command"] = last.public()[0] if last else None
+            ended = [entry for entry in commands if entry["state"] != "pending"] + (last.public() if last else [])
+            row["last_command"] = max(ended, key=lambda entry: entry["id"]) if ended else None
         return rows
+
+    @api.model
+    def _with_expiry(self, entries, rows_by_node):
+        """Pending commands their node will never carry out, shown as expired with the reason
+        (``nodes.command_expiry``). The nodes' heartbeats record the expiry in the audit (and a
+        node never runs an expired command); a read writes nothing."""
+        now = fields.Datetime.now()
+        for entry in entries:
+            if entry["state"] != "pending":
+                continue
+            waited = (now - fields.Datetime.to_datetime(entry["when"])).total_seconds()
+            result = nodes.command_expiry(entry["node"], rows_by_node.get(entry["node"]), waited)
+            if result is not None:
+                entry.update(state=nodes.STATE_EXPIRED, result=result)
+        return entries
 
     @api.model
     def _pending_commands(self, node):
@@ -417,7 +460,12 @@ class WorkerInspector(models.AbstractModel):
     @api.model
     def get_audit(self, limit=200):
         self._check_access()
-        return self.env["worker.inspector.audit"].sudo().search([], limit=limit, order="id desc").public()
+        entries = self.env["worker.inspector.audit"].sudo().search([], limit=limit, order="id desc").public()
+        if any(entry["state"] == "pending" for entry in entries):
+            with sql_db.db_connect(self.env.cr.dbname).cursor() as cr:
+                rows = nodes.read_nodes(cr, self._this_node())
+            self._with_expiry(entries, {row["node"]: row for row in rows})
+        return entries
 
     @api.model
     def heartbeat_databases(self):

@@ -35,7 +35,13 @@ class WorkerInspectorAudit(models.Model):
     node = fields.Char(readonly=True, index=True)
     pid = fields.Integer(readonly=True, help="Worker pid, or PostgreSQL backend pid for SQL actions.")
     state = fields.Selection(
-        [("pending", "Pending"), ("done", "Done"), ("refused", "Refused"), ("failed", "Failed")],
+        [
+            ("pending", "Pending"),
+            ("done", "Done"),
+            ("refused", "Refused"),
+            ("failed", "Failed"),
+            (nodes.STATE_EXPIRED, "Expired"),
+        ],
         required=True,
         readonly=True,
         index=True,

@@ -26,9 +26,42 @@ export function commandStatus(node) {
         return null;
     }
     const reason = last.result && last.result.reason;
+    const label = last.state === "expired" ? `${last.action} expired` : last.action;
     return {
-        label: reason ? `${last.action}: ${reason}` : last.action,
+        label: reason ? `${label}: ${reason}` : label,
         state: last.state,
+    };
+}
+
+const ADVICE_CLASS = {
+    ok: "text-bg-success",
+    info: "text-bg-info",
+    warning: "text-bg-warning",
+    critical: "text-bg-danger",
+};
+
+/**
+ * A node's advice as its heartbeat published it (summary.advice_levels): the
+ * worst level with the count of items at that level, the warning and critical
+ * ids as the title.
+ *
+ * @param {Object} node a row of GET /worker_inspector/api/nodes
+ * @returns {{label: string, className: string, title: string, level: string}|null}
+ */
+export function adviceStatus(node) {
+    const levels = node.summary && node.summary.advice_levels;
+    if (!levels || !levels.counts) {
+        return null;
+    }
+    const worst = levels.worst;
+    const counts = ["critical", "warning", "info"]
+        .filter((level) => levels.counts[level])
+        .map((level) => `${levels.counts[level]} ${level}`);
+    return {
+        level: worst,
+        label: counts.length ? counts.join(", ") : "ok",
+        className: ADVICE_CLASS[worst] || "text-bg-secondary",
+        title: (levels.alerts || []).join(", "),
     };
 }
 
@@ -47,6 +80,7 @@ export class NodesView extends Component {
         this.formatPercent = formatPercent;
         this.formatSeconds = formatSeconds;
         this.commandStatus = commandStatus;
+        this.adviceStatus = adviceStatus;
         this.timer = null;
         this.alive = true;
         onMounted(() => this.refresh());

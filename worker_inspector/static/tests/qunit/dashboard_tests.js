@@ -14,6 +14,7 @@ import {
     requestStack,
     stackText,
 } from "@worker_inspector/stack_dialog/stack_text";
+import {adviceStatus, commandStatus} from "@worker_inspector/nodes_view/nodes_view";
 import {memoryGauge, restartsOf, scoreboardCells} from "@worker_inspector/view_model";
 
 const GiB = 1024 * 1024 * 1024;
@@ -167,4 +168,23 @@ QUnit.test("worker_inspector: stacks kept with exits and request records", (asse
     assert.ok(
         stackText(requestStack(record)).includes('File "my/main.py", line 3, in slow')
     );
+});
+
+QUnit.test("worker_inspector: a node's advice badge and expired command", (assert) => {
+    const levels = {
+        worst: "warning",
+        counts: {ok: 7, info: 1, warning: 1, critical: 0},
+        alerts: ["workers_vs_cpus"],
+    };
+    const badge = adviceStatus({summary: {advice_levels: levels}});
+    assert.deepEqual(
+        [badge.level, badge.label, badge.className, badge.title],
+        ["warning", "1 warning, 1 info", "text-bg-warning", "workers_vs_cpus"]
+    );
+    assert.strictEqual(adviceStatus({summary: {}}), null);
+    const last = {action: "recycle", state: "expired", result: {reason: "gone"}};
+    assert.deepEqual(commandStatus({pending: [], last_command: last}), {
+        label: "recycle expired: gone",
+        state: "expired",
+    });
 });

@@ -150,6 +150,20 @@ registry.category("web_tour.tours").add("worker_inspector_dashboard", {
                         `${marked} nodes marked as serving, the API says ${serving}`
                     );
                 }
+                // Each row's advice badge is the worst level its heartbeat published.
+                for (const node of nodes) {
+                    const levels = node.summary && node.summary.advice_levels;
+                    const row = rows.find((r) => r.dataset.node === node.node);
+                    const badge = row.querySelector(
+                        ".o_worker_inspector_node_advice [data-level]"
+                    );
+                    const shownLevel = badge ? badge.dataset.level : null;
+                    if (shownLevel !== (levels ? levels.worst : null)) {
+                        throw new Error(
+                            `Node ${node.node}: advice ${shownLevel} shown, ${levels && levels.worst} published`
+                        );
+                    }
+                }
             },
         },
         {
