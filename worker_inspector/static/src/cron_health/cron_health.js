@@ -1,8 +1,8 @@
 /** @odoo-module **/
-import {Component, onWillStart, onWillUnmount, useState} from "@odoo/owl";
-import {browser} from "@web/core/browser/browser";
+import {Component, onWillStart, useState} from "@odoo/owl";
 import {fetchCrons} from "../api";
 import {formatSeconds} from "../format";
+import {usePolling} from "../polling/use_polling";
 import {formatTimestamp} from "../view_model";
 
 const REFRESH_MS = 5000;
@@ -22,8 +22,8 @@ export class CronHealth extends Component {
     setup() {
         this.state = useState({crons: null, error: null});
         onWillStart(() => this.load());
-        this.timer = browser.setInterval(() => this.load(), REFRESH_MS);
-        onWillUnmount(() => browser.clearInterval(this.timer));
+        // Loaded before the first render; then every few seconds while the browser tab is visible.
+        usePolling(() => this.load(), {intervalMs: REFRESH_MS, immediate: false});
     }
 
     async load() {

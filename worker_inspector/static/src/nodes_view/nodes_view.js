@@ -1,10 +1,10 @@
 /** @odoo-module **/
-import {Component, onMounted, onWillUnmount, useState} from "@odoo/owl";
-import {browser} from "@web/core/browser/browser";
+import {Component, onWillUnmount, useState} from "@odoo/owl";
 import {_t} from "@web/core/l10n/translation";
 import {useService} from "@web/core/utils/hooks";
 import {changeWorkers, fetchNodes} from "../api";
 import {formatBytes, formatPercent, formatSeconds} from "../format";
+import {usePolling} from "../polling/use_polling";
 
 export const NODES_REFRESH_SECONDS = 5;
 
@@ -81,17 +81,19 @@ export class NodesView extends Component {
         this.formatSeconds = formatSeconds;
         this.commandStatus = commandStatus;
         this.adviceStatus = adviceStatus;
-        this.timer = null;
         this.alive = true;
-        onMounted(() => this.refresh());
-        onWillUnmount(() => {
-            this.alive = false;
-            browser.clearTimeout(this.timer);
+        onWillUnmount(() => (this.alive = false));
+        // Every few seconds while the browser tab is visible, never two at once.
+        this.polling = usePolling(() => this.load(), {
+            intervalMs: NODES_REFRESH_SECONDS * 1000,
         });
     }
 
-    async refresh() {
-        browser.clearTimeout(this.timer);
+    refresh() {
+        return this.polling.refresh();
+    }
+
+    async load() {
         const {nodes, error} = await fetchNodes();
         if (!this.alive) {
             return;
@@ -103,10 +105,6 @@ export class NodesView extends Component {
         if (this.state.open) {
             await this.loadProcesses(this.state.open);
         }
-        this.timer = browser.setTimeout(
-            () => this.refresh(),
-            NODES_REFRESH_SECONDS * 1000
-        );
     }
 
     async loadProcesses(node) {
