@@ -217,10 +217,6 @@ class WorkerInspector(models.AbstractModel):
             forwarded = any(name in headers for name in ("X-Forwarded-For", "X-Forwarded-Host", "X-Forwarded-Proto"))
         return advice_facts(snapshot, postgres, overdue, forwarded_headers=forwarded)
 
-    @staticmethod
-    def _own_pids(snapshot):
-        return own_pids(snapshot)
-
     @api.model
     def get_crons(self):
         """Every scheduled action of this database and its health (see README)."""
@@ -231,7 +227,7 @@ class WorkerInspector(models.AbstractModel):
             pollers = database.read_cron_pollers(cr)
         runs = crons.last_runs(requestlog.read_requests(current_server().pid), self.env.cr.dbname)
         return crons.cron_health(
-            rows, snapshot, bool(int(config.get("max_cron_threads") or 0)), pollers, self._own_pids(snapshot), runs=runs
+            rows, snapshot, bool(int(config.get("max_cron_threads") or 0)), pollers, own_pids(snapshot), runs=runs
         )
 
     @api.model
