@@ -113,7 +113,12 @@ class ActivityChecks:
             found = busy_on(s, PG_SLEEP_URL)
             if not found:
                 return None
-            sessions = [q for q in found[1]["sql"] if q["state"] == "active" and "pg_sleep" in q["query"]]
+            # An active session may be caught before pg_sleep starts waiting (parse, plan): look again.
+            sessions = [
+                q
+                for q in found[1]["sql"]
+                if q["state"] == "active" and "pg_sleep" in q["query"] and q["wait_event"] is not None
+            ]
             return (found, sessions[0]) if sessions else None
 
         with Hold() as hold:
