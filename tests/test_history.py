@@ -117,6 +117,9 @@ def test_points_keep_their_processes_across_the_ring_end(directory):
         assert [p["vms"] for p in point["processes"]] == [10 * i] * 3
         assert point["processes"][0] == {"pid": 100, "role": "http", "rss": i, "vms": 10 * i, "cpu_percent": 1.5}
     assert [p["t"] for p in store.points(since=1058.0)[1]] == [1058.0, 1059.0]
+    # Found by bisection across the ring's end: every window starts at its first point.
+    for since in (0.0, 1030.0, 1034.5, 1035.0, 1046.0, 1059.0, 1059.5, 2000.0):
+        assert [p["t"] for p in store.points(since=since)[1]] == [p["t"] for p in points if p["t"] >= since]
     assert points[0]["longest_busy"] is None
 
 

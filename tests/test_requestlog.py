@@ -2,9 +2,11 @@
 
 import os
 import struct
+import time
 
 import pytest
 
+from worker_inspector.engine import recorder as recorder_module
 from worker_inspector.engine import requestlog
 from worker_inspector.engine.board import server_dir
 from worker_inspector.engine.recorder import PREFORK_SLOTS, Recorder
@@ -186,3 +188,33 @@ def test_counters_written_every_few_records_are_exact_after_each_record(base):
         assert sum(s["count"] for s in requestlog.read_totals(os.getpid(), base).values()) == len(seen)
     finally:
         log.detach()
+
+
+def _burn(seconds):
+    end = time.thread_time() + seconds
+    while time.thread_time() < end:
+        pass
+
+
+def test_a_request_cpu_counts_from_the_previous_end_under_load_and_from_its_start_after_idle(base, monkeypatch):
+    """One clock read per request back to back: the CPU a thread spends between two requests
+    (its loop, parsing the next one) is the next request's; after an idle pause it is not."""
+    recorder = Recorder(lambda: (os.getpid(), PREFORK_SLOTS), base=base)
+    try:
+        recorder.end_request(recorder.begin_request("/first"), 200)
+        _burn(0.05)  # between two requests, back to back
+        slot = recorder.begin_request("/second")
+        time.sleep(0.06)
+        recorder.end_request(slot, 200)
+        monkeypatch.setattr(recorder_module, "CPU_IDLE", 0.05)
+        _burn(0.05)
+        time.sleep(0.06)  # idle longer than CPU_IDLE: the clock is read as the request begins
+        slot = recorder.begin_request("/third")
+        time.sleep(0.06)
+        recorder.end_request(slot, 200)
+        records = {r["url"]: r for r in requestlog.read_requests(os.getpid(), base)}
+        assert records["/second"]["cpu_time"] >= 0.04
+        assert records["/third"]["cpu_time"] < 0.02
+        assert all(r["cpu_time"] <= r["duration"] for r in records.values())
+    finally:
+        recorder.close()

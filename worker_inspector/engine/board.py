@@ -434,32 +434,56 @@ class Slot:
         self._write(kind, STATE_IDLE)
 
     def begin_request(self, path):
-        """A request starts: busy on ``path`` (bytes, no query string)."""
+        """A request starts: busy on ``path`` (bytes, no query string); returns its start (epoch).
+
+        The hot path: written out rather than through ``_busy`` and ``_write``.
+        """
         board = self.board
         self.requests += 1
         self.process_requests = board.started = next(board.requests)
         self.in_request = True
         self.in_cron = False
-        self._busy(kind="http", url=path[:255])
-        if self._write(KIND_HTTP, STATE_BUSY, url=path[:255]) >= board.check_at:
+        url = path[:255]
+        self.busy_since = time.monotonic()
+        self.slow_after = board.slow_after
+        self.stack_taken = False
+        self.work = {"kind": "http", "url": url}
+        now = time.time()
+        _BODY.pack_into(
+            self.buf, _HEAD_AT, self.tid, KIND_HTTP, STATE_BUSY, now, self.requests, self.process_requests,
+            *_NO_USER, url, *_NO_CRON,
+        )  # fmt: skip
+        self._publish()
+        if now >= board.check_at:
             board.ensure_intact()
+        return now
 
     def set_user(self, db, uid, login, backend_pid=0, slow_after=None):
         """The request is authenticated: who, on which database, with which PostgreSQL backend
-        (``slow_after``: its slow-request threshold on that database)."""
+        (``slow_after``: its slow-request threshold on that database). Returns the database
+        and login as written (bytes), or None outside a request."""
         if not self.in_request:
-            return
-        self.work.update(db=db, login=login)
+            return None
+        work = self.work
+        work["db"] = db
+        work["login"] = login
         if slow_after is not None:
             self.slow_after = min(slow_after, self.board.slow_cap)
-        _USER.pack_into(self.buf, _USER_AT, uid or 0, backend_pid or 0, _encode(db, 64), _encode(login, 64))
+        raw_db, raw_login = _encode(db, 64), _encode(login, 64)
+        _USER.pack_into(self.buf, _USER_AT, uid or 0, backend_pid or 0, raw_db, raw_login)
         self._publish()
+        return raw_db, raw_login
 
-    def end_request(self):
+    def end_request(self, now=None):
+        """The request ended (at ``now``, epoch): idle again."""
         self.busy_since = None
         self.in_request = False
         self.in_cron = False
-        self.write_idle(KIND_HTTP)
+        _BODY.pack_into(
+            self.buf, _HEAD_AT, self.tid, KIND_HTTP, STATE_IDLE, now or time.time(), self.requests,
+            self.process_requests, *_NO_USER, b"", *_NO_CRON,
+        )  # fmt: skip
+        self._publish()
 
     def begin_cron(self, job_id, name, db, uid=None, backend_pid=0, slow_after=None):
         """A scheduled action starts; inside a request ("Run Manually") the request stays."""

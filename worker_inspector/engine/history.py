@@ -527,9 +527,17 @@ class HistoryStore:
             points_written, rows_written = self._counters()[:2]
             first_seq = max(points_written - self.points_cap, 0)
             ring = self._read(self.points_cap * _POINT.size, self._points_at)
+            # Points are written in time order: the first one at or after ``since`` by bisection,
+            # so a short window (the heartbeat's, the advice's last hour) unpacks only its points.
+            low, high = first_seq, points_written
+            while low < high:
+                middle = (low + high) // 2
+                if _POINT.unpack_from(ring, (middle % self.points_cap) * _POINT.size)[0] < since:
+                    low = middle + 1
+                else:
+                    high = middle
             raw = [
-                _POINT.unpack_from(ring, (seq % self.points_cap) * _POINT.size)
-                for seq in range(first_seq, points_written)
+                _POINT.unpack_from(ring, (seq % self.points_cap) * _POINT.size) for seq in range(low, points_written)
             ]
             raw = [p for p in raw if p[0] >= since]
             group = max(math.ceil(len(raw) / max_points), 1) if max_points else 1

@@ -14,7 +14,7 @@ import time
 import weakref
 
 from .board import ProcessBoard, remove_dead_servers
-from .requestlog import KIND_CRON, KIND_HTTP, RequestLog, rpc_of_path
+from .requestlog import KIND_CRON, KIND_HTTP, RPC_PREFIXES, RequestLog, rpc_of_path
 from .stacks import DEFAULT_SLOW_AFTER, FrameFormatter, Inspector
 
 _logger = logging.getLogger(__name__)
@@ -24,6 +24,9 @@ _logger = logging.getLogger(__name__)
 # (A prefork worker's main thread holds one from its fork, its work thread another.)
 PREFORK_SLOTS = 4
 THREADED_SLOTS = 256
+# A thread idle longer than this (seconds) reads its CPU clock as its next request
+# begins: the prefork worker's loop wakes every few seconds while it waits.
+CPU_IDLE = 1.0
 
 
 class Recorder:
@@ -164,15 +167,23 @@ class Recorder:
     def begin_request(self, path):
         """A request for ``path`` (WSGI ``PATH_INFO``) starts in this thread; returns its record."""
         try:
-            slot = self.slot()
-            if slot is not None:
-                # PATH_INFO holds the raw bytes of the path decoded as latin-1.
-                raw = path.encode("latin-1", "replace")
-                slot.begin_request(raw)
-                # What the request log needs at the end: start, thread CPU, path, user, rpc.
-                self._tls.req = [time.time(), time.thread_time(), raw[:199], path, 0, b"", b"", None]
-                # For the record of this process's exit: what it began last, when, when it ended.
-                self._last = [path, None, time.time(), None, None]
+            tls = self._tls
+            slot = getattr(tls, "slot", None)
+            if slot is None or slot.board is not self._board:
+                slot = self._claim()
+                if slot is None:
+                    return None
+            # PATH_INFO holds the raw bytes of the path decoded as latin-1.
+            raw = path.encode("latin-1", "replace")
+            now = slot.begin_request(raw)
+            # What the request log needs at the end: start, path, user, rpc.
+            tls.req = [now, raw[:199], path, 0, b"", b"", None]
+            if now - getattr(tls, "ended", 0.0) > CPU_IDLE:
+                # The thread's CPU clock, read once per request under load: back to back,
+                # a request's CPU counts from the end of the previous one (its loop, its parsing).
+                tls.cpu = time.thread_time()
+            # For the record of this process's exit: what it began last, when, when it ended.
+            self._last = [path, None, now, None, None]
             return slot
         except Exception:  # the inspector must never break Odoo
             _logger.debug("begin_request failed", exc_info=True)
@@ -182,20 +193,26 @@ class Recorder:
         """The request of ``slot`` ended with HTTP ``status`` (0: no response)."""
         try:
             cpu, now = time.thread_time(), time.time()
-            slot.end_request()
+            slot.end_request(now)
             self._last[3] = now
-            log, req = self._log, getattr(self._tls, "req", None)
+            tls = self._tls
+            started_cpu = getattr(tls, "cpu", cpu)
+            tls.cpu, tls.ended = cpu, now
+            log, req = self._log, getattr(tls, "req", None)
             if log is not None and req is not None:
-                self._tls.req = None
+                tls.req = None
                 # Odoo counts the queries of the request on its thread (reset as it begins).
                 thread = threading.current_thread()
-                rpc = req[7]
+                rpc = req[6]
                 if rpc is None:
-                    rpc = rpc_of_path(req[3]) if req[3].startswith(("/w", "/j")) else None
+                    rpc = rpc_of_path(req[2]) if req[2].startswith(RPC_PREFIXES) else None
                     rpc = rpc.encode("utf-8", "replace")[:95] if rpc else b""
+                duration = now - req[0]
+                # Never more than its wall time: the CPU/SQL/other split of a request adds up.
+                cpu_time = min(cpu - started_cpu, duration)
                 log.add(
-                    KIND_HTTP, req[0], now - req[0], cpu - req[1], getattr(thread, "query_time", 0.0),
-                    getattr(thread, "query_count", 0), req[4], status, 0, req[5], req[6], req[2], rpc, b"",
+                    KIND_HTTP, req[0], duration, cpu_time, getattr(thread, "query_time", 0.0),
+                    getattr(thread, "query_count", 0), req[3], status, 0, req[4], req[5], req[1], rpc, b"",
                 )  # fmt: skip
         except Exception:
             _logger.debug("end_request failed", exc_info=True)
@@ -204,20 +221,20 @@ class Recorder:
         """The current request calls ``model.method`` (XML-RPC / JSON-RPC ``execute_kw``)."""
         req = getattr(self._tls, "req", None)
         if req is not None:
-            req[7] = f"{model}.{method}".encode("utf-8", "replace")[:95]
+            req[6] = f"{model}.{method}".encode("utf-8", "replace")[:95]
 
     def set_user(self, db, uid, login, backend_pid=0, slow_after=None):
         """The current request is authenticated; ``backend_pid``: PostgreSQL backend of its cursor."""
-        slot = getattr(self._tls, "slot", None)
+        tls = self._tls
+        slot = getattr(tls, "slot", None)
         if slot is not None and slot.board is self._board:
             try:
-                slot.set_user(db, uid, login, backend_pid, slow_after)
+                written = slot.set_user(db, uid, login, backend_pid, slow_after)
                 self._last[4] = db
-                req = getattr(self._tls, "req", None)
-                if req is not None:
-                    req[4] = uid or 0
-                    req[5] = db.encode("utf-8", "replace")[:63] if db else b""
-                    req[6] = login.encode("utf-8", "replace")[:63] if login else b""
+                req = getattr(tls, "req", None)
+                if req is not None and written is not None:
+                    req[3] = uid or 0
+                    req[4], req[5] = written
             except Exception:
                 _logger.debug("set_user failed", exc_info=True)
 

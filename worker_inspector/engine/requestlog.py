@@ -93,9 +93,13 @@ def _parse_name(name):
     return ProcessKey(int(pid), int(start))
 
 
+# Paths that name a model and method (``call_kw``, JSON-2).
+RPC_PREFIXES = ("/web/dataset/call_kw/", "/json/2/")
+
+
 def rpc_of_path(path):
     """``model.method`` named by a JSON-RPC path (``call_kw``, JSON-2), else None."""
-    for prefix in ("/web/dataset/call_kw/", "/json/2/"):
+    for prefix in RPC_PREFIXES:
         if path.startswith(prefix):
             model, sep, method = path[len(prefix) :].partition("/")
             if sep and model and method and "/" not in method:

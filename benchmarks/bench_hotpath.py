@@ -1,0 +1,228 @@
+"""The addon's per-request hooks measured inside real Odoo requests, in one process.
+
+``bench_activity`` times the bookkeeping in a tight loop, where its code and
+data stay in the CPU's caches: 20 to 25 µs. Between two hooks of a real
+request Odoo runs milliseconds of its own code, and every hook then runs cold:
+each system call, checksum and Python call costs several times more. This
+benchmark loads a real registry and serves real requests through Odoo's WSGI
+application (``odoo.http.root``, no socket) in this process, and prints:
+
+1. in place: the time spent in each hook per request (the WSGI hook's begin
+   and end, the user recorded by ``ir.http._authenticate``), median over
+   batches, beside the request's thread CPU time;
+2. on/off: the thread CPU time per request with the hooks installed and with
+   Odoo's own functions put back, in interleaved rounds in this one process
+   (no process bias), with the A/A control (off against off) beside it.
+
+Run it with the Python of an Odoo virtual environment:
+
+    /opt/odoo18-venv/bin/python benchmarks/bench_hotpath.py [--db DB] [--rounds 60] [--requests 50]
+
+Without ``--db`` it creates a database with worker_inspector and drops it at the end.
+"""
+
+import argparse
+import functools
+import json
+import statistics
+import sys
+import time
+import uuid
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path[:0] = [str(ROOT), str(ROOT / "tests")]
+
+from odoo_harness import addons_path, create_database, drop_database
+
+BODY = json.dumps(
+    {
+        "jsonrpc": "2.0",
+        "method": "call",
+        "params": {"model": "res.users", "method": "read", "args": [[2], ["login"]], "kwargs": {}},
+    }
+)
+ENVIRON = {"REMOTE_ADDR": "127.0.0.1"}
+
+
+def load(db):
+    """Odoo's WSGI application with ``db``'s registry loaded (the addon's hooks installed)."""
+    import odoo
+    from odoo.tools import config
+
+    config.parse_config(
+        ["-d", db, "--db-filter", f"^{db}$", "--addons-path", addons_path(), "--log-level", "warn", "--workers", "0"]
+    )
+    import odoo.http
+    from odoo.modules.registry import Registry
+
+    return Registry(db), odoo.http.root
+
+
+class Client:
+    def __init__(self, app, db):
+        from werkzeug.test import Client as WerkzeugClient
+
+        self.client = WerkzeugClient(app)
+        response = self.client.post(
+            "/web/session/authenticate",
+            json={"jsonrpc": "2.0", "params": {"db": db, "login": "admin", "password": "admin"}},
+            environ_overrides=ENVIRON,
+        )
+        assert "error" not in response.json, response.json
+
+    def run(self, route, count):
+        for _ in range(count):
+            if route == "call_kw":
+                response = self.client.post(
+                    "/web/dataset/call_kw/res.users/read",
+                    data=BODY,
+                    headers={"Content-Type": "application/json"},
+                    environ_overrides=ENVIRON,
+                )
+                assert "error" not in response.json, response.json
+            else:
+                response = self.client.get("/web/health", environ_overrides=ENVIRON)
+            assert response.status_code == 200, response.status_code
+
+
+class Hooks:
+    """Switch the addon's per-request hooks off (Odoo's own functions back) and on."""
+
+    def __init__(self, registry):
+        from odoo.http import Application
+
+        from odoo.addons.worker_inspector.models import ir_http
+
+        self.application = Application
+        self.hooked = Application.__call__
+        self.original = self.hooked.__wrapped__
+        self.ir_http = next(c for c in registry["ir.http"].__mro__ if c.__module__ == ir_http.__name__)
+        self.override = self.ir_http.__dict__["_authenticate"]
+
+    def set(self, on):
+        self.application.__call__ = self.hooked if on else self.original
+        if on:
+            self.ir_http._authenticate = self.override
+        elif "_authenticate" in self.ir_http.__dict__:
+            del self.ir_http._authenticate
+
+
+def in_place(client, route, batches, count):
+    """{hook: median µs per request}, and the median thread CPU µs per request."""
+    # The package exports the function ``post_load``: the module is in sys.modules.
+    post_load = sys.modules["odoo.addons.worker_inspector.post_load"]
+    recorder = post_load.RECORDER
+    spent = {}
+    patched = []
+
+    def timed(owner, name, label):
+        func = getattr(owner, name)
+
+        @functools.wraps(func)
+        def wrapper(*args, **kwargs):
+            start = time.perf_counter_ns()
+            try:
+                return func(*args, **kwargs)
+            finally:
+                spent[label] = spent.get(label, 0) + time.perf_counter_ns() - start
+
+        patched.append((owner, name, func))
+        setattr(owner, name, wrapper)
+
+    timed(recorder, "begin_request", "begin")
+    timed(recorder, "set_user", "user")
+    timed(recorder, "end_request", "end")
+    from odoo.addons.worker_inspector.models import ir_http
+
+    for name in ("backend_pid", "slow_after"):
+        if hasattr(ir_http, name):
+            timed(ir_http, name, "user")
+    samples = {}
+    cpu = []
+    try:
+        client.run(route, count)
+        for _ in range(batches):
+            spent.clear()
+            start = time.thread_time_ns()
+            client.run(route, count)
+            cpu.append((time.thread_time_ns() - start) / count / 1000)
+            for label, ns in spent.items():
+                samples.setdefault(label, []).append(ns / count / 1000)
+    finally:
+        for owner, name, func in patched:
+            if owner is recorder:
+                del recorder.__dict__[name]  # the class's method again
+            else:
+                setattr(owner, name, func)
+    return {label: statistics.median(values) for label, values in samples.items()}, statistics.median(cpu)
+
+
+def on_off(client, hooks, route, rounds, count):
+    """Thread CPU µs per request in interleaved rounds: hooks on, off, off again."""
+    labels = ("on", "off", "off2")
+    results = {label: [] for label in labels}
+    for label in labels:
+        hooks.set(label == "on")
+        client.run(route, count)
+    for round_ in range(rounds):
+        order = labels[round_ % 3 :] + labels[: round_ % 3]
+        for label in order:
+            hooks.set(label == "on")
+            start = time.thread_time_ns()
+            client.run(route, count)
+            results[label].append((time.thread_time_ns() - start) / count / 1000)
+    hooks.set(True)
+    return results
+
+
+def ratio(with_values, without_values):
+    ratios = [w / wo for w, wo in zip(with_values, without_values, strict=True)]
+    quartiles = statistics.quantiles(ratios, n=4)
+    return statistics.median(ratios), quartiles[0], quartiles[2]
+
+
+def main():
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--db", help="existing database with worker_inspector installed")
+    parser.add_argument("--rounds", type=int, default=60, help="interleaved on/off rounds per route")
+    parser.add_argument("--requests", type=int, default=50, help="requests per round or batch")
+    opts = parser.parse_args()
+    db = opts.db
+    if not db:
+        db = f"wia_bench_hot_{uuid.uuid4().hex[:8]}"
+        print(f"creating {db} (worker_inspector) ...", flush=True)
+        create_database(db, ["worker_inspector"])
+    try:
+        registry, app = load(db)
+        client = Client(app, db)
+        hooks = Hooks(registry)
+        for route in ("health", "call_kw"):
+            parts, cpu = in_place(client, route, max(opts.rounds // 2, 10), opts.requests)
+            total = sum(parts.values())
+            shown = ", ".join(f"{label} {value:.1f}" for label, value in parts.items())
+            print(
+                f"{route:>7}: hooks in place {total:.1f} µs per request ({shown}) of {cpu:.0f} µs thread CPU"
+                f" = {total / cpu * 100:.2f}%"
+            )
+            results = on_off(client, hooks, route, opts.rounds, opts.requests)
+            medians = {label: statistics.median(values) for label, values in results.items()}
+            on, on_low, on_high = ratio(results["on"], results["off"])
+            aa, aa_low, aa_high = ratio(results["off2"], results["off"])
+            print(
+                f"{'':>7}  on/off: on {medians['on']:.0f} µs, off {medians['off']:.0f} µs,"
+                f" off2 {medians['off2']:.0f} µs;"
+                f" on/off {on:.4f} ({on_low:.4f} .. {on_high:.4f}) beside A/A off2/off {aa:.4f}"
+                f" ({aa_low:.4f} .. {aa_high:.4f})"
+            )
+    finally:
+        if not opts.db:
+            from odoo.sql_db import close_all
+
+            close_all()
+            drop_database(db)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
