@@ -313,3 +313,31 @@ def test_cron_worker_reaching_its_max_age_is_a_planned_recycle(odoo_db):
         gone = wait_exit(srv, admin, lambda e: e["pid"] == victim, "cron max age", since=started - max_age - 5)
         assert gone["role"] == "cron" and gone["reason"] == "limit_request", gone
         assert gone["detail"] == f"cron worker max age reached (limit_time_worker_cron {max_age} s)", gone
+
+
+def _flock_holders(path):
+    """Pids holding a flock on ``path``, from /proc/locks (the kernel's own table)."""
+    inode = os.stat(path).st_ino
+    holders = set()
+    with open("/proc/locks") as locks:
+        for line in locks:
+            fields = line.split()
+            # 1: FLOCK  ADVISORY  WRITE 4711 00:1a:123 0 EOF
+            if len(fields) >= 6 and fields[1] == "FLOCK" and int(fields[5].rsplit(":", 1)[1]) == inode:
+                holders.add(int(fields[4]))
+    return holders
+
+
+def test_the_preloading_master_samples_the_history_not_a_worker(server, admin):
+    """The master imported the addon (``-d``) and started sampling before its first fork: it holds
+    the election, so no serving worker spends a tick of its CPU and its GIL on the series."""
+    from worker_inspector.engine import board
+    from worker_inspector.engine.sampler import LOCK_NAME
+
+    lock = os.path.join(board.server_dir(server.pid, board.start_ticks(server.pid)), LOCK_NAME)
+    wait_until(lambda: os.path.exists(lock) and _flock_holders(lock), timeout=30)
+    assert _flock_holders(lock) == {server.pid}
+    # It samples: points keep coming (one a second here) while it holds the lock.
+    before = history(server, admin, kinds="series")["series"]["points"][-1]["t"]
+    wait_until(lambda: history(server, admin, kinds="series")["series"]["points"][-1]["t"] > before, timeout=30)
+    assert _flock_holders(lock) == {server.pid}

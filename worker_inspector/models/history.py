@@ -79,6 +79,7 @@ os.register_at_fork(after_in_child=lambda: _after_fork())
 
 
 def _after_fork():
+    MASTER.after_fork()
     sampler = STATE.sampler
     STATE.__init__()
     if sampler is None:
@@ -258,16 +259,29 @@ def _record_threaded_restart():
 
 
 class _Master:
-    """The prefork master's part, when it imported the addon (``--load`` or a preloaded ``-d``)."""
+    """The prefork master's part, when it imported the addon (``--load`` or a preloaded ``-d``).
+
+    Its sampler records the exits it reaps and, started before the first
+    worker is forked, wins the election for good: the series are sampled by
+    the idle master, never recycled, instead of in a serving worker (whose
+    request would wait for the GIL during each tick).
+    """
 
     def __init__(self):
-        self.sampler = None  # for its store and record_dead; no thread runs in the master
+        self.sampler = None
+        self.sampling = False  # its sampler's thread runs
         self.timed_out = {}  # pid: (seconds without heartbeat, limit), from process_timeout
 
     def recorder(self, srv):
         if self.sampler is None:
-            self.sampler = Sampler(srv.pid, "prefork", effective_config(config.options))
+            self.sampler = Sampler(srv.pid, "prefork", effective_config(config.options), listen_socket=_listen_socket)
         return self.sampler
+
+    def after_fork(self):
+        """In a worker: the master's election lock and thread are not its own."""
+        if self.sampler is not None:
+            self.sampler.after_fork()
+        self.__init__()
 
 
 MASTER = _Master()
@@ -324,6 +338,7 @@ def _install_master_hooks():
 
     def wrapped_process_zombie(self):
         try:
+            _start_master_sampler(self)
             _master_collect(self)
         except Exception:  # the inspector must never break Odoo
             _logger.debug("exits not collected", exc_info=True)
@@ -332,6 +347,19 @@ def _install_master_hooks():
     wrapped_process_zombie._worker_inspector_hook = True
     prefork.process_timeout = wrapped_process_timeout
     prefork.process_zombie = wrapped_process_zombie
+
+
+def _start_master_sampler(srv):
+    """Sample from the master: at import in a master that preloads the addon, before its first
+    fork; else (``--load``: imported before the server exists) from its loop, and it is
+    elected when the worker elected meanwhile is gone."""
+    if MASTER.sampling or not isinstance(srv, odoo_server.PreforkServer) or srv.pid != os.getpid():
+        return
+    MASTER.sampling = True
+    try:
+        MASTER.recorder(srv).start()
+    except Exception:  # the workers' samplers elect one of them instead
+        _logger.warning("The master does not sample the history", exc_info=True)
 
 
 _install_worker_hooks()
@@ -346,6 +374,10 @@ def _listen_socket():
     if sock is None:
         sock = getattr(getattr(srv, "httpd", None), "socket", None)  # threaded
     return sock
+
+
+# In a master that preloads the addon, before it forks its first worker.
+_start_master_sampler(odoo_server.server)
 
 
 def on_board_open(board):
