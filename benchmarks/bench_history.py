@@ -170,24 +170,23 @@ def http_worker(server):
     return pids[0]
 
 
+# The authenticated JSON-RPC request measured (POST /web/dataset/call_kw/res.users/read).
+CALL_KW_BODY = json.dumps(
+    {
+        "jsonrpc": "2.0",
+        "method": "call",
+        "params": {"model": "res.users", "method": "read", "args": [[2], ["login"]], "kwargs": {}},
+    }
+)
+
+
 class Client:
     """Sequential requests on one server: /web/health, or call_kw with a session cookie."""
 
     def __init__(self, server):
         self.server = server
         self.cookie = "session_id=" + server.login_session().cookies["session_id"]
-        self.body = json.dumps(
-            {
-                "jsonrpc": "2.0",
-                "method": "call",
-                "params": {
-                    "model": "res.users",
-                    "method": "read",
-                    "args": [[2], ["login"]],
-                    "kwargs": {},
-                },
-            }
-        )
+        self.body = CALL_KW_BODY
 
     def run(self, route, count):
         for _ in range(count):

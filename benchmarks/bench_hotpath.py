@@ -23,7 +23,6 @@ Without ``--db`` it creates a database with worker_inspector and drops it at the
 
 import argparse
 import functools
-import json
 import statistics
 import sys
 import time
@@ -31,17 +30,12 @@ import uuid
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
-sys.path[:0] = [str(ROOT), str(ROOT / "tests")]
+sys.path[:0] = [str(ROOT), str(ROOT / "tests"), str(ROOT / "benchmarks")]
 
+from bench_activity import paired_ratio
+from bench_history import CALL_KW_BODY
 from odoo_harness import addons_path, create_database, drop_database
 
-BODY = json.dumps(
-    {
-        "jsonrpc": "2.0",
-        "method": "call",
-        "params": {"model": "res.users", "method": "read", "args": [[2], ["login"]], "kwargs": {}},
-    }
-)
 ENVIRON = {"REMOTE_ADDR": "127.0.0.1"}
 
 
@@ -76,7 +70,7 @@ class Client:
             if route == "call_kw":
                 response = self.client.post(
                     "/web/dataset/call_kw/res.users/read",
-                    data=BODY,
+                    data=CALL_KW_BODY,
                     headers={"Content-Type": "application/json"},
                     environ_overrides=ENVIRON,
                 )
@@ -176,12 +170,6 @@ def on_off(client, hooks, route, rounds, count):
     return results
 
 
-def ratio(with_values, without_values):
-    ratios = [w / wo for w, wo in zip(with_values, without_values, strict=True)]
-    quartiles = statistics.quantiles(ratios, n=4)
-    return statistics.median(ratios), quartiles[0], quartiles[2]
-
-
 def main():
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--db", help="existing database with worker_inspector installed")
@@ -207,8 +195,8 @@ def main():
             )
             results = on_off(client, hooks, route, opts.rounds, opts.requests)
             medians = {label: statistics.median(values) for label, values in results.items()}
-            on, on_low, on_high = ratio(results["on"], results["off"])
-            aa, aa_low, aa_high = ratio(results["off2"], results["off"])
+            on, on_low, on_high = paired_ratio(results["on"], results["off"])
+            aa, aa_low, aa_high = paired_ratio(results["off2"], results["off"])
             print(
                 f"{'':>7}  on/off: on {medians['on']:.0f} µs, off {medians['off']:.0f} µs,"
                 f" off2 {medians['off2']:.0f} µs;"
