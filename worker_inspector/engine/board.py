@@ -422,8 +422,8 @@ class Slot:
         _CRC.pack_into(buf, _CRC_AT, zlib.crc32(self.signed))
         os.pwrite(self.board.fd, buf, self.offset)
 
-    def _write(self, kind, state, user=_NO_USER, url=b"", cron=_NO_CRON):
-        now = time.time()
+    def _write(self, kind, state, user=_NO_USER, url=b"", cron=_NO_CRON, now=None):
+        now = now or time.time()
         _BODY.pack_into(
             self.buf, _HEAD_AT, self.tid, kind, state, now, self.requests, self.process_requests, *user, url, *cron
         )
@@ -434,26 +434,14 @@ class Slot:
         self._write(kind, STATE_IDLE)
 
     def begin_request(self, path):
-        """A request starts: busy on ``path`` (bytes, no query string); returns its start (epoch).
-
-        The hot path: written out rather than through ``_busy`` and ``_write``.
-        """
+        """A request starts: busy on ``path`` (bytes, no query string); returns its start (epoch)."""
         board = self.board
         self.requests += 1
         self.process_requests = board.started = next(board.requests)
         self.in_request = True
         self.in_cron = False
-        url = path[:255]
-        self.busy_since = time.monotonic()
-        self.slow_after = board.slow_after
-        self.stack_taken = False
-        self.work = {"kind": "http", "url": url}
-        now = time.time()
-        _BODY.pack_into(
-            self.buf, _HEAD_AT, self.tid, KIND_HTTP, STATE_BUSY, now, self.requests, self.process_requests,
-            *_NO_USER, url, *_NO_CRON,
-        )  # fmt: skip
-        self._publish()
+        self._busy(kind="http", url=path[:255])
+        now = self._write(KIND_HTTP, STATE_BUSY, url=path[:255])
         if now >= board.check_at:
             board.ensure_intact()
         return now
@@ -464,9 +452,7 @@ class Slot:
         and login as written (bytes), or None outside a request."""
         if not self.in_request:
             return None
-        work = self.work
-        work["db"] = db
-        work["login"] = login
+        self.work.update(db=db, login=login)
         if slow_after is not None:
             self.slow_after = min(slow_after, self.board.slow_cap)
         raw_db, raw_login = _encode(db, 64), _encode(login, 64)
@@ -479,11 +465,7 @@ class Slot:
         self.busy_since = None
         self.in_request = False
         self.in_cron = False
-        _BODY.pack_into(
-            self.buf, _HEAD_AT, self.tid, KIND_HTTP, STATE_IDLE, now or time.time(), self.requests,
-            self.process_requests, *_NO_USER, b"", *_NO_CRON,
-        )  # fmt: skip
-        self._publish()
+        self._write(KIND_HTTP, STATE_IDLE, now=now)
 
     def begin_cron(self, job_id, name, db, uid=None, backend_pid=0, slow_after=None):
         """A scheduled action starts; inside a request ("Run Manually") the request stays."""

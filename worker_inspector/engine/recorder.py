@@ -167,12 +167,10 @@ class Recorder:
     def begin_request(self, path):
         """A request for ``path`` (WSGI ``PATH_INFO``) starts in this thread; returns its record."""
         try:
+            slot = self.slot()
+            if slot is None:
+                return None
             tls = self._tls
-            slot = getattr(tls, "slot", None)
-            if slot is None or slot.board is not self._board:
-                slot = self._claim()
-                if slot is None:
-                    return None
             # PATH_INFO holds the raw bytes of the path decoded as latin-1.
             raw = path.encode("latin-1", "replace")
             now = slot.begin_request(raw)
