@@ -166,6 +166,18 @@ def fake_prefork(request):
     proc.wait(10)
 
 
+def test_process_start_follows_the_kernels_boot_time_not_a_stale_copy(fake_prefork, monkeypatch):
+    # A clock step since psutil last read the boot time (psutil keeps it) must not move start times.
+    from psutil import _pslinux
+
+    master, _children = fake_prefork
+    monkeypatch.setattr(_pslinux, "BOOT_TIME", psutil.boot_time() - 2.0)
+    found = {p["pid"]: p for p in engine.read_processes(master, "prefork")}
+    with open(f"/proc/{master}/stat") as handle:
+        ticks = int(handle.read().rsplit(")", 1)[1].split()[19])
+    assert found[master]["started_at"] == pytest.approx(psutil.boot_time() + ticks / os.sysconf("SC_CLK_TCK"), abs=0.01)
+
+
 def test_read_processes_classifies_a_real_tree(fake_prefork):
     master, children = fake_prefork
     config = {"limit_memory_soft": 1 << 31, "limit_memory_hard": 1 << 32, "limit_memory_soft_gevent": 1 << 30}

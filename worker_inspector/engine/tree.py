@@ -98,6 +98,9 @@ def read_processes(server_pid, mode, config=None, cpu_meter=_CPU_METER):
     ``ProcessKey``, internal: drop before showing).
     """
     config = config or {}
+    # psutil dates a process from the boot time it read last, kept for the process's life;
+    # the kernel's own figure moves when the clock is stepped: read it afresh.
+    psutil.boot_time()
     try:
         root = _read(psutil.Process(server_pid))
     except psutil.Error:
