@@ -6,7 +6,10 @@ process for good. The board, the process tree, the CPU meter and recycling
 all use this notion of "the same process".
 """
 
+import os
 from typing import NamedTuple
+
+import psutil
 
 # Kernel flag of a task that has started to exit (/proc/<pid>/stat field 9).
 _PF_EXITING = 0x4
@@ -36,6 +39,12 @@ def start_ticks(pid):
         return int(fields[19])
     except (ValueError, IndexError):
         return None
+
+
+def ticks_to_epoch(ticks, boot=None):
+    """Epoch time of a process start given in clock ticks since boot. The kernel's boot
+    time moves when the clock is stepped: it is read afresh unless ``boot`` is given."""
+    return (psutil.boot_time() if boot is None else boot) + ticks / os.sysconf("SC_CLK_TCK")
 
 
 def process_key(pid):

@@ -22,13 +22,11 @@ import resource
 import threading
 import time
 
-import psutil
-
 from . import board as board_mod
 from .activity import request_thread_capacity
 from .backlog import find_listen_inode, listen_backlog, socket_inode
 from .history import DEFAULT_INTERVAL, EXTRA_ROWS, HistoryStore, open_private_dir
-from .identity import is_zombie
+from .identity import is_zombie, ticks_to_epoch
 from .tree import CpuMeter, read_processes
 
 _logger = logging.getLogger(__name__)
@@ -55,15 +53,6 @@ def interval_from_env(environ=None):
         return max(float(environ.get("WORKER_INSPECTOR_HISTORY_INTERVAL") or DEFAULT_INTERVAL), 1.0)
     except ValueError:
         return DEFAULT_INTERVAL
-
-
-def _clock_ticks():
-    return os.sysconf("SC_CLK_TCK")
-
-
-def ticks_to_epoch(ticks):
-    """Epoch time of a process start given in clock ticks since boot."""
-    return psutil.boot_time() + ticks / _clock_ticks()
 
 
 def own_memory_peaks():

@@ -8,7 +8,7 @@ import psutil
 
 from .classify import ROLE_MASTER, ROLE_SERVER, classify_child
 from .config import effective_memory_limits
-from .identity import ProcessKey, start_ticks
+from .identity import ProcessKey, start_ticks, ticks_to_epoch
 from .vocabulary import Mode
 
 
@@ -66,16 +66,18 @@ class CpuMeter:
 _CPU_METER = CpuMeter()
 
 
-def _read(proc):
+def _read(proc, boot):
     with proc.oneshot():
         cpu = proc.cpu_times()
         mem = proc.memory_info()
+        start = start_ticks(proc.pid)
         return {
             "pid": proc.pid,
             # Internal (not in the API): which process this pid names.
-            "key": ProcessKey(proc.pid, start_ticks(proc.pid)),
+            "key": ProcessKey(proc.pid, start),
             "ppid": proc.ppid(),
-            "started_at": proc.create_time(),
+            # Not psutil's create_time(): it adds the boot time psutil read first, for good.
+            "started_at": proc.create_time() if start is None else ticks_to_epoch(start, boot),
             "cpu_seconds": cpu.user + cpu.system,
             "rss": mem.rss,
             "vms": mem.vms,
@@ -98,11 +100,9 @@ def read_processes(server_pid, mode, config=None, cpu_meter=_CPU_METER):
     ``ProcessKey``, internal: drop before showing).
     """
     config = config or {}
-    # psutil dates a process from the boot time it read last, kept for the process's life;
-    # the kernel's own figure moves when the clock is stepped: read it afresh.
-    psutil.boot_time()
+    boot = psutil.boot_time()
     try:
-        root = _read(psutil.Process(server_pid))
+        root = _read(psutil.Process(server_pid), boot)
     except psutil.Error:
         return []
     root["role"] = ROLE_MASTER if mode == Mode.PREFORK else ROLE_SERVER
@@ -110,7 +110,7 @@ def read_processes(server_pid, mode, config=None, cpu_meter=_CPU_METER):
     if mode == Mode.PREFORK:
         for pid in child_pids(server_pid):
             try:
-                info = _read(psutil.Process(pid))
+                info = _read(psutil.Process(pid), boot)
             except psutil.Error:
                 continue  # exited meanwhile
             if info["key"].start is None:

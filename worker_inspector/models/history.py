@@ -46,13 +46,13 @@ from odoo.tools import config
 
 from ..engine import board as board_mod
 from ..engine.config import effective_config
+from ..engine.identity import ticks_to_epoch
 from ..engine.sampler import (
     Sampler,
     classify_exit,
     cpu_limit_reached,
     doing_of,
     own_memory_peaks,
-    ticks_to_epoch,
 )
 from ..post_load import RECORDER, current_server
 
