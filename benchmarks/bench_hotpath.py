@@ -27,6 +27,7 @@ Without ``--db`` it creates a database with worker_inspector and drops it at the
 """
 
 import argparse
+import collections
 import functools
 import statistics
 import sys
@@ -114,8 +115,6 @@ class Deferred:
     what the process's one writer does at its turn, with the product's own writers."""
 
     def __init__(self, recorder):
-        import collections
-
         self.recorder = recorder
         self.tls = threading.local()
         self.current = {}  # the writer's view of what each thread is doing
