@@ -123,6 +123,7 @@ RECORDER = Recorder(
     inspect=True,
     frame_roots=_frame_roots,
     slow_limits=_slow_limits,
+    deferred=True,
 )
 
 

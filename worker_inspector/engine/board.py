@@ -12,9 +12,10 @@ Layout::
 ``start`` is the process start time in clock ticks since boot (see
 ``identity``): a pid plus its start time names one process for good, so a
 reused pid never inherits a dead process's records. Each file holds a header
-and ``slots`` records of ``SLOT_SIZE`` bytes. Each record has a single writer
-(its thread), which keeps it in memory and writes all of it at each change,
-ending with a CRC-32 of the rest: a reader that copies a record while it is
+and ``slots`` records of ``SLOT_SIZE`` bytes, one per thread. A thread keeps
+what it does in memory (``Slot``); its record is written whole from that
+state, under the board's lock (one writer at a time: the process's writer,
+see ``recorder``), ending with a CRC-32 of the rest: a reader that copies a record while it is
 being written sees the CRC fail and reads it again, and never uses a torn one.
 
 No file is ever mapped in memory: writers use ``pwrite``, readers ``pread``.
@@ -357,26 +358,54 @@ def _decode(raw):
     return raw.decode("utf-8", "replace") or None
 
 
+# Fields of a request or scheduled action in memory: a list the working thread
+# fills and the writer reads (see ``Slot``). A request's ``path`` is the WSGI
+# PATH_INFO (str) or bytes; a job's is None and its ``job`` is ``(id, name)``.
+# Once it ended: its CPU time, SQL queries and their time, HTTP status.
+(
+    W_START, W_PATH, W_UID, W_DB, W_LOGIN, W_BACKEND, W_SLOW, W_RPC, W_ENDED, W_JOB,
+    W_CPU, W_QUERIES, W_QUERY_TIME, W_STATUS,
+) = range(14)  # fmt: skip
+
+
+def new_work(start, path, job=None):
+    """The in-memory record of a request (``path``) or a scheduled action (``job``)."""
+    return [start, path, 0, None, None, 0, None, None, None, job, 0.0, 0, 0.0, 0]
+
+
+def _raw_path(path):
+    # PATH_INFO holds the raw bytes of the path decoded as latin-1.
+    return path if isinstance(path, bytes) else path.encode("latin-1", "replace")
+
+
 class Slot:
-    """One record, written only by the thread that claimed it."""
+    """One record of the board: what one thread is doing.
+
+    The thread keeps what it does in memory (``current``: its request,
+    ``cron``: its scheduled action, lists made by ``new_work``), and
+    ``publish`` writes the record from that state. Records are written by one
+    thread at a time: under the board's lock, by the process's writer (the
+    recorder's ``flush``), or at once by the methods below.
+    """
 
     __slots__ = (
         "__weakref__",
         "board",
         "buf",
-        "busy_since",
-        "in_cron",
-        "in_request",
+        "cpu",
+        "cpu_at",
+        "cron",
+        "current",
+        "idle_since",
         "index",
+        "last_kind",
         "offset",
-        "process_requests",
+        "published",
         "requests",
         "seq",
         "signed",
-        "slow_after",
         "stack_taken",
         "tid",
-        "work",
     )
 
     def __init__(self, board, index, tid):
@@ -389,30 +418,76 @@ class Slot:
         self.signed = memoryview(self.buf)[:_CRC_AT]
         self.seq = 0
         self.requests = 0
-        self.process_requests = board.started
-        self.in_request = False
-        self.in_cron = False
-        # For the inspector's slow-request watch (see ``stacks``): monotonic
-        # start of the current request or job, its threshold, what it is.
-        self.busy_since = None
-        self.slow_after = board.slow_after
-        self.stack_taken = False
-        self.work = {}
+        self.current = None
+        self.cron = None
+        self.last_kind = KIND_NONE
+        # Since when the thread is idle (epoch); its CPU clock and when it was read
+        # (the recorder's: a request's CPU time counts from the previous reading).
+        self.idle_since = time.time()
+        self.cpu = 0.0
+        self.cpu_at = 0.0
+        self.published = None
+        # The request or job whose slow-request stack was taken (see ``stacks``).
+        self.stack_taken = None
 
-    def _busy(self, **work):
-        self.busy_since = time.monotonic()
-        self.slow_after = self.board.slow_after
-        self.stack_taken = False
-        self.work = work
+    @property
+    def in_request(self):
+        return self.current is not None
+
+    def working(self):
+        """The request (or, outside one, the scheduled action) under way, or None."""
+        return self.current if self.current is not None else self.cron
+
+    def slow_after(self, work):
+        """Seconds after which ``work`` gets its stack kept: its database's threshold, capped."""
+        board = self.board
+        threshold = work[W_SLOW]
+        return board.slow_after if threshold is None else min(threshold, board.slow_cap)
 
     def describe(self):
         """What the current request or job is, for a slow-request record."""
-        work = dict(self.work)
-        if isinstance(work.get("url"), bytes):
-            work["url"] = work["url"].decode("utf-8", "replace")
-        work["started_at"] = time.time() - (time.monotonic() - self.busy_since) if self.busy_since else None
-        work["native_id"] = self.tid
-        return work
+        work = self.working()
+        if work is None:
+            return {"native_id": self.tid, "started_at": None}
+        job = self.cron[W_JOB] if self.cron is not None else None
+        described = {"kind": "cron" if work[W_PATH] is None else "http", "started_at": work[W_START]}
+        if work[W_PATH] is not None:
+            described["url"] = _raw_path(work[W_PATH])[:255].decode("utf-8", "replace")
+        if work[W_DB]:
+            described["db"] = work[W_DB]
+        if work[W_LOGIN]:
+            described["login"] = work[W_LOGIN]
+        if job is not None:
+            described["cron_job"] = {"id": job[0], "name": job[1], "db": self.cron[W_DB]}
+        described["native_id"] = self.tid
+        return described
+
+    def _state(self):
+        """The record's fields from the thread's state, as ``_BODY`` packs them (after the tid)."""
+        board = self.board
+        req, cron = self.current, self.cron
+        if cron is not None:
+            job_id, name = cron[W_JOB]
+            cron_fields = (job_id or 0, _encode(name, 128), _encode(cron[W_DB], 64))
+        else:
+            cron_fields = _NO_CRON
+        if req is not None:
+            user = (req[W_UID] or 0, req[W_BACKEND] or 0, _encode(req[W_DB], 64), _encode(req[W_LOGIN], 64))
+            return (KIND_HTTP, STATE_BUSY, req[W_START], self.requests, board.started, *user,
+                    _raw_path(req[W_PATH])[:255], *cron_fields)  # fmt: skip
+        if cron is not None:
+            user = (cron[W_UID] or 0, cron[W_BACKEND] or 0, _encode(cron[W_DB], 64), b"")
+            return (KIND_CRON, STATE_BUSY, cron[W_START], self.requests, board.started, *user, b"", *cron_fields)
+        return (self.last_kind, STATE_IDLE, self.idle_since, self.requests, board.started, *_NO_USER, b"", *_NO_CRON)
+
+    def publish(self, force=False):
+        """Write the record if the thread's state changed since it was last written."""
+        state = self._state()
+        if state == self.published and not force:
+            return
+        self.published = state
+        _BODY.pack_into(self.buf, _HEAD_AT, self.tid, *state)
+        self._publish()
 
     def _publish(self):
         """Write the whole record, signed: one system call, never a store into a mapping."""
@@ -422,78 +497,62 @@ class Slot:
         _CRC.pack_into(buf, _CRC_AT, zlib.crc32(self.signed))
         os.pwrite(self.board.fd, buf, self.offset)
 
-    def _write(self, kind, state, user=_NO_USER, url=b"", cron=_NO_CRON, now=None):
-        now = now or time.time()
-        _BODY.pack_into(
-            self.buf, _HEAD_AT, self.tid, kind, state, now, self.requests, self.process_requests, *user, url, *cron
-        )
-        self._publish()
-        return now
+    # --- the state changes, each written at once (the recorder's ``flush`` writes them in batches)
 
     def write_idle(self, kind=KIND_NONE):
-        self._write(kind, STATE_IDLE)
+        self.last_kind = kind
+        self.publish(force=True)
+
+    def start_request(self, path, now):
+        """The thread starts a request for ``path``: its in-memory record (not written)."""
+        board = self.board
+        board.started = next(board.requests)
+        self.requests += 1
+        work = self.current = new_work(now, path)
+        return work
 
     def begin_request(self, path):
         """A request starts: busy on ``path`` (bytes, no query string); returns its start (epoch)."""
-        board = self.board
-        self.requests += 1
-        self.process_requests = board.started = next(board.requests)
-        self.in_request = True
-        self.in_cron = False
-        self._busy(kind="http", url=path[:255])
-        now = self._write(KIND_HTTP, STATE_BUSY, url=path[:255])
-        if now >= board.check_at:
-            board.ensure_intact()
+        now = time.time()
+        self.start_request(path, now)
+        with self.board.writing():
+            self.publish()
         return now
 
     def set_user(self, db, uid, login, backend_pid=0, slow_after=None):
         """The request is authenticated: who, on which database, with which PostgreSQL backend
-        (``slow_after``: its slow-request threshold on that database). Returns the database
-        and login as written (bytes), or None outside a request."""
-        if not self.in_request:
-            return None
-        self.work.update(db=db, login=login)
-        if slow_after is not None:
-            self.slow_after = min(slow_after, self.board.slow_cap)
-        raw_db, raw_login = _encode(db, 64), _encode(login, 64)
-        _USER.pack_into(self.buf, _USER_AT, uid or 0, backend_pid or 0, raw_db, raw_login)
-        self._publish()
-        return raw_db, raw_login
+        (``slow_after``: its slow-request threshold on that database)."""
+        req = self.current
+        if req is None:
+            return
+        req[W_UID:W_RPC] = uid or 0, db, login, backend_pid or 0, slow_after
+        with self.board.writing():
+            self.publish()
 
     def end_request(self, now=None):
         """The request ended (at ``now``, epoch): idle again."""
-        self.busy_since = None
-        self.in_request = False
-        self.in_cron = False
-        self._write(KIND_HTTP, STATE_IDLE, now=now)
+        self.current = None
+        self.idle_since = now or time.time()
+        self.last_kind = KIND_HTTP
+        with self.board.writing():
+            self.publish()
 
     def begin_cron(self, job_id, name, db, uid=None, backend_pid=0, slow_after=None):
         """A scheduled action starts; inside a request ("Run Manually") the request stays."""
-        if time.time() >= self.board.check_at:
-            self.board.ensure_intact()
-        if not self.in_request:
-            self._busy(kind="cron", db=db)
-        self.work["cron_job"] = {"id": job_id, "name": name, "db": db}
-        if slow_after is not None:
-            self.slow_after = min(slow_after, self.board.slow_cap)
-        self.in_cron = True
-        cron = (job_id or 0, _encode(name, 128), _encode(db, 64))
-        if self.in_request:
-            _CRON.pack_into(self.buf, _CRON_AT, *cron)
-            self._publish()
-        else:
-            self._write(KIND_CRON, STATE_BUSY, user=(uid or 0, backend_pid or 0, _encode(db, 64), b""), cron=cron)
+        work = new_work(time.time(), None, (job_id, name))
+        work[W_UID:W_RPC] = uid or 0, db, None, backend_pid or 0, slow_after
+        self.cron = work
+        with self.board.writing():
+            self.publish()
+        return work
 
-    def end_cron(self):
-        self.in_cron = False
-        self.work.pop("cron_job", None)
-        if not self.in_request:
-            self.busy_since = None
-        if self.in_request:
-            _CRON.pack_into(self.buf, _CRON_AT, *_NO_CRON)
-            self._publish()
-        else:
-            self.write_idle(KIND_CRON)
+    def end_cron(self, now=None):
+        self.cron = None
+        if self.current is None:
+            self.idle_since = now or time.time()
+            self.last_kind = KIND_CRON
+        with self.board.writing():
+            self.publish()
 
     def __del__(self):
         # The thread that owned the record is gone (its thread-local dropped it).
@@ -505,7 +564,8 @@ class Slot:
         if self.board.closed:
             return
         # Its process count stays: the process's count is the highest of its records.
-        _HEAD.pack_into(self.buf, _HEAD_AT, 0, KIND_NONE, STATE_FREE, 0.0, 0, self.process_requests)
+        self.published = None
+        _HEAD.pack_into(self.buf, _HEAD_AT, 0, KIND_NONE, STATE_FREE, 0.0, 0, self.board.started)
         self._publish()
 
 
@@ -548,7 +608,8 @@ class ProcessBoard(WrittenFile):
         self.requests = itertools.count(1)
         self.started = 0
         self._free = list(range(slots - 1, -1, -1))
-        self._lock = threading.Lock()
+        # Held by whoever writes records: one writer at a time (see ``Slot``).
+        self._lock = threading.RLock()
         self.repairs = 0
         self.check_at = time.time() + CHECK_EVERY
         # Records in use, for the inspector's slow-request watch; thresholds (seconds).
@@ -585,9 +646,14 @@ class ProcessBoard(WrittenFile):
                 return None
             index = self._free.pop()
         slot = Slot(self, index, tid or threading.get_native_id())
-        slot.write_idle()
-        self.claimed[index] = slot
+        with self._lock:
+            slot.write_idle()
+            self.claimed[index] = slot
         return slot
+
+    def writing(self):
+        """The lock a record is written under."""
+        return self._lock
 
     def release(self, slot):
         """Give the record back (once; later calls do nothing)."""

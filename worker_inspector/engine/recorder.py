@@ -1,23 +1,51 @@
 """Recording what every worker is doing: the hot path.
 
 ``Recorder`` is what Odoo's hot path calls (a request begins and ends, a user
-is authenticated, a scheduled action runs): it writes the calling thread's
-record on this process's board (see ``board``) and never raises into Odoo.
-Turning boards into the API's fields is ``activity``'s job.
+is authenticated, a scheduled action runs) and never raises into Odoo. With
+``deferred`` (the addon's recorder), a request only keeps what it does in
+memory: its thread's CPU clock is the one system call it makes. The process's
+writer, its inspector thread (see ``stacks``), writes the threads' records on
+the board (see ``board``) and the finished requests in the request log every
+``stacks.WATCH_INTERVAL`` seconds, and at once when a reader asks (the API
+reads fresh records: ``stacks.request_flush``). Scheduled actions, seconds
+long, are written as they start and end. Turning boards into the API's fields
+is ``activity``'s job.
 """
 
 import atexit
+import collections
 import logging
 import os
 import threading
 import time
 import weakref
 
-from .board import ProcessBoard, remove_dead_servers
-from .requestlog import KIND_CRON, KIND_HTTP, RPC_PREFIXES, RequestLog, rpc_of_path
+from .board import (
+    KIND_CRON,
+    KIND_HTTP,
+    W_CPU,
+    W_DB,
+    W_ENDED,
+    W_JOB,
+    W_LOGIN,
+    W_PATH,
+    W_QUERIES,
+    W_QUERY_TIME,
+    W_RPC,
+    W_START,
+    W_STATUS,
+    W_UID,
+    ProcessBoard,
+    new_work,
+    remove_dead_servers,
+)
+from .requestlog import RPC_PREFIXES, RequestLog, rpc_of_path
 from .stacks import DEFAULT_SLOW_AFTER, FrameFormatter, Inspector
 
 _logger = logging.getLogger(__name__)
+_time = time.time
+_thread_time = time.thread_time
+_current_thread = threading.current_thread
 
 # Records per process: a prefork worker serves requests or runs jobs in one
 # thread; the threaded server has a thread per connection and per cron thread.
@@ -27,6 +55,36 @@ THREADED_SLOTS = 256
 # A thread idle longer than this (seconds) reads its CPU clock as its next request
 # begins: the prefork worker's loop wakes every few seconds while it waits.
 CPU_IDLE = 1.0
+
+
+def _text(value, size):
+    if not value:
+        return b""
+    return value.encode("utf-8", "replace")[: size - 1] if isinstance(value, str) else bytes(value)[: size - 1]
+
+
+def _log_fields(work):
+    """The request log's fields of a finished request or scheduled action (``board.new_work``)."""
+    started, path, job = work[W_START], work[W_PATH], work[W_JOB]
+    duration = work[W_ENDED] - started
+    # Never more than its wall time: the CPU/SQL/other split of a request adds up.
+    cpu_time = min(work[W_CPU], duration)
+    if path is None:  # a scheduled action
+        return (
+            KIND_CRON, started, duration, cpu_time, work[W_QUERY_TIME], work[W_QUERIES], work[W_UID] or 0, 0,
+            job[0] or 0, _text(work[W_DB], 64), b"", b"", b"", _text(job[1], 96),
+        )  # fmt: skip
+    raw = path if isinstance(path, bytes) else path.encode("latin-1", "replace")
+    rpc = work[W_RPC]
+    if rpc is None and raw.startswith(RPC_PREFIXES_RAW):
+        rpc = rpc_of_path(raw.decode("latin-1"))
+    return (
+        KIND_HTTP, started, duration, cpu_time, work[W_QUERY_TIME], work[W_QUERIES], work[W_UID] or 0,
+        work[W_STATUS], 0, _text(work[W_DB], 64), _text(work[W_LOGIN], 64), raw[:199], _text(rpc, 96), b"",
+    )  # fmt: skip
+
+
+RPC_PREFIXES_RAW = tuple(prefix.encode() for prefix in RPC_PREFIXES)
 
 
 class Recorder:
@@ -58,8 +116,13 @@ class Recorder:
         inspect=False,
         frame_roots=None,
         slow_limits=None,
+        deferred=False,
     ):
         self._locate = locate
+        # Deferred: the request path keeps its work in memory and the writer (``flush``)
+        # writes it; otherwise every change is written at once.
+        self._deferred = deferred
+        self._finished = collections.deque()
         self._base = base
         self._report_at_fork = report_at_fork
         # Called with the board once it is open in a process, and before it is
@@ -91,6 +154,7 @@ class Recorder:
         # The child must never write into its parent's file.
         board, self._board = self._board, None
         self._last = None
+        self._finished = collections.deque()
         inspector, self.inspector = self.inspector, None
         self._disabled = False
         self.problem = None
@@ -145,7 +209,7 @@ class Recorder:
             threshold, cap = self._slow_limits()
             board.slow_cap = cap
             board.slow_after = min(threshold, cap)
-            self.inspector = Inspector(board, FrameFormatter(self._frame_roots()))
+            self.inspector = Inspector(board, FrameFormatter(self._frame_roots()), flush=self.flush)
         except Exception as exc:  # noqa: BLE001 - the activity is still recorded without it
             _logger.warning("Worker stacks are not available in process %s: %s", os.getpid(), exc)
 
@@ -165,23 +229,23 @@ class Recorder:
         return slot
 
     def begin_request(self, path):
-        """A request for ``path`` (WSGI ``PATH_INFO``) starts in this thread; returns its record."""
+        """A request for ``path`` (WSGI ``PATH_INFO``) starts in this thread; returns its record.
+
+        The hot path: it only keeps the request in memory (see ``flush``).
+        """
         try:
             slot = self.slot()
             if slot is None:
                 return None
-            tls = self._tls
-            # PATH_INFO holds the raw bytes of the path decoded as latin-1.
-            raw = path.encode("latin-1", "replace")
-            now = slot.begin_request(raw)
-            # What the request log needs at the end: start, path, user, rpc.
-            tls.req = [now, raw[:199], path, 0, b"", b"", None]
-            if now - getattr(tls, "ended", 0.0) > CPU_IDLE:
+            now = _time()
+            if now - slot.cpu_at > CPU_IDLE:
                 # The thread's CPU clock, read once per request under load: back to back,
                 # a request's CPU counts from the end of the previous one (its loop, its parsing).
-                tls.cpu = time.thread_time()
-            # For the record of this process's exit: what it began last, when, when it ended.
-            self._last = [path, None, now, None, None]
+                slot.cpu = _thread_time()
+            # Also what this process began last, for the record of its exit.
+            self._last = slot.start_request(path, now)
+            if not self._deferred:
+                self.flush()
             return slot
         except Exception:  # the inspector must never break Odoo
             _logger.debug("begin_request failed", exc_info=True)
@@ -190,69 +254,61 @@ class Recorder:
     def end_request(self, slot, status=0):
         """The request of ``slot`` ended with HTTP ``status`` (0: no response)."""
         try:
-            cpu, now = time.thread_time(), time.time()
-            slot.end_request(now)
-            self._last[3] = now
-            tls = self._tls
-            started_cpu = getattr(tls, "cpu", cpu)
-            tls.cpu, tls.ended = cpu, now
-            log, req = self._log, getattr(tls, "req", None)
-            if log is not None and req is not None:
-                tls.req = None
-                # Odoo counts the queries of the request on its thread (reset as it begins).
-                thread = threading.current_thread()
-                rpc = req[6]
-                if rpc is None:
-                    rpc = rpc_of_path(req[2]) if req[2].startswith(RPC_PREFIXES) else None
-                    rpc = rpc.encode("utf-8", "replace")[:95] if rpc else b""
-                duration = now - req[0]
-                # Never more than its wall time: the CPU/SQL/other split of a request adds up.
-                cpu_time = min(cpu - started_cpu, duration)
-                log.add(
-                    KIND_HTTP, req[0], duration, cpu_time, getattr(thread, "query_time", 0.0),
-                    getattr(thread, "query_count", 0), req[3], status, 0, req[4], req[5], req[1], rpc, b"",
-                )  # fmt: skip
+            cpu, now = _thread_time(), _time()
+            req = slot.current
+            if req is None:
+                return
+            slot.current = None
+            req[W_ENDED] = now
+            # Odoo counts the queries of the request on its thread (reset as it begins).
+            thread = _current_thread()
+            req[W_CPU] = cpu - slot.cpu
+            req[W_QUERY_TIME] = getattr(thread, "query_time", 0.0)
+            req[W_QUERIES] = getattr(thread, "query_count", 0)
+            req[W_STATUS] = status
+            self._finished.append(req)
+            slot.cpu, slot.cpu_at = cpu, now
+            slot.idle_since = now
+            slot.last_kind = KIND_HTTP
+            if not self._deferred:
+                self.flush()
         except Exception:
             _logger.debug("end_request failed", exc_info=True)
 
     def set_rpc(self, model, method):
         """The current request calls ``model.method`` (XML-RPC / JSON-RPC ``execute_kw``)."""
-        req = getattr(self._tls, "req", None)
+        slot = getattr(self._tls, "slot", None)
+        req = slot.current if slot is not None else None
         if req is not None:
-            req[6] = f"{model}.{method}".encode("utf-8", "replace")[:95]
+            req[W_RPC] = f"{model}.{method}"
 
     def set_user(self, db, uid, login, backend_pid=0, slow_after=None):
         """The current request is authenticated; ``backend_pid``: PostgreSQL backend of its cursor."""
-        tls = self._tls
-        slot = getattr(tls, "slot", None)
+        slot = getattr(self._tls, "slot", None)
         if slot is not None and slot.board is self._board:
-            try:
-                written = slot.set_user(db, uid, login, backend_pid, slow_after)
-                self._last[4] = db
-                req = getattr(tls, "req", None)
-                if req is not None and written is not None:
-                    req[3] = uid or 0
-                    req[4], req[5] = written
-            except Exception:
-                _logger.debug("set_user failed", exc_info=True)
+            req = slot.current
+            if req is not None:
+                req[W_UID:W_RPC] = uid or 0, db, login, backend_pid or 0, slow_after
+                if not self._deferred:
+                    self.flush()
 
     def begin_cron(self, job_id, name, db, uid=None, backend_pid=0, slow_after=None):
-        """A scheduled action starts in this thread; returns its record."""
+        """A scheduled action starts in this thread; returns its record (written at once)."""
         try:
             slot = self.slot()
             if slot is not None:
-                slot.begin_cron(job_id, name, db, uid, backend_pid, slow_after)
-                thread = threading.current_thread()
+                thread = _current_thread()
                 if not hasattr(thread, "query_count"):
                     # Odoo counts the queries of threads that have the counters (requests):
                     # a cron thread gets them, the job's share is the difference.
                     thread.query_count, thread.query_time = 0, 0.0
-                self._tls.cron = (
-                    time.time(), time.thread_time(), thread.query_count, thread.query_time,
-                    job_id or 0, name, db, uid or 0,
-                )  # fmt: skip
-                if not slot.in_request:
-                    self._last = [None, (job_id, name), time.time(), None, db]
+                work = new_work(_time(), None, (job_id, name))
+                work[W_UID:W_RPC] = uid or 0, db, None, backend_pid or 0, slow_after
+                work[W_CPU], work[W_QUERIES], work[W_QUERY_TIME] = _thread_time(), thread.query_count, thread.query_time
+                slot.cron = work
+                if slot.current is None:
+                    self._last = work
+                self.flush()
             return slot
         except Exception:
             _logger.debug("begin_cron failed", exc_info=True)
@@ -260,24 +316,52 @@ class Recorder:
 
     def end_cron(self, slot):
         try:
-            cpu, now = time.thread_time(), time.time()
-            in_request = slot.in_request
-            slot.end_cron()
-            log, cron = self._log, getattr(self._tls, "cron", None)
-            if log is not None and cron is not None:
-                self._tls.cron = None
-                thread = threading.current_thread()
-                started, cpu0, count0, time0, job_id, name, db, uid = cron
-                log.add(
-                    KIND_CRON, started, now - started, cpu - cpu0, max(getattr(thread, "query_time", 0.0) - time0, 0.0),
-                    max(getattr(thread, "query_count", 0) - count0, 0), uid, 0, job_id,
-                    db.encode("utf-8", "replace")[:63] if db else b"", b"", b"", b"",
-                    name.encode("utf-8", "replace")[:95] if name else b"",
-                )  # fmt: skip
-            if not in_request:
-                self._last[3] = time.time()
+            cpu, now = _thread_time(), _time()
+            work = slot.cron
+            if work is None:
+                return
+            slot.cron = None
+            thread = _current_thread()
+            work[W_ENDED] = now
+            work[W_CPU] = cpu - work[W_CPU]
+            work[W_QUERIES] = max(getattr(thread, "query_count", 0) - work[W_QUERIES], 0)
+            work[W_QUERY_TIME] = max(getattr(thread, "query_time", 0.0) - work[W_QUERY_TIME], 0.0)
+            if slot.current is None:
+                slot.idle_since = now
+                slot.last_kind = KIND_CRON
+            self._finished.append(work)
+            self.flush()
         except Exception:
             _logger.debug("end_cron failed", exc_info=True)
+
+    def flush(self):
+        """Write what the threads of this process did since the last call: their records on
+        the board (those that changed) and the finished requests and jobs in the request log.
+
+        The process's writer calls it (the inspector thread, every ``stacks.WATCH_INTERVAL``
+        seconds and when a reader asks), so the request path writes nothing: one writer
+        for all the requests since its last turn. Returns the number of log records written.
+        """
+        board = self._board
+        if board is None or board.closed or board.pid != os.getpid():
+            return 0
+        written = 0
+        try:
+            with board.writing():
+                if _time() >= board.check_at:
+                    board.ensure_intact()
+                finished, log = self._finished, self._log
+                records = []
+                while finished:
+                    records.append(_log_fields(finished.popleft()))
+                if log is not None:
+                    log.add_many(records)
+                    written = len(records)
+                for slot in list(board.claimed.values()):
+                    slot.publish()
+        except Exception:  # the inspector must never break Odoo
+            _logger.debug("flush failed", exc_info=True)
+        return written
 
     def last_doing(self, now):
         """What this process began last: ``{"url", "cron_job", "elapsed", "busy", "db"}``, or None.
@@ -288,7 +372,9 @@ class Recorder:
         last = self._last
         if not last:
             return None
-        url, cron, began, ended, db = last
+        url, cron, began, ended, db = last[W_PATH], last[W_JOB], last[W_START], last[W_ENDED], last[W_DB]
+        if isinstance(url, bytes):
+            url = url.decode("latin-1")
         return {
             # PATH_INFO: the path's bytes decoded as latin-1.
             "url": url.encode("latin-1", "replace").decode("utf-8", "replace") if url else None,
@@ -302,6 +388,7 @@ class Recorder:
         """Delete this process's board file (at exit), after the exit hook."""
         board = self._board
         if board is not None and board.pid == os.getpid():
+            self.flush()
             if self._on_close is not None:
                 try:
                     self._on_close(board)

@@ -157,37 +157,42 @@ class RequestLog(WrittenFile):
             self._write_head()
             self.repairs += 1
 
-    def add(
-        self,
-        kind,
-        started_at,
-        duration,
-        cpu_time,
-        sql_time,
-        sql_count,
-        uid,
-        status,
-        cron_id,
-        db,
-        login,
-        url,
-        rpc,
-        cron_name,
-    ):
-        """Append one record; texts are bytes already cut to size (or empty)."""
-        # The number and the counters together: written counters cover exactly the
+    def add(self, *fields):
+        """Append one record: ``kind, started_at, duration, cpu_time, sql_time, sql_count, uid,
+        status, cron_id, db, login, url, rpc, cron_name``; texts are bytes already cut to size."""
+        self.add_many((fields,))
+
+    def add_many(self, records):
+        """Append records (tuples of ``add``'s fields): one ``pwrite`` per run that does not
+        wrap around the ring."""
+        if not records:
+            return
+        # The numbers and the counters together: written counters cover exactly the
         # records up to theirs. Their write too: never overwritten by an older copy.
+        chunks = []
         with self._lock:
-            self._last = seq = next(self._seq)
-            _count(self._totals, kind, status, duration, cpu_time, sql_time)
-            if seq % FLUSH_EVERY == 0:
-                os.pwrite(self.fd, _pack_totals(self._totals, seq), _TOTALS_AT)
-        body = _BODY.pack(
-            seq, started_at, duration, cpu_time, sql_time, sql_count, self.pid, uid, status, kind,
-            cron_id, db, login, url, rpc, cron_name,
-        )  # fmt: skip
-        os.pwrite(self.fd, body + _CRC.pack(zlib.crc32(body)), _HEADER_SIZE + (seq % CAPACITY) * RECORD_SIZE)
-        if started_at + duration >= self.check_at:
+            totals, flush = self._totals, False
+            for fields in records:
+                seq = next(self._seq)
+                kind, _started, duration, cpu_time, sql_time, _count_sql, _uid, status = fields[:8]
+                _count(totals, kind, status, duration, cpu_time, sql_time)
+                flush = flush or seq % FLUSH_EVERY == 0
+                body = _BODY.pack(
+                    seq, fields[1], duration, cpu_time, sql_time, fields[5], self.pid, fields[6], status, kind,
+                    *fields[8:],
+                )  # fmt: skip
+                chunks.append(body + _CRC.pack(zlib.crc32(body)))
+            self._last = seq
+            if flush:
+                os.pwrite(self.fd, _pack_totals(totals, seq), _TOTALS_AT)
+        chunks = chunks[-CAPACITY:]  # more than the ring holds: the newest
+        at = (seq - len(chunks) + 1) % CAPACITY
+        while chunks:
+            run = chunks[: CAPACITY - at]
+            os.pwrite(self.fd, b"".join(run), _HEADER_SIZE + at * RECORD_SIZE)
+            chunks = chunks[len(run) :]
+            at = 0
+        if time.time() >= self.check_at:
             self._ensure_whole()
 
 

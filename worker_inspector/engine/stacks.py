@@ -70,6 +70,7 @@ SLOW_FILES_KEPT = 64  # per server, dead processes' files included
 MAX_PROFILE_SECONDS = 60
 PROFILE_HZ = 100
 STACK_TIMEOUT = 2.0
+FLUSH_TIMEOUT = 0.5  # seconds a read waits for the processes to write their records
 _REPLY_MAX_AGE = 300
 
 
@@ -211,8 +212,10 @@ class Inspector:
     slots). Stop it with ``close``; a forked child calls ``detach``.
     """
 
-    def __init__(self, board, formatter, slow_store=True):
+    def __init__(self, board, formatter, slow_store=True, flush=None):
         self.board = board
+        # The recorder's writer: run at each turn, and when a reader asks.
+        self._flush = flush or (lambda: 0)
         self.formatter = formatter
         self.pid = board.pid
         self.key = ProcessKey(board.pid, board.start)
@@ -245,6 +248,7 @@ class Inspector:
             try:
                 if data:
                     self._serve(data)
+                self._flush()
                 self.watch()
             except Exception:  # the inspector must never break Odoo
                 _logger.debug("inspector request failed", exc_info=True)
@@ -258,7 +262,11 @@ class Inspector:
             return
         if not isinstance(reply, str) or not _REPLY_RE.fullmatch(reply):
             return
-        if op == "stack":
+        if op == "flush":
+            self._flush()
+            self._answer(reply, {"flushed": True})
+        elif op == "stack":
+            self._flush()  # the asker tags the threads with their records next
             self._answer(reply, self.stack())
         elif op == "profile":
             seconds = message.get("seconds")
@@ -301,15 +309,18 @@ class Inspector:
         """Take, once, the stack of each request or job of this process slower than its threshold."""
         if self.slow is None:
             return
-        now = time.monotonic() if now is None else now
+        now = time.time() if now is None else now
         for slot in list(self.board.claimed.values()):
-            started = slot.busy_since
-            if started is None or slot.stack_taken or now - started < slot.slow_after:
+            work = slot.working()
+            if work is None or slot.stack_taken is work:
                 continue
-            slot.stack_taken = True
+            elapsed = now - work[0]  # its start (epoch)
+            if elapsed < slot.slow_after(work):
+                continue
+            slot.stack_taken = work
             threads = thread_stacks(self.formatter, only={slot.tid})
             if threads:
-                self.slow.add(slot, threads[0]["frames"], now - started)
+                self.slow.add(slot, threads[0]["frames"], elapsed)
 
     def detach(self):
         """In a forked child: forget the parent's socket without deleting it."""
@@ -632,6 +643,58 @@ def _ask(server_pid, key, message, timeout, base=None):
         with contextlib.suppress(OSError):
             os.unlink(reply, dir_fd=dir_fd)
         raise StackUnavailable(504, f"Process {key.pid} did not answer within {timeout:g} s.")
+    finally:
+        os.close(dir_fd)
+
+
+def request_flush(server_pid, own=None, base=None, timeout=FLUSH_TIMEOUT):
+    """Have the processes of the server write what they keep in memory (their threads'
+    records and finished requests: see ``recorder``) before a read; ``own`` does it for
+    this process. Waits for their answers, ``timeout`` seconds at most in all (a process
+    busy in C code holding the GIL answers late: its records are then a turn old).
+
+    Returns ``(answered, asked)``.
+    """
+    if own is not None:
+        own()
+    try:
+        dir_fd = _server_dir_fd(server_pid, base)
+    except OSError:  # not this user's private directory (UntrustedBoard): the read says why
+        return 0, 0
+    if dir_fd is None:
+        return 0, 0
+    me = os.getpid()
+    pending = {}
+    try:
+        _sweep_replies(dir_fd)
+        sock = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM | socket.SOCK_CLOEXEC | socket.SOCK_NONBLOCK)
+        try:
+            for name in os.listdir(dir_fd):
+                key = _parse_key(name.removesuffix(CTL_SUFFIX)) if name.endswith(CTL_SUFFIX) else None
+                if key is None or key.pid == me or not is_alive(key):
+                    continue
+                reply = secrets.token_hex(16) + REPLY_SUFFIX
+                with contextlib.suppress(OSError):  # gone meanwhile, its queue full: not waited for
+                    sock.sendto(json.dumps({"op": "flush", "reply": reply}).encode(), _socket_path(dir_fd, name))
+                    pending[reply] = key
+        finally:
+            sock.close()
+        asked = len(pending)
+        deadline = time.monotonic() + timeout
+        delay = 0.0005
+        while pending:
+            for reply, key in list(pending.items()):
+                try:
+                    os.unlink(reply, dir_fd=dir_fd)
+                except FileNotFoundError:
+                    if is_alive(key):
+                        continue
+                del pending[reply]
+            if not pending or time.monotonic() >= deadline:
+                break
+            time.sleep(delay)
+            delay = min(delay * 2, 0.01)
+        return asked - len(pending), asked
     finally:
         os.close(dir_fd)
 

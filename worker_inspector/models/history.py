@@ -234,6 +234,7 @@ def _record_threaded_restart():
     sampler, board = STATE.sampler, RECORDER.board
     if sampler is None or board is None or not isinstance(odoo_server.server, odoo_server.ThreadedServer):
         return
+    RECORDER.flush()
     now = time.time()
     cause, tid = STATE.restart_cause or (None, None)
     reason, detail = cause or ("reload", "SIGHUP: server reload or module update (the process re-executes itself)")

@@ -30,6 +30,11 @@ ADVICE_WINDOW = 3600
 _logger = logging.getLogger(__name__)
 
 
+def fresh_board():
+    """Every process of this server writes its records and finished requests before a read."""
+    stacks.request_flush(current_server().pid, own=RECORDER.flush)
+
+
 def own_pids(snapshot):
     return {p["pid"] for p in snapshot["processes"]} | {snapshot["served_by"], snapshot["server"]["pid"]}
 
@@ -101,6 +106,7 @@ class WorkerInspector(models.AbstractModel):
         config sets ``worker_inspector_server_wide``.
         """
         self._check_access()
+        fresh_board()
         sessions, overdue, sql_problem, postgres = self._read_database()
         # Exits of workers killed since the last look are recorded before their boards go.
         history.harvest()
@@ -160,6 +166,7 @@ class WorkerInspector(models.AbstractModel):
         if "exits" in result:
             result["exits"] = self._exits(since, result["exits"])
         if {"requests", "routes", "profile"} & set(kinds):
+            fresh_board()
             result.update(self._request_views(since, kinds, result["taken_at"], route, db, min_duration))
         self._join_stacks(result.get("requests"), result.get("exits"))
         return result
@@ -221,6 +228,7 @@ class WorkerInspector(models.AbstractModel):
     def get_crons(self):
         """Every scheduled action of this database and its health (see README)."""
         self._check_access()
+        fresh_board()
         snapshot = engine.take_snapshot(current_server(), config.options, board_problem=RECORDER.problem)
         with sql_db.db_connect(self.env.cr.dbname).cursor() as cr:
             rows = database.read_crons(cr, db=cr.dbname)

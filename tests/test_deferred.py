@@ -1,0 +1,221 @@
+"""The addon's recorder defers its writes: the request path keeps the request in memory,
+the process's writer publishes it (plain tests, real files, threads and processes)."""
+
+import os
+import signal
+import subprocess
+import sys
+import textwrap
+import time
+
+import pytest
+
+from worker_inspector.engine import board, requestlog, stacks
+from worker_inspector.engine.identity import process_key
+from worker_inspector.engine.recorder import PREFORK_SLOTS, Recorder
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+
+
+@pytest.fixture
+def base(tmp_path):
+    return str(tmp_path)
+
+
+def _file_bytes(recorder):
+    with open(recorder.board.path, "rb") as handle:
+        return handle.read()
+
+
+def _own_record(base):
+    _requests, records = board.read_board(os.getpid(), base)[os.getpid()]
+    (record,) = records
+    return record
+
+
+def test_the_request_path_writes_nothing_until_the_writer_turns(base):
+    recorder = Recorder(lambda: (os.getpid(), PREFORK_SLOTS), base=base, deferred=True)
+    try:
+        recorder.slot()
+        before = _file_bytes(recorder)
+        slot = recorder.begin_request("/web/dataset/call_kw/res.partner/search_read")
+        recorder.set_user("prod", 2, "admin", 4321)
+        assert _file_bytes(recorder) == before  # nothing written by the request's thread
+        assert _own_record(base)["state"] == "idle"
+        assert recorder.flush() == 0  # no request finished yet; the record is written
+        busy = _own_record(base)
+        assert (busy["state"], busy["url"], busy["db"], busy["login"], busy["uid"]) == (
+            "busy", "/web/dataset/call_kw/res.partner/search_read", "prod", "admin", 2,
+        )  # fmt: skip
+        assert busy["backend_pid"] == 4321
+        time.sleep(0.01)
+        recorder.end_request(slot, 404)
+        assert _own_record(base)["state"] == "busy"  # still as last written
+        assert requestlog.read_requests(os.getpid(), base) == []
+        assert recorder.flush() == 1
+        idle = _own_record(base)
+        assert idle["state"] == "idle" and idle["kind"] == "http" and idle["requests"] == 1
+        (logged,) = requestlog.read_requests(os.getpid(), base)
+        assert logged["url"] == "/web/dataset/call_kw/res.partner/search_read"
+        assert logged["rpc"] == "res.partner.search_read" and logged["status"] == 404
+        assert (logged["db"], logged["uid"], logged["login"]) == ("prod", 2, "admin")
+        assert logged["duration"] >= 0.01 and 0 <= logged["cpu_time"] <= logged["duration"]
+        assert abs(logged["started_at"] - busy["since"]) < 1e-6
+        # Nothing changed since: the writer's next turn writes nothing.
+        written = _file_bytes(recorder)
+        assert recorder.flush() == 0 and _file_bytes(recorder) == written
+    finally:
+        recorder.close()
+
+
+def test_requests_between_two_turns_are_all_logged_in_order_and_counted(base):
+    recorder = Recorder(lambda: (os.getpid(), PREFORK_SLOTS), base=base, deferred=True)
+    try:
+        for n in range(5):
+            recorder.end_request(recorder.begin_request(f"/r/{n}"), 200)
+        assert recorder.flush() == 5
+        assert [r["url"] for r in requestlog.read_requests(os.getpid(), base)] == [f"/r/{n}" for n in range(5)]
+        requests, _records = board.read_board(os.getpid(), base)[os.getpid()]
+        assert requests == 5
+        assert _own_record(base)["requests"] == 5
+    finally:
+        recorder.close()
+
+
+def test_a_scheduled_action_is_written_as_it_starts_and_ends(base):
+    recorder = Recorder(lambda: (os.getpid(), PREFORK_SLOTS), base=base, deferred=True)
+    try:
+        slot = recorder.begin_cron(7, "Mail: send", "prod", 1)
+        busy = _own_record(base)
+        assert (busy["state"], busy["kind"], busy["cron_job"]) == (
+            "busy", "cron", {"id": 7, "name": "Mail: send", "db": "prod"},
+        )  # fmt: skip
+        recorder.end_cron(slot)
+        assert _own_record(base)["state"] == "idle"
+        (logged,) = requestlog.read_requests(os.getpid(), base)
+        assert logged["kind"] == "cron" and logged["cron_job"] == {"id": 7, "name": "Mail: send"}
+    finally:
+        recorder.close()
+
+
+def test_closing_writes_what_is_left(base):
+    recorder = Recorder(lambda: (os.getpid(), PREFORK_SLOTS), base=base, deferred=True)
+    recorder.end_request(recorder.begin_request("/last"), 200)
+    recorder.close()
+    assert [r["url"] for r in requestlog.read_requests(os.getpid(), base)] == ["/last"]
+
+
+CHILD = textwrap.dedent(
+    """
+    import os, sys, time
+    sys.path.insert(0, {root!r})
+    from worker_inspector.engine.recorder import Recorder
+    recorder = Recorder(lambda: ({server}, 4), base={base!r}, inspect=True, deferred=True)
+    slot = None
+    for line in sys.stdin:
+        command = line.strip()
+        if command == "begin":
+            slot = recorder.begin_request("/child/busy")
+            recorder.set_user("prod", 5, "demo")
+        elif command == "end":
+            recorder.end_request(slot, 200)
+        elif command == "exit":
+            break
+        print("ok", flush=True)
+    """
+)
+
+
+@pytest.fixture
+def child(base):
+    proc = subprocess.Popen(
+        [sys.executable, "-c", CHILD.format(root=ROOT, server=os.getpid(), base=base)],
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        text=True,
+    )
+
+    def send(command):
+        proc.stdin.write(command + "\n")
+        proc.stdin.flush()
+        if command != "exit":
+            assert proc.stdout.readline().strip() == "ok"
+
+    proc.send = send
+    yield proc
+    if proc.poll() is None:
+        proc.kill()
+    proc.wait()
+
+
+def _child_record(child, base):
+    found = board.read_board(os.getpid(), base).get(child.pid)
+    return found[1][0] if found and found[1] else None
+
+
+def _ctl_path(child, base):
+    """The child's inspector socket."""
+    key = process_key(child.pid)
+    directory = board.server_dir(os.getpid(), board.start_ticks(os.getpid()), base)
+    return os.path.join(directory, f"{key.pid}-{key.start}{board.CTL_SUFFIX}")
+
+
+def _wait_for(predicate, timeout=5.0):
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        value = predicate()
+        if value:
+            return value
+        time.sleep(0.02)
+    return predicate()
+
+
+def test_a_reader_has_another_process_write_its_records_before_it_reads(child, base):
+    child.send("begin")
+    assert _wait_for(lambda: os.path.exists(_ctl_path(child, base)))
+    started = time.monotonic()
+    assert stacks.request_flush(os.getpid(), base=base) == (1, 1)
+    assert time.monotonic() - started < stacks.FLUSH_TIMEOUT
+    busy = _child_record(child, base)
+    assert (busy["state"], busy["url"], busy["login"]) == ("busy", "/child/busy", "demo")
+    child.send("end")
+    assert stacks.request_flush(os.getpid(), base=base) == (1, 1)
+    assert _child_record(child, base)["state"] == "idle"
+    (logged,) = requestlog.read_requests(os.getpid(), base)
+    assert (logged["pid"], logged["url"], logged["status"], logged["login"]) == (child.pid, "/child/busy", 200, "demo")
+
+
+def test_the_writer_turns_on_its_own_and_at_exit(child, base):
+    child.send("begin")
+    # Nobody asks: the inspector thread writes at its next turn.
+    assert _wait_for(lambda: (_child_record(child, base) or {}).get("state") == "busy", 3 * stacks.WATCH_INTERVAL)
+    child.send("end")
+    child.send("exit")
+    assert child.wait(10) == 0
+    (logged,) = requestlog.read_requests(os.getpid(), base)
+    assert logged["url"] == "/child/busy"
+
+
+def test_a_flush_skips_dead_processes_and_times_out_on_one_that_does_not_answer(child, base):
+    child.send("begin")
+    assert _wait_for(lambda: os.path.exists(_ctl_path(child, base)))
+    os.kill(child.pid, signal.SIGSTOP)  # it cannot answer
+    try:
+        started = time.monotonic()
+        assert stacks.request_flush(os.getpid(), base=base, timeout=0.3) == (0, 1)
+        assert 0.3 <= time.monotonic() - started < 1.5
+    finally:
+        os.kill(child.pid, signal.SIGCONT)
+    child.kill()
+    child.wait()
+    assert stacks.request_flush(os.getpid(), base=base) == (0, 0)  # its socket is left, it is gone
+
+
+def test_a_flush_into_an_untrusted_directory_asks_nobody(tmp_path):
+    base = tmp_path / "shared"
+    base.mkdir()
+    (base / f"worker_inspector-{os.geteuid()}").mkdir(mode=0o755)  # not private: not used
+    os.chmod(base / f"worker_inspector-{os.geteuid()}", 0o755)
+    with pytest.raises(board.UntrustedBoard):
+        board.read_board(os.getpid(), str(base))
+    assert stacks.request_flush(os.getpid(), base=str(base)) == (0, 0)
