@@ -10,9 +10,10 @@ application (``odoo.http.root``, no socket) in this process, and prints:
 1. in place: the time spent in each hook per request (the WSGI hook's begin
    and end, the user recorded by ``ir.http._authenticate``), median over
    batches, beside the request's thread CPU time;
-2. on/off: the thread CPU time per request with the hooks installed and with
-   Odoo's own functions put back, in interleaved rounds in this one process
-   (no process bias), with the A/A control (off against off) beside it;
+2. on/off: the process's CPU time per request (the writer's thread included)
+   with the hooks installed and with Odoo's own functions put back, in
+   interleaved rounds in this one process (no process bias), with the A/A
+   control (off against off) beside it;
 3. side by side in alternate batches, the addon's design (the request path
    only keeps the request in memory, and the process's one writer,
    ``Recorder.flush``, writes the threads' records and appends the request log
@@ -172,7 +173,8 @@ def in_place(client, route, batches, count, deferred=True):
 
 
 def on_off(client, hooks, route, rounds, count):
-    """Thread CPU µs per request in interleaved rounds: hooks on, off, off again."""
+    """CPU µs per request in interleaved rounds: hooks on, off, off again. The process's CPU
+    time, all threads: the writer (the inspector thread) does its part of the work there."""
     labels = ("on", "off", "off2")
     results = {label: [] for label in labels}
     for label in labels:
@@ -182,9 +184,9 @@ def on_off(client, hooks, route, rounds, count):
         order = labels[round_ % 3 :] + labels[: round_ % 3]
         for label in order:
             hooks.set(label == "on")
-            start = time.thread_time_ns()
+            start = time.process_time_ns()
             client.run(route, count)
-            results[label].append((time.thread_time_ns() - start) / count / 1000)
+            results[label].append((time.process_time_ns() - start) / count / 1000)
     hooks.set(True)
     return results
 

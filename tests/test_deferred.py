@@ -219,3 +219,21 @@ def test_a_flush_into_an_untrusted_directory_asks_nobody(tmp_path):
     with pytest.raises(board.UntrustedBoard):
         board.read_board(os.getpid(), str(base))
     assert stacks.request_flush(os.getpid(), base=str(base)) == (0, 0)
+
+
+def test_without_its_writer_a_process_writes_every_change_at_once(base):
+    # Something in the way of the inspector's socket: no inspector thread, so no writer.
+    server_start = board.start_ticks(os.getpid())
+    directory = board.server_dir(os.getpid(), server_start, base)
+    os.makedirs(directory, mode=0o700)
+    os.chmod(os.path.dirname(directory), 0o700)
+    os.mkdir(os.path.join(directory, f"{os.getpid()}-{server_start}{board.CTL_SUFFIX}"))
+    recorder = Recorder(lambda: (os.getpid(), PREFORK_SLOTS), base=base, inspect=True, deferred=True)
+    try:
+        slot = recorder.begin_request("/at/once")
+        assert recorder.inspector is None
+        assert _own_record(base)["state"] == "busy"
+        recorder.end_request(slot, 200)
+        assert [r["url"] for r in requestlog.read_requests(os.getpid(), base)] == ["/at/once"]
+    finally:
+        recorder.close()

@@ -121,7 +121,7 @@ class Recorder:
         self._locate = locate
         # Deferred: the request path keeps its work in memory and the writer (``flush``)
         # writes it; otherwise every change is written at once.
-        self._deferred = deferred
+        self._deferred = self._deferred_asked = deferred
         self._finished = collections.deque()
         self._base = base
         self._report_at_fork = report_at_fork
@@ -186,6 +186,8 @@ class Recorder:
                         self._board = ProcessBoard(server_pid, slots, self._base)
                         if self._inspect:
                             self._start_inspector(self._board)
+                        # Without its writer (the inspector), every change is written at once.
+                        self._deferred = self._deferred_asked and (self.inspector is not None or not self._inspect)
                         try:
                             self._log = RequestLog(server_pid, self._base)
                         except OSError as exc:  # the activity is still recorded
