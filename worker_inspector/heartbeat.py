@@ -27,7 +27,7 @@ from odoo.service import server as odoo_server
 from odoo.tools import config
 
 from . import compat, engine
-from .engine import nodes, stacks
+from .engine import nodes
 from .engine.activity import scope_to_database
 
 _logger = logging.getLogger(__name__)
@@ -101,9 +101,9 @@ def _server_wide():
 
 
 def _snapshot(server):
-    from .post_load import RECORDER
+    from .post_load import fresh_board
 
-    stacks.request_flush(server.pid, own=RECORDER.flush)
+    fresh_board(server)
     snapshot = engine.take_snapshot(server, config.options, threads=[])
     # The history's view of the node: exits in the last hour, the listen backlog now.
     from .engine import history as history_mod

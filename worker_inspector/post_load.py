@@ -28,7 +28,7 @@ from odoo.tools import config
 
 from . import engine
 from .engine.recorder import PREFORK_SLOTS, THREADED_SLOTS, Recorder
-from .engine.stacks import DEFAULT_SLOW_AFTER, ORIGIN_ADDON, ORIGIN_ODOO, slow_cap
+from .engine.stacks import DEFAULT_SLOW_AFTER, ORIGIN_ADDON, ORIGIN_ODOO, request_flush, slow_cap
 
 # System parameter (per database): seconds after which a request or job gets its stack kept.
 SLOW_PARAM = "worker_inspector.slow_stack_seconds"
@@ -125,6 +125,12 @@ RECORDER = Recorder(
     slow_limits=_slow_limits,
     deferred=True,
 )
+
+
+def fresh_board(server=None):
+    """Every process of this server (``current_server()`` by default) writes its records
+    and finished requests before a read (see ``engine.recorder``)."""
+    request_flush((server or current_server()).pid, own=RECORDER.flush)
 
 
 def backend_pid(cr):

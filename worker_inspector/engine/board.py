@@ -81,8 +81,8 @@ _HEADER, Header = _layout(
 _HEADER_SIZE = 64
 
 # A record: sequence (0: never used), the body, then a CRC-32 of both. The
-# body groups what changes together: the head, the user (set once
-# authenticated), the URL, the cron job. ``process_requests``: requests the
+# body: the head, the user (set once authenticated), the URL, the cron job;
+# always written whole. ``process_requests``: requests the
 # process had started when the record was written (the process's count is the
 # highest of its records: no shared counter to write on each request).
 _U64 = struct.Struct("<Q")
@@ -101,18 +101,12 @@ _HEAD_FIELDS = (
 _USER_FIELDS = (("uid", "q"), ("backend_pid", "i"), ("db", "64p"), ("login", "64p"))
 _URL_FIELDS = (("url", "256p"),)  # URL path, no query string
 _CRON_FIELDS = (("cron_id", "q"), ("cron_name", "128p"), ("cron_db", "64p"))  # cron id 0: none
-_HEAD, _ = _layout("Head", *_HEAD_FIELDS)
-_USER, _ = _layout("User", *_USER_FIELDS)
-_URL, _ = _layout("Url", *_URL_FIELDS)
-_CRON, _ = _layout("Cron", *_CRON_FIELDS)
+_HEAD, _ = _layout("Head", *_HEAD_FIELDS)  # a freed record's
 _BODY, RawRecord = _layout("RawRecord", *_HEAD_FIELDS, *_USER_FIELDS, *_URL_FIELDS, *_CRON_FIELDS)
 _HEAD_AT = _SEQ.size
-_USER_AT = _HEAD_AT + _HEAD.size
-_URL_AT = _USER_AT + _USER.size
-_CRON_AT = _URL_AT + _URL.size
-_CRC_AT = _CRON_AT + _CRON.size
+_CRC_AT = _HEAD_AT + _BODY.size
 SLOT_SIZE = _CRC_AT + _CRC.size
-assert _CRC_AT == _SEQ.size + _BODY.size and SLOT_SIZE == 648
+assert SLOT_SIZE == 648
 # Seconds between two checks, by a writer, that its file is still whole.
 CHECK_EVERY = 1.0
 
@@ -346,7 +340,8 @@ class WrittenFile:
             close_fds(self.fd)
 
 
-def _encode(text, size):
+def encode_text(text, size):
+    """``text`` (str or bytes) as bytes for a field of ``size`` bytes (one for the length)."""
     if not text:
         return b""
     if not isinstance(text, bytes):
@@ -373,7 +368,7 @@ def new_work(start, path, job=None):
     return [start, path, 0, None, None, 0, None, None, None, job, 0.0, 0, 0.0, 0]
 
 
-def _raw_path(path):
+def raw_path(path):
     # PATH_INFO holds the raw bytes of the path decoded as latin-1.
     return path if isinstance(path, bytes) else path.encode("latin-1", "replace")
 
@@ -430,10 +425,6 @@ class Slot:
         # The request or job whose slow-request stack was taken (see ``stacks``).
         self.stack_taken = None
 
-    @property
-    def in_request(self):
-        return self.current is not None
-
     def working(self):
         """The request (or, outside one, the scheduled action) under way, or None."""
         return self.current if self.current is not None else self.cron
@@ -452,7 +443,7 @@ class Slot:
         job = self.cron[W_JOB] if self.cron is not None else None
         described = {"kind": "cron" if work[W_PATH] is None else "http", "started_at": work[W_START]}
         if work[W_PATH] is not None:
-            described["url"] = _raw_path(work[W_PATH])[:255].decode("utf-8", "replace")
+            described["url"] = raw_path(work[W_PATH])[:255].decode("utf-8", "replace")
         if work[W_DB]:
             described["db"] = work[W_DB]
         if work[W_LOGIN]:
@@ -468,15 +459,15 @@ class Slot:
         req, cron = self.current, self.cron
         if cron is not None:
             job_id, name = cron[W_JOB]
-            cron_fields = (job_id or 0, _encode(name, 128), _encode(cron[W_DB], 64))
+            cron_fields = (job_id or 0, encode_text(name, 128), encode_text(cron[W_DB], 64))
         else:
             cron_fields = _NO_CRON
         if req is not None:
-            user = (req[W_UID] or 0, req[W_BACKEND] or 0, _encode(req[W_DB], 64), _encode(req[W_LOGIN], 64))
+            user = (req[W_UID] or 0, req[W_BACKEND] or 0, encode_text(req[W_DB], 64), encode_text(req[W_LOGIN], 64))
             return (KIND_HTTP, STATE_BUSY, req[W_START], self.requests, board.started, *user,
-                    _raw_path(req[W_PATH])[:255], *cron_fields)  # fmt: skip
+                    raw_path(req[W_PATH])[:255], *cron_fields)  # fmt: skip
         if cron is not None:
-            user = (cron[W_UID] or 0, cron[W_BACKEND] or 0, _encode(cron[W_DB], 64), b"")
+            user = (cron[W_UID] or 0, cron[W_BACKEND] or 0, encode_text(cron[W_DB], 64), b"")
             return (KIND_CRON, STATE_BUSY, cron[W_START], self.requests, board.started, *user, b"", *cron_fields)
         return (self.last_kind, STATE_IDLE, self.idle_since, self.requests, board.started, *_NO_USER, b"", *_NO_CRON)
 
@@ -497,26 +488,58 @@ class Slot:
         _CRC.pack_into(buf, _CRC_AT, zlib.crc32(self.signed))
         os.pwrite(self.board.fd, buf, self.offset)
 
-    # --- the state changes, each written at once (the recorder's ``flush`` writes them in batches)
+    def _publish_now(self):
+        with self.board.writing():
+            self.publish()
 
-    def write_idle(self, kind=KIND_NONE):
-        self.last_kind = kind
-        self.publish(force=True)
+    # --- the state changes in memory (the recorder's ``flush`` writes them in batches) ...
 
     def start_request(self, path, now):
-        """The thread starts a request for ``path``: its in-memory record (not written)."""
+        """The thread starts a request for ``path``: its in-memory record."""
         board = self.board
         board.started = next(board.requests)
         self.requests += 1
         work = self.current = new_work(now, path)
         return work
 
+    def finish_request(self, now):
+        """The request ended at ``now`` (epoch): idle again; returns its in-memory record."""
+        req, self.current = self.current, None
+        if req is not None:
+            req[W_ENDED] = now
+        self.idle_since = now
+        self.last_kind = KIND_HTTP
+        return req
+
+    def start_cron(self, job_id, name, db, uid=None, backend_pid=0, slow_after=None):
+        """A scheduled action starts (inside a request, "Run Manually", the request stays);
+        returns its in-memory record."""
+        work = new_work(time.time(), None, (job_id, name))
+        work[W_UID:W_RPC] = uid or 0, db, None, backend_pid or 0, slow_after
+        self.cron = work
+        return work
+
+    def finish_cron(self, now):
+        """The scheduled action ended at ``now`` (epoch); returns its in-memory record."""
+        work, self.cron = self.cron, None
+        if work is not None:
+            work[W_ENDED] = now
+        if self.current is None:
+            self.idle_since = now
+            self.last_kind = KIND_CRON
+        return work
+
+    # --- ... and the same, each written at once
+
+    def write_idle(self, kind=KIND_NONE):
+        self.last_kind = kind
+        self.publish(force=True)
+
     def begin_request(self, path):
         """A request starts: busy on ``path`` (bytes, no query string); returns its start (epoch)."""
         now = time.time()
         self.start_request(path, now)
-        with self.board.writing():
-            self.publish()
+        self._publish_now()
         return now
 
     def set_user(self, db, uid, login, backend_pid=0, slow_after=None):
@@ -526,33 +549,21 @@ class Slot:
         if req is None:
             return
         req[W_UID:W_RPC] = uid or 0, db, login, backend_pid or 0, slow_after
-        with self.board.writing():
-            self.publish()
+        self._publish_now()
 
     def end_request(self, now=None):
         """The request ended (at ``now``, epoch): idle again."""
-        self.current = None
-        self.idle_since = now or time.time()
-        self.last_kind = KIND_HTTP
-        with self.board.writing():
-            self.publish()
+        self.finish_request(now or time.time())
+        self._publish_now()
 
     def begin_cron(self, job_id, name, db, uid=None, backend_pid=0, slow_after=None):
-        """A scheduled action starts; inside a request ("Run Manually") the request stays."""
-        work = new_work(time.time(), None, (job_id, name))
-        work[W_UID:W_RPC] = uid or 0, db, None, backend_pid or 0, slow_after
-        self.cron = work
-        with self.board.writing():
-            self.publish()
+        work = self.start_cron(job_id, name, db, uid, backend_pid, slow_after)
+        self._publish_now()
         return work
 
     def end_cron(self, now=None):
-        self.cron = None
-        if self.current is None:
-            self.idle_since = now or time.time()
-            self.last_kind = KIND_CRON
-        with self.board.writing():
-            self.publish()
+        self.finish_cron(now or time.time())
+        self._publish_now()
 
     def __del__(self):
         # The thread that owned the record is gone (its thread-local dropped it).

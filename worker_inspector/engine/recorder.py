@@ -36,7 +36,8 @@ from .board import (
     W_STATUS,
     W_UID,
     ProcessBoard,
-    new_work,
+    encode_text,
+    raw_path,
     remove_dead_servers,
 )
 from .requestlog import RPC_PREFIXES, RequestLog, rpc_of_path
@@ -55,12 +56,7 @@ THREADED_SLOTS = 256
 # A thread idle longer than this (seconds) reads its CPU clock as its next request
 # begins: the prefork worker's loop wakes every few seconds while it waits.
 CPU_IDLE = 1.0
-
-
-def _text(value, size):
-    if not value:
-        return b""
-    return value.encode("utf-8", "replace")[: size - 1] if isinstance(value, str) else bytes(value)[: size - 1]
+RPC_PREFIXES_RAW = tuple(prefix.encode() for prefix in RPC_PREFIXES)
 
 
 def _log_fields(work):
@@ -72,19 +68,17 @@ def _log_fields(work):
     if path is None:  # a scheduled action
         return (
             KIND_CRON, started, duration, cpu_time, work[W_QUERY_TIME], work[W_QUERIES], work[W_UID] or 0, 0,
-            job[0] or 0, _text(work[W_DB], 64), b"", b"", b"", _text(job[1], 96),
+            job[0] or 0, encode_text(work[W_DB], 64), b"", b"", b"", encode_text(job[1], 96),
         )  # fmt: skip
-    raw = path if isinstance(path, bytes) else path.encode("latin-1", "replace")
+    raw = raw_path(path)
     rpc = work[W_RPC]
     if rpc is None and raw.startswith(RPC_PREFIXES_RAW):
         rpc = rpc_of_path(raw.decode("latin-1"))
     return (
         KIND_HTTP, started, duration, cpu_time, work[W_QUERY_TIME], work[W_QUERIES], work[W_UID] or 0,
-        work[W_STATUS], 0, _text(work[W_DB], 64), _text(work[W_LOGIN], 64), raw[:199], _text(rpc, 96), b"",
+        work[W_STATUS], 0, encode_text(work[W_DB], 64), encode_text(work[W_LOGIN], 64), raw[:199],
+        encode_text(rpc, 96), b"",
     )  # fmt: skip
-
-
-RPC_PREFIXES_RAW = tuple(prefix.encode() for prefix in RPC_PREFIXES)
 
 
 class Recorder:
@@ -257,11 +251,9 @@ class Recorder:
         """The request of ``slot`` ended with HTTP ``status`` (0: no response)."""
         try:
             cpu, now = _thread_time(), _time()
-            req = slot.current
-            if req is None:
+            if slot.current is None:
                 return
-            slot.current = None
-            req[W_ENDED] = now
+            req = slot.finish_request(now)
             # Odoo counts the queries of the request on its thread (reset as it begins).
             thread = _current_thread()
             req[W_CPU] = cpu - slot.cpu
@@ -270,8 +262,6 @@ class Recorder:
             req[W_STATUS] = status
             self._finished.append(req)
             slot.cpu, slot.cpu_at = cpu, now
-            slot.idle_since = now
-            slot.last_kind = KIND_HTTP
             if not self._deferred:
                 self.flush()
         except Exception:
@@ -304,10 +294,8 @@ class Recorder:
                     # Odoo counts the queries of threads that have the counters (requests):
                     # a cron thread gets them, the job's share is the difference.
                     thread.query_count, thread.query_time = 0, 0.0
-                work = new_work(_time(), None, (job_id, name))
-                work[W_UID:W_RPC] = uid or 0, db, None, backend_pid or 0, slow_after
+                work = slot.start_cron(job_id, name, db, uid, backend_pid, slow_after)
                 work[W_CPU], work[W_QUERIES], work[W_QUERY_TIME] = _thread_time(), thread.query_count, thread.query_time
-                slot.cron = work
                 if slot.current is None:
                     self._last = work
                 self.flush()
@@ -319,18 +307,13 @@ class Recorder:
     def end_cron(self, slot):
         try:
             cpu, now = _thread_time(), _time()
-            work = slot.cron
-            if work is None:
+            if slot.cron is None:
                 return
-            slot.cron = None
+            work = slot.finish_cron(now)
             thread = _current_thread()
-            work[W_ENDED] = now
             work[W_CPU] = cpu - work[W_CPU]
             work[W_QUERIES] = max(getattr(thread, "query_count", 0) - work[W_QUERIES], 0)
             work[W_QUERY_TIME] = max(getattr(thread, "query_time", 0.0) - work[W_QUERY_TIME], 0.0)
-            if slot.current is None:
-                slot.idle_since = now
-                slot.last_kind = KIND_CRON
             self._finished.append(work)
             self.flush()
         except Exception:
@@ -375,11 +358,8 @@ class Recorder:
         if not last:
             return None
         url, cron, began, ended, db = last[W_PATH], last[W_JOB], last[W_START], last[W_ENDED], last[W_DB]
-        if isinstance(url, bytes):
-            url = url.decode("latin-1")
         return {
-            # PATH_INFO: the path's bytes decoded as latin-1.
-            "url": url.encode("latin-1", "replace").decode("utf-8", "replace") if url else None,
+            "url": raw_path(url).decode("utf-8", "replace") if url else None,
             "cron_job": {"id": cron[0], "name": cron[1]} if cron else None,
             "elapsed": round((ended or now) - began, 3),
             "busy": ended is None,

@@ -174,13 +174,12 @@ class RequestLog(WrittenFile):
             totals, flush = self._totals, False
             for fields in records:
                 seq = next(self._seq)
-                kind, _started, duration, cpu_time, sql_time, _count_sql, _uid, status = fields[:8]
+                kind, started_at, duration, cpu_time, sql_time, sql_count, uid, status, *texts = fields
                 _count(totals, kind, status, duration, cpu_time, sql_time)
                 flush = flush or seq % FLUSH_EVERY == 0
                 body = _BODY.pack(
-                    seq, fields[1], duration, cpu_time, sql_time, fields[5], self.pid, fields[6], status, kind,
-                    *fields[8:],
-                )  # fmt: skip
+                    seq, started_at, duration, cpu_time, sql_time, sql_count, self.pid, uid, status, kind, *texts
+                )
                 chunks.append(body + _CRC.pack(zlib.crc32(body)))
             self._last = seq
             if flush:

@@ -17,7 +17,7 @@ from ..engine import history as history_mod
 from ..engine.activity import scope_to_database
 from ..engine.board import read_board
 from ..engine.config import ODOO_OPTIONS, OptionTable
-from ..post_load import RECORDER, current_server
+from ..post_load import RECORDER, current_server, fresh_board
 from ..post_load import backend_pid as cursor_backend
 from . import history
 
@@ -28,11 +28,6 @@ SERVER_WIDE_OPTION = "worker_inspector_server_wide"
 ADVICE_WINDOW = 3600
 
 _logger = logging.getLogger(__name__)
-
-
-def fresh_board():
-    """Every process of this server writes its records and finished requests before a read."""
-    stacks.request_flush(current_server().pid, own=RECORDER.flush)
 
 
 def own_pids(snapshot):
