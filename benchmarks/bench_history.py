@@ -20,6 +20,10 @@ prints:
 
    The servers are started afresh ``--generations`` times (a process keeps
    a bias of its own for its life), and the serving workers share one core.
+   The three servers of a set are laid out alike in memory (address-space
+   randomization off, one hash seed per set, ``--no-steady`` to leave them
+   random): B1 and B2 then differ by the method's noise alone, and A by the
+   addon; the seed changes from set to set.
 
     python benchmarks/bench_history.py [--rounds 60] [--generations 4] [--requests 40] [--api] [--skip-servers]
 """
@@ -29,7 +33,9 @@ import contextlib
 import http.client
 import json
 import os
+import platform
 import statistics
+import subprocess
 import sys
 import tempfile
 import time
@@ -156,12 +162,18 @@ def sampler_cost_ms(workers=16, runs=30):
 
 
 def schedstat_ns(pid):
-    """CPU time of every thread of ``pid`` so far, in ns (first field of each task's schedstat)."""
-    total = 0
+    """CPU time of each thread of ``pid`` so far, in ns (first field of each task's schedstat)."""
+    spent = {}
     for tid in os.listdir(f"/proc/{pid}/task"):
         with contextlib.suppress(OSError), open(f"/proc/{pid}/task/{tid}/schedstat") as handle:
-            total += int(handle.read().split()[0])
-    return total
+            spent[tid] = int(handle.read().split()[0])
+    return spent
+
+
+def split_ns(before, after):
+    """CPU ns between two readings: the busiest thread's (the one serving) and the others'."""
+    spent = sorted((ns - before.get(tid, 0) for tid, ns in after.items()), reverse=True)
+    return spent[0], sum(spent[1:])
 
 
 def http_worker(server):
@@ -212,6 +224,27 @@ def pin(pid, cpu):
             os.sched_setaffinity(int(tid), {cpu})
 
 
+class SteadyServer(OdooServer):
+    """A server laid out in memory the same way at each start: address-space randomization
+    off (``setarch -R``, inherited by the forked workers) and a fixed hash seed. Two such
+    servers of the same code run alike, so the A/A control measures the method, not the
+    luck of two layouts; each generation draws a new seed for its three servers."""
+
+    def __init__(self, db, seed, **kwargs):
+        super().__init__(db, env={"PYTHONHASHSEED": str(seed)}, **kwargs)
+
+    def command(self):
+        return ["setarch", platform.machine(), "-R", *super().command()]
+
+
+def steady_available():
+    """Whether this machine lets a process turn its address-space randomization off."""
+    try:
+        return subprocess.run(["setarch", platform.machine(), "-R", "true"], check=False).returncode == 0
+    except OSError:
+        return False
+
+
 def cpu_rounds(opts, db_on, db_off):
     """{route: {label: [CPU µs per request of the serving worker, per round]}}.
 
@@ -224,12 +257,18 @@ def cpu_rounds(opts, db_on, db_off):
     args = {"workers": 1, "max_cron_threads": 0, "extra_args": ["--log-level", "warn"]}
     labels = (("A", db_on), ("B1", db_off), ("B2", db_off))
     results = {route: {label: [] for label, _db in labels} for route in ("health", "call_kw")}
+    # The same split by thread: (the serving thread, the other threads) per round.
+    threads = {route: {label: [] for label, _db in labels} for route in results}
     cpus = sorted(os.sched_getaffinity(0))
     per_generation = max(1, opts.rounds // opts.generations)
     for generation in range(opts.generations):
         with contextlib.ExitStack() as stack:
             turn = labels[generation % 3 :] + labels[: generation % 3]  # each is started first in turn
-            servers = {label: stack.enter_context(OdooServer(db, **args)) for label, db in turn}
+            if opts.steady:
+                seed = 1 + generation
+                servers = {label: stack.enter_context(SteadyServer(db, seed, **args)) for label, db in turn}
+            else:
+                servers = {label: stack.enter_context(OdooServer(db, **args)) for label, db in turn}
             clients = {label: Client(server) for label, server in servers.items()}
             workers = {label: http_worker(server) for label, server in servers.items()}
             if len(cpus) > 1:
@@ -246,10 +285,11 @@ def cpu_rounds(opts, db_on, db_off):
                     for label in order:
                         before = schedstat_ns(workers[label])
                         clients[label].run(route, opts.requests)
-                        spent = schedstat_ns(workers[label]) - before
-                        results[route][label].append(spent / opts.requests / 1000)
+                        serving, others = split_ns(before, schedstat_ns(workers[label]))
+                        results[route][label].append((serving + others) / opts.requests / 1000)
+                        threads[route][label].append((serving / opts.requests / 1000, others / opts.requests / 1000))
             os.sched_setaffinity(0, set(cpus))
-    return results
+    return results, threads
 
 
 def main():
@@ -257,6 +297,12 @@ def main():
     parser.add_argument("--rounds", type=int, default=60, help="interleaved rounds per server and route")
     parser.add_argument("--requests", type=int, default=40, help="sequential requests per round")
     parser.add_argument("--generations", type=int, default=4, help="sets of freshly started servers")
+    parser.add_argument(
+        "--no-steady",
+        dest="steady",
+        action="store_false",
+        help="servers with randomized memory layouts and hash seeds (the A/A control strays more)",
+    )
     parser.add_argument("--api", action="store_true", help="also time the real API on a 16-worker server")
     parser.add_argument("--skip-servers", action="store_true", help="only the in-process measurements")
     parser.add_argument("--db-on", help="existing database with worker_inspector installed")
@@ -292,10 +338,12 @@ def main():
                 f"  through the API of a real 16-worker server: {median:.1f} ms median"
                 f" (best {best:.1f} ms), {size / 1e6:.1f} MB"
             )
-        results = cpu_rounds(opts, db_on, db_off)
+        opts.steady = opts.steady and steady_available()
+        results, threads = cpu_rounds(opts, db_on, db_off)
+    layout = "each set laid out alike (ASLR off, one hash seed per set)" if opts.steady else "randomized memory layouts"
     print(
         f"serving worker CPU per request (schedstat), {opts.rounds} interleaved rounds of {opts.requests}"
-        f" requests on {opts.generations} sets of fresh servers:"
+        f" requests on {opts.generations} sets of fresh servers, {layout}:"
     )
     for route, per_label in results.items():
         medians = {label: statistics.median(values) for label, values in per_label.items()}
@@ -311,6 +359,14 @@ def main():
         print(
             f"  {'':>7}  over all rounds: A/B1 {totals['A'] / totals['B1']:.4f}"
             f" beside A/A B2/B1 {totals['B2'] / totals['B1']:.4f}"
+        )
+        serving = {label: [pair[0] for pair in pairs] for label, pairs in threads[route].items()}
+        others = statistics.mean(pair[1] for pair in threads[route]["A"])
+        ab, _low, _high = paired_ratio(serving["A"], serving["B1"])
+        aa, _low, _high = paired_ratio(serving["B2"], serving["B1"])
+        print(
+            f"  {'':>7}  the serving thread alone: A/B1 {ab:.4f} beside A/A {aa:.4f};"
+            f" A's other threads (the writer, the sampler) {others:.1f} µs per request"
         )
     return 0
 

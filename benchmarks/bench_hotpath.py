@@ -139,13 +139,10 @@ def in_place(client, route, batches, count, deferred=True):
         setattr(owner, name, wrapper)
 
     timed(recorder, "begin_request", "begin")
-    timed(recorder, "set_user", "user")
     timed(recorder, "end_request", "end")
     from odoo.addons.worker_inspector.models import ir_http
 
-    for name in ("backend_pid", "slow_after"):
-        if hasattr(ir_http, name):
-            timed(ir_http, name, "user")
+    timed(ir_http, "note_authenticated", "user")
     samples = {}
     cpu = []
     try:

@@ -11,6 +11,7 @@ import time
 import pytest
 
 from worker_inspector.engine import board, requestlog, stacks
+from worker_inspector.engine import recorder as recorder_module
 from worker_inspector.engine.identity import process_key
 from worker_inspector.engine.recorder import PREFORK_SLOTS, Recorder
 
@@ -160,6 +161,11 @@ def _ctl_path(child, base):
     return os.path.join(directory, f"{key.pid}-{key.start}{board.CTL_SUFFIX}")
 
 
+def _state_of(pid):
+    with open(f"/proc/{pid}/stat") as handle:
+        return handle.read().rpartition(")")[2].split()[0]
+
+
 def _wait_for(predicate, timeout=5.0):
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
@@ -201,6 +207,8 @@ def test_a_flush_skips_dead_processes_and_times_out_on_one_that_does_not_answer(
     assert _wait_for(lambda: os.path.exists(_ctl_path(child, base)))
     os.kill(child.pid, signal.SIGSTOP)  # it cannot answer
     try:
+        # The signal is delivered asynchronously: stopped only once its state says so.
+        assert _wait_for(lambda: _state_of(child.pid) == "T")
         started = time.monotonic()
         assert stacks.request_flush(os.getpid(), base=base, timeout=0.3) == (0, 1)
         assert 0.3 <= time.monotonic() - started < 1.5
@@ -235,5 +243,92 @@ def test_without_its_writer_a_process_writes_every_change_at_once(base):
         assert _own_record(base)["state"] == "busy"
         recorder.end_request(slot, 200)
         assert [r["url"] for r in requestlog.read_requests(os.getpid(), base)] == ["/at/once"]
+    finally:
+        recorder.close()
+
+
+def _app(status, body=b"ok", fail=False):
+    """A plain WSGI application's ``__call__`` (``self`` first, as Odoo's ``Application``)."""
+
+    def call(_self, environ, start_response):
+        if fail:
+            raise RuntimeError("boom")
+        start_response(status, [("Content-Type", "text/plain")])
+        return [body]
+
+    return call
+
+
+def test_the_wsgi_hook_records_each_request_with_its_user_and_the_status_of_its_response(base):
+    recorder = Recorder(lambda: (os.getpid(), PREFORK_SLOTS), base=base, deferred=True)
+    seen = []
+    try:
+        hooked = recorder.wsgi(_app("404 NOT FOUND", b"missing"))
+
+        def start_response(line, headers, exc_info=None):
+            seen.append(line)
+            # Inside the request: the framework authenticates it.
+            recorder.set_user("prod", 2, "admin", 4321, 3.5)
+            recorder.flush()  # the writer's turn while the request is under way
+            busy = _own_record(base)
+            seen.append((busy["state"], busy["url"], busy["db"], busy["login"], busy["uid"], busy["backend_pid"]))
+            (slot,) = recorder.board.claimed.values()
+            seen.append(slot.slow_after(slot.current))
+
+        assert hooked(None, {"PATH_INFO": "/web/dataset/call_kw/res.partner/read"}, start_response) == [b"missing"]
+        assert seen == [
+            "404 NOT FOUND", ("busy", "/web/dataset/call_kw/res.partner/read", "prod", "admin", 2, 4321), 3.5,
+        ]  # fmt: skip
+        assert recorder.flush() == 1
+        (logged,) = requestlog.read_requests(os.getpid(), base)
+        assert (logged["status"], logged["db"], logged["uid"], logged["login"], logged["rpc"]) == (
+            404, "prod", 2, "admin", "res.partner.read",
+        )  # fmt: skip
+        assert _own_record(base)["state"] == "idle"
+    finally:
+        recorder.close()
+
+
+def test_the_wsgi_hook_logs_an_escaped_error_as_500_and_lets_it_through(base):
+    recorder = Recorder(lambda: (os.getpid(), PREFORK_SLOTS), base=base, deferred=True)
+    try:
+        hooked = recorder.wsgi(_app("200 OK", fail=True))
+
+        def start_response(line, headers, exc_info=None):
+            raise AssertionError("no response")
+
+        with pytest.raises(RuntimeError, match="boom"):
+            hooked(None, {"PATH_INFO": "/boom"}, start_response)
+        recorder.wsgi(_app("302 FOUND"))(None, {}, lambda line, headers, exc_info=None: None)
+        assert recorder.flush() == 2
+        failed, found = requestlog.read_requests(os.getpid(), base)
+        assert (failed["url"], failed["status"]) == ("/boom", 500)
+        assert (found["url"], found["status"], found["db"], found["uid"], found["login"]) == (
+            "/",
+            302,
+            None,
+            None,
+            None,
+        )
+        assert _own_record(base)["state"] == "idle"
+    finally:
+        recorder.close()
+
+
+def test_the_writer_encodes_each_text_once_and_keeps_a_bounded_number(base, monkeypatch):
+    monkeypatch.setattr(recorder_module, "TEXTS_KEPT", 8)
+    recorder_module._TEXTS.clear()
+    recorder_module._PATHS.clear()
+    recorder = Recorder(lambda: (os.getpid(), PREFORK_SLOTS), base=base, deferred=True)
+    try:
+        for n in range(20):
+            slot = recorder.begin_request(f"/web/dataset/call_kw/m{n}/read")
+            recorder.set_user(f"db{n % 3}", 2, "émile")
+            recorder.end_request(slot, "200 OK")
+        assert recorder.flush() == 20
+        assert len(recorder_module._TEXTS) <= 8 and len(recorder_module._PATHS) <= 8
+        logged = requestlog.read_requests(os.getpid(), base)
+        assert [r["rpc"] for r in logged] == [f"m{n}.read" for n in range(20)]
+        assert {r["login"] for r in logged} == {"émile"} and [r["db"] for r in logged[:3]] == ["db0", "db1", "db2"]
     finally:
         recorder.close()

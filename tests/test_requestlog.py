@@ -218,3 +218,22 @@ def test_a_request_cpu_counts_from_the_previous_end_under_load_and_from_its_star
         assert all(r["cpu_time"] <= r["duration"] for r in records.values())
     finally:
         recorder.close()
+
+
+def test_one_batch_larger_than_the_ring_keeps_its_newest_records_and_counts_them_all(base):
+    log = requestlog.RequestLog(os.getpid(), base)
+    try:
+
+        def record(started, url):
+            return 1, started, 0.5, 0.1, 0.2, 3, 2, 200, 0, b"db", b"u", url, b"", b""
+
+        log.add_many([record(1.0, b"/first")] * 7)  # the next batch wraps around the ring's end
+        total = requestlog.CAPACITY + 10
+        log.add_many([record(1000.0 + i, f"/r{i}".encode()) for i in range(total)])
+        records = requestlog.read_requests(os.getpid(), base)
+        assert len(records) == requestlog.CAPACITY
+        assert [r["url"] for r in records] == [f"/r{i}" for i in range(10, total)]
+        totals = requestlog.read_totals(os.getpid(), base)
+        assert totals[("http", "2xx")]["count"] == total + 7
+    finally:
+        log.detach()

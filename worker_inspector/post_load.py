@@ -33,7 +33,8 @@ from .engine.stacks import DEFAULT_SLOW_AFTER, ORIGIN_ADDON, ORIGIN_ODOO, reques
 # System parameter (per database): seconds after which a request or job gets its stack kept.
 SLOW_PARAM = "worker_inspector.slow_stack_seconds"
 _SLOW_PARAM_TTL = 60.0
-_slow_params = {}
+_slow_params = {}  # database: (monotonic time it expires, threshold)
+_STALE = (0.0, None)
 
 
 def current_server():
@@ -143,30 +144,35 @@ def backend_pid(cr):
         return 0
 
 
+def note_authenticated(req):
+    """``ir.http._authenticate``'s hook, on every request with a database: its database,
+    user and login, and the PostgreSQL backend of its cursor, kept in memory for the
+    recorder's writer; the database's slow-request threshold is read again once a minute.
+
+    Read now, not kept as the request to read later: a request kept alive until the
+    writer's turn keeps its whole graph of objects from being freed and reused, which costs
+    the next requests more than reading three values now (``bench_history.py``)."""
+    env = req.env
+    uid = env.uid
+    session = req.session
+    # Items, not attributes: a session attribute is three Python calls (``__getattr__``, ``get``).
+    try:
+        login = session["login"] if uid and session["uid"] == uid else None
+    except KeyError:  # a session without them: no login
+        login = None
+    db = req.db
+    slow = _slow_params.get(db, _STALE)
+    RECORDER.set_user(db, uid, login, backend_pid(env.cr), slow[1] if slow[0] > time.monotonic() else slow_after(env))
+
+
 def post_load():
     """Install the WSGI hook (once per process)."""
     original = Application.__call__
     if getattr(original, "_worker_inspector_hook", False):
         return
-
-    @functools.wraps(original)
-    def __call__(self, environ, start_response):
-        slot = RECORDER.begin_request(environ.get("PATH_INFO") or "/")
-        if slot is None:
-            return original(self, environ, start_response)
-        status = [500]  # no response: an error escaped Odoo
-
-        def recording_start_response(line, headers, exc_info=None):
-            status[0] = int(line[:3]) if line[:3].isdigit() else 0
-            return start_response(line, headers, exc_info)
-
-        try:
-            return original(self, environ, recording_start_response)
-        finally:
-            RECORDER.end_request(slot, status[0])
-
-    __call__._worker_inspector_hook = True
-    Application.__call__ = __call__
+    hooked = RECORDER.wsgi(original)
+    hooked._worker_inspector_hook = True
+    Application.__call__ = hooked
     _install_rpc_hook()
 
 

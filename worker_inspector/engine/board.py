@@ -356,16 +356,29 @@ def _decode(raw):
 # Fields of a request or scheduled action in memory: a list the working thread
 # fills and the writer reads (see ``Slot``). A request's ``path`` is the WSGI
 # PATH_INFO (str) or bytes; a job's is None and its ``job`` is ``(id, name)``.
-# Once it ended: its CPU time, SQL queries and their time, HTTP status.
+# Once it ended: its CPU time, SQL queries and their time, HTTP status (a number,
+# or the WSGI status line).
 (
     W_START, W_PATH, W_UID, W_DB, W_LOGIN, W_BACKEND, W_SLOW, W_RPC, W_ENDED, W_JOB,
     W_CPU, W_QUERIES, W_QUERY_TIME, W_STATUS,
 ) = range(14)  # fmt: skip
+NO_RESPONSE = 500  # the status of a request that an error ended before its response
 
 
 def new_work(start, path, job=None):
     """The in-memory record of a request (``path``) or a scheduled action (``job``)."""
-    return [start, path, 0, None, None, 0, None, None, None, job, 0.0, 0, 0.0, 0]
+    return [start, path, 0, None, None, 0, None, None, None, job, 0.0, 0, 0.0, NO_RESPONSE]
+
+
+_BLANK_WORK = new_work(0.0, None)
+
+
+def status_code(status):
+    """The HTTP status of a request (``W_STATUS``) as a number, 0 when there is none."""
+    if status.__class__ is int:
+        return status
+    code = status[:3]
+    return int(code) if code.isdigit() else 0
 
 
 def raw_path(path):
@@ -400,6 +413,7 @@ class Slot:
         "seq",
         "signed",
         "stack_taken",
+        "thread",
         "tid",
     )
 
@@ -408,6 +422,8 @@ class Slot:
         self.index = index
         self.offset = _HEADER_SIZE + index * SLOT_SIZE
         self.tid = tid
+        # The thread (``threading.Thread``) that holds the record: Odoo counts its queries there.
+        self.thread = None
         # The record as last written, and the part its CRC covers.
         self.buf = bytearray(SLOT_SIZE)
         self.signed = memoryview(self.buf)[:_CRC_AT]
@@ -496,10 +512,11 @@ class Slot:
 
     def start_request(self, path, now):
         """The thread starts a request for ``path``: its in-memory record."""
-        board = self.board
-        board.started = next(board.requests)
+        self.board.started = next(self.board.requests)
         self.requests += 1
-        work = self.current = new_work(now, path)
+        # A copy of a blank record, not ``new_work``: no Python call on the hot path.
+        work = self.current = _BLANK_WORK.copy()
+        work[W_START], work[W_PATH] = now, path
         return work
 
     def finish_request(self, now):

@@ -14,6 +14,7 @@ is ``activity``'s job.
 
 import atexit
 import collections
+import functools
 import logging
 import os
 import threading
@@ -23,6 +24,7 @@ import weakref
 from .board import (
     KIND_CRON,
     KIND_HTTP,
+    NO_RESPONSE,
     W_CPU,
     W_DB,
     W_ENDED,
@@ -36,9 +38,9 @@ from .board import (
     W_STATUS,
     W_UID,
     ProcessBoard,
-    encode_text,
     raw_path,
     remove_dead_servers,
+    status_code,
 )
 from .requestlog import RPC_PREFIXES, RequestLog, rpc_of_path
 from .stacks import DEFAULT_SLOW_AFTER, FrameFormatter, Inspector
@@ -57,6 +59,43 @@ THREADED_SLOTS = 256
 # begins: the prefork worker's loop wakes every few seconds while it waits.
 CPU_IDLE = 1.0
 RPC_PREFIXES_RAW = tuple(prefix.encode() for prefix in RPC_PREFIXES)
+# The writer's encoded texts, by value: a server's databases, logins, paths and methods
+# repeat. Emptied when full (the request log's fields cut the bytes to their size).
+_TEXTS = {}
+_PATHS = {}
+TEXTS_KEPT = 4096
+
+
+def _encoded(text):
+    """``text`` (str or bytes) as UTF-8 bytes, b"" for none."""
+    if not text:
+        return b""
+    raw = _TEXTS.get(text)
+    if raw is None:
+        if len(_TEXTS) >= TEXTS_KEPT:
+            _TEXTS.clear()
+        raw = _TEXTS[text] = text if isinstance(text, bytes) else str(text).encode("utf-8", "replace")
+    return raw
+
+
+def _text(text):
+    """``_encoded``, for a value that may not be hashable (a job's name)."""
+    try:
+        return _encoded(text)
+    except TypeError:
+        return str(text).encode("utf-8", "replace")
+
+
+def _path_fields(path):
+    """A request path's raw bytes and the ``model.method`` it names (JSON-RPC), encoded."""
+    fields = _PATHS.get(path)
+    if fields is None:
+        if len(_PATHS) >= TEXTS_KEPT:
+            _PATHS.clear()
+        raw = raw_path(path)
+        rpc = rpc_of_path(raw.decode("latin-1")) if raw.startswith(RPC_PREFIXES_RAW) else None
+        fields = _PATHS[path] = (raw, _encoded(rpc))
+    return fields
 
 
 def _log_fields(work):
@@ -68,16 +107,14 @@ def _log_fields(work):
     if path is None:  # a scheduled action
         return (
             KIND_CRON, started, duration, cpu_time, work[W_QUERY_TIME], work[W_QUERIES], work[W_UID] or 0, 0,
-            job[0] or 0, encode_text(work[W_DB], 64), b"", b"", b"", encode_text(job[1], 96),
+            job[0] or 0, _encoded(work[W_DB]), b"", b"", b"", _text(job[1]),
         )  # fmt: skip
-    raw = raw_path(path)
-    rpc = work[W_RPC]
-    if rpc is None and raw.startswith(RPC_PREFIXES_RAW):
-        rpc = rpc_of_path(raw.decode("latin-1"))
+    raw, rpc = _path_fields(path)
+    if work[W_RPC] is not None:
+        rpc = _encoded(work[W_RPC])
     return (
         KIND_HTTP, started, duration, cpu_time, work[W_QUERY_TIME], work[W_QUERIES], work[W_UID] or 0,
-        work[W_STATUS], 0, encode_text(work[W_DB], 64), encode_text(work[W_LOGIN], 64), raw[:199],
-        encode_text(rpc, 96), b"",
+        status_code(work[W_STATUS]), 0, _encoded(work[W_DB]), _encoded(work[W_LOGIN]), raw, rpc, b"",
     )  # fmt: skip
 
 
@@ -214,6 +251,8 @@ class Recorder:
             return None
         board = self._board or self._open()
         slot = board.claim() if board is not None else None
+        if slot is not None:
+            slot.thread = _current_thread()
         self._tls.slot = slot
         return slot
 
@@ -230,7 +269,12 @@ class Recorder:
         The hot path: it only keeps the request in memory (see ``flush``).
         """
         try:
-            slot = self.slot()
+            try:
+                slot = self._tls.slot
+                if slot.board is not self._board:
+                    slot = self._claim()
+            except AttributeError:  # the thread's first request (or no record for it)
+                slot = self._claim()
             if slot is None:
                 return None
             now = _time()
@@ -248,14 +292,15 @@ class Recorder:
             return None
 
     def end_request(self, slot, status=0):
-        """The request of ``slot`` ended with HTTP ``status`` (0: no response)."""
+        """The request of ``slot`` ended with HTTP ``status`` (a number or the WSGI status line;
+        0: no response)."""
         try:
             cpu, now = _thread_time(), _time()
-            if slot.current is None:
-                return
             req = slot.finish_request(now)
+            if req is None:
+                return
             # Odoo counts the queries of the request on its thread (reset as it begins).
-            thread = _current_thread()
+            thread = slot.thread
             req[W_CPU] = cpu - slot.cpu
             req[W_QUERY_TIME] = getattr(thread, "query_time", 0.0)
             req[W_QUERIES] = getattr(thread, "query_count", 0)
@@ -266,6 +311,29 @@ class Recorder:
                 self.flush()
         except Exception:
             _logger.debug("end_request failed", exc_info=True)
+
+    def wsgi(self, call):
+        """``call`` (a WSGI application's ``__call__``) recording each of its requests: busy
+        from its start to its end, whatever escapes, with the status of its response."""
+        recorder = self
+
+        @functools.wraps(call)
+        def __call__(app, environ, start_response):
+            slot = recorder.begin_request(environ.get("PATH_INFO") or "/")
+            if slot is None:
+                return call(app, environ, start_response)
+            status = [NO_RESPONSE]
+
+            def recording_start_response(line, headers, exc_info=None):
+                status[0] = line  # parsed by the writer
+                return start_response(line, headers, exc_info)
+
+            try:
+                return call(app, environ, recording_start_response)
+            finally:
+                recorder.end_request(slot, status[0])
+
+        return __call__
 
     def set_rpc(self, model, method):
         """The current request calls ``model.method`` (XML-RPC / JSON-RPC ``execute_kw``)."""

@@ -20,7 +20,6 @@ the ring still holds, so its counts are exact without a write per request.
 import bisect
 import contextlib
 import fcntl
-import itertools
 import math
 import os
 import struct
@@ -69,6 +68,7 @@ _HEADER = struct.Struct("<4sHHIQ")
 # long report.
 BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0, 120.0)
 STATUS_CLASSES = ("none", "1xx", "2xx", "3xx", "4xx", "5xx")
+_STATUS_COUNT = len(STATUS_CLASSES)
 _SERIES_COUNT = len(KINDS) * len(STATUS_CLASSES)
 _SERIES_LENGTH = len(BUCKETS) + 5
 _TOTALS_BODY = struct.Struct("<Q" + _SERIES_COUNT * f"{len(BUCKETS) + 2}Qddd")
@@ -135,7 +135,6 @@ class RequestLog(WrittenFile):
             close_fds(fd, self._dir_fd)
             del self.fd
             raise
-        self._seq = itertools.count(1)
         self._lock = threading.Lock()  # the counters: threads of a threaded server share them
         self.repairs = 0
         self.check_at = time.time() + CHECK_EVERY
@@ -167,30 +166,50 @@ class RequestLog(WrittenFile):
         wrap around the ring."""
         if not records:
             return
+        # One buffer for the batch, each record packed and signed in place.
+        buf = bytearray(len(records) * RECORD_SIZE)
+        view = memoryview(buf)
+        pack_into, sign_into, crc32, pid = _BODY.pack_into, _CRC.pack_into, zlib.crc32, self.pid
         # The numbers and the counters together: written counters cover exactly the
         # records up to theirs. Their write too: never overwritten by an older copy.
-        chunks = []
         with self._lock:
-            totals, flush = self._totals, False
-            for fields in records:
-                seq = next(self._seq)
-                kind, started_at, duration, cpu_time, sql_time, sql_count, uid, status, *texts = fields
-                _count(totals, kind, status, duration, cpu_time, sql_time)
-                flush = flush or seq % FLUSH_EVERY == 0
-                body = _BODY.pack(
-                    seq, started_at, duration, cpu_time, sql_time, sql_count, self.pid, uid, status, kind, *texts
-                )
-                chunks.append(body + _CRC.pack(zlib.crc32(body)))
+            totals, seq, flush, at = self._totals, self._last, False, 0
+            for (
+                kind,
+                started,
+                duration,
+                cpu,
+                sql_time,
+                sql_count,
+                uid,
+                status,
+                job,
+                db,
+                login,
+                url,
+                rpc,
+                name,
+            ) in records:
+                seq += 1
+                _count(totals, kind, status, duration, cpu, sql_time)
+                if not seq % FLUSH_EVERY:
+                    flush = True
+                pack_into(
+                    buf, at, seq, started, duration, cpu, sql_time, sql_count, pid, uid, status, kind,
+                    job, db, login, url, rpc, name,
+                )  # fmt: skip
+                sign_into(buf, at + _CRC_AT, crc32(view[at : at + _CRC_AT]))
+                at += RECORD_SIZE
             self._last = seq
             if flush:
                 os.pwrite(self.fd, _pack_totals(totals, seq), _TOTALS_AT)
-        chunks = chunks[-CAPACITY:]  # more than the ring holds: the newest
-        at = (seq - len(chunks) + 1) % CAPACITY
-        while chunks:
-            run = chunks[: CAPACITY - at]
-            os.pwrite(self.fd, b"".join(run), _HEADER_SIZE + at * RECORD_SIZE)
-            chunks = chunks[len(run) :]
-            at = 0
+        # More than the ring holds: the newest. Record ``seq`` goes to index ``seq % CAPACITY``.
+        kept = min(len(records), CAPACITY)
+        at, index = (len(records) - kept) * RECORD_SIZE, (seq - kept + 1) % CAPACITY
+        while kept:
+            run = min(kept, CAPACITY - index)
+            os.pwrite(self.fd, view[at : at + run * RECORD_SIZE], _HEADER_SIZE + index * RECORD_SIZE)
+            at, kept, index = at + run * RECORD_SIZE, kept - run, 0
         if time.time() >= self.check_at:
             self._ensure_whole()
 
@@ -229,10 +248,10 @@ def _retire(dir_fd, totals):
         os.close(fd)
 
 
-def _count(totals, kind, status, duration, cpu_time, sql_time):
+def _count(totals, kind, status, duration, cpu_time, sql_time, bucket_of=bisect.bisect_left):
     """Count one record into its series."""
-    series = totals[(kind - 1) * len(STATUS_CLASSES) + (status // 100 if 0 < status < 600 else 0)]
-    series[bisect.bisect_left(BUCKETS, duration)] += 1
+    series = totals[(kind - 1) * _STATUS_COUNT + (status // 100 if 0 < status < 600 else 0)]
+    series[bucket_of(BUCKETS, duration)] += 1
     series[-4] += 1
     series[-3] += duration
     series[-2] += cpu_time

@@ -2,7 +2,7 @@
 from odoo import models
 from odoo.http import _request_stack
 
-from ..post_load import RECORDER, backend_pid, slow_after
+from ..post_load import note_authenticated
 
 
 class IrHttp(models.AbstractModel):
@@ -13,10 +13,5 @@ class IrHttp(models.AbstractModel):
         # The same hook on 17.0-19.0 (see compat): the request's database and user.
         result = super()._authenticate(endpoint)
         # The request itself, not the ``request`` proxy: one lookup instead of one per attribute.
-        req = _request_stack.top
-        env = req.env
-        uid = env.uid
-        session = req.session
-        login = session.login if uid and session.uid == uid else None
-        RECORDER.set_user(req.db, uid, login, backend_pid(env.cr), slow_after(env))
+        note_authenticated(_request_stack.top)
         return result
