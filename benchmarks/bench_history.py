@@ -246,7 +246,7 @@ def steady_available():
 
 
 def cpu_rounds(opts, db_on, db_off):
-    """{route: {label: [CPU µs per request of the serving worker, per round]}}.
+    """{route: {label: [(CPU µs per request of the serving thread, of the worker's other threads), per round]}}.
 
     A process keeps its own small bias for its life (memory layout, hash
     seed, the core it runs on), which interleaving cannot cancel: the rounds
@@ -256,9 +256,7 @@ def cpu_rounds(opts, db_on, db_off):
     """
     args = {"workers": 1, "max_cron_threads": 0, "extra_args": ["--log-level", "warn"]}
     labels = (("A", db_on), ("B1", db_off), ("B2", db_off))
-    results = {route: {label: [] for label, _db in labels} for route in ("health", "call_kw")}
-    # The same split by thread: (the serving thread, the other threads) per round.
-    threads = {route: {label: [] for label, _db in labels} for route in results}
+    threads = {route: {label: [] for label, _db in labels} for route in ("health", "call_kw")}
     cpus = sorted(os.sched_getaffinity(0))
     per_generation = max(1, opts.rounds // opts.generations)
     for generation in range(opts.generations):
@@ -275,21 +273,20 @@ def cpu_rounds(opts, db_on, db_off):
                 os.sched_setaffinity(0, {cpus[0]})
                 for worker in workers.values():
                     pin(worker, cpus[-1])
-            for route in results:
+            for route in threads:
                 for client in clients.values():  # warm-up
                     client.run(route, opts.requests)
             for round_ in range(per_generation):
-                for route in results:
+                for route in threads:
                     order = list(servers)
                     order = order[round_ % 3 :] + order[: round_ % 3]  # each goes first in turn
                     for label in order:
                         before = schedstat_ns(workers[label])
                         clients[label].run(route, opts.requests)
                         serving, others = split_ns(before, schedstat_ns(workers[label]))
-                        results[route][label].append((serving + others) / opts.requests / 1000)
                         threads[route][label].append((serving / opts.requests / 1000, others / opts.requests / 1000))
             os.sched_setaffinity(0, set(cpus))
-    return results, threads
+    return threads
 
 
 def main():
@@ -339,7 +336,11 @@ def main():
                 f" (best {best:.1f} ms), {size / 1e6:.1f} MB"
             )
         opts.steady = opts.steady and steady_available()
-        results, threads = cpu_rounds(opts, db_on, db_off)
+        threads = cpu_rounds(opts, db_on, db_off)
+    # The whole worker's CPU per round: its serving thread's and its other threads'.
+    results = {
+        route: {label: [sum(pair) for pair in pairs] for label, pairs in per.items()} for route, per in threads.items()
+    }
     layout = "each set laid out alike (ASLR off, one hash seed per set)" if opts.steady else "randomized memory layouts"
     print(
         f"serving worker CPU per request (schedstat), {opts.rounds} interleaved rounds of {opts.requests}"

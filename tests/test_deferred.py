@@ -316,8 +316,9 @@ def test_the_wsgi_hook_logs_an_escaped_error_as_500_and_lets_it_through(base):
 
 
 def test_the_writer_encodes_each_text_once_and_keeps_a_bounded_number(base, monkeypatch):
-    monkeypatch.setattr(recorder_module, "TEXTS_KEPT", 8)
-    recorder_module._TEXTS.clear()
+    monkeypatch.setattr(board, "TEXTS_KEPT", 8)
+    monkeypatch.setattr(recorder_module, "PATHS_KEPT", 8)
+    board._TEXTS.clear()
     recorder_module._PATHS.clear()
     recorder = Recorder(lambda: (os.getpid(), PREFORK_SLOTS), base=base, deferred=True)
     try:
@@ -326,7 +327,7 @@ def test_the_writer_encodes_each_text_once_and_keeps_a_bounded_number(base, monk
             recorder.set_user(f"db{n % 3}", 2, "émile")
             recorder.end_request(slot, "200 OK")
         assert recorder.flush() == 20
-        assert len(recorder_module._TEXTS) <= 8 and len(recorder_module._PATHS) <= 8
+        assert len(board._TEXTS) <= 8 and len(recorder_module._PATHS) <= 8
         logged = requestlog.read_requests(os.getpid(), base)
         assert [r["rpc"] for r in logged] == [f"m{n}.read" for n in range(20)]
         assert {r["login"] for r in logged} == {"émile"} and [r["db"] for r in logged[:3]] == ["db0", "db1", "db2"]

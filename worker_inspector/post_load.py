@@ -34,7 +34,6 @@ from .engine.stacks import DEFAULT_SLOW_AFTER, ORIGIN_ADDON, ORIGIN_ODOO, reques
 SLOW_PARAM = "worker_inspector.slow_stack_seconds"
 _SLOW_PARAM_TTL = 60.0
 _slow_params = {}  # database: (monotonic time it expires, threshold)
-_STALE = (0.0, None)
 
 
 def current_server():
@@ -160,9 +159,7 @@ def note_authenticated(req):
         login = session["login"] if uid and session["uid"] == uid else None
     except KeyError:  # a session without them: no login
         login = None
-    db = req.db
-    slow = _slow_params.get(db, _STALE)
-    RECORDER.set_user(db, uid, login, backend_pid(env.cr), slow[1] if slow[0] > time.monotonic() else slow_after(env))
+    RECORDER.set_user(req.db, uid, login, backend_pid(env.cr), slow_after(env))
 
 
 def post_load():

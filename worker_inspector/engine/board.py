@@ -340,13 +340,23 @@ class WrittenFile:
             close_fds(self.fd)
 
 
-def encode_text(text, size):
-    """``text`` (str or bytes) as bytes for a field of ``size`` bytes (one for the length)."""
+# Encoded texts by value, for the board's and the request log's writers: a server's
+# databases, logins, job names and methods repeat. Emptied when full.
+_TEXTS = {}
+TEXTS_KEPT = 4096
+
+
+def encode_text(text):
+    """``text`` (str or bytes) as UTF-8 bytes, b"" for none: a field's ``struct`` format
+    (``"64p"``) cuts them to its size."""
     if not text:
         return b""
-    if not isinstance(text, bytes):
-        text = str(text).encode("utf-8", "replace")
-    return text[: size - 1]
+    raw = _TEXTS.get(text)
+    if raw is None:
+        if len(_TEXTS) >= TEXTS_KEPT:
+            _TEXTS.clear()
+        raw = _TEXTS[text] = text if isinstance(text, bytes) else str(text).encode("utf-8", "replace")
+    return raw
 
 
 def _decode(raw):
@@ -475,15 +485,15 @@ class Slot:
         req, cron = self.current, self.cron
         if cron is not None:
             job_id, name = cron[W_JOB]
-            cron_fields = (job_id or 0, encode_text(name, 128), encode_text(cron[W_DB], 64))
+            cron_fields = (job_id or 0, encode_text(name), encode_text(cron[W_DB]))
         else:
             cron_fields = _NO_CRON
         if req is not None:
-            user = (req[W_UID] or 0, req[W_BACKEND] or 0, encode_text(req[W_DB], 64), encode_text(req[W_LOGIN], 64))
+            user = (req[W_UID] or 0, req[W_BACKEND] or 0, encode_text(req[W_DB]), encode_text(req[W_LOGIN]))
             return (KIND_HTTP, STATE_BUSY, req[W_START], self.requests, board.started, *user,
                     raw_path(req[W_PATH])[:255], *cron_fields)  # fmt: skip
         if cron is not None:
-            user = (cron[W_UID] or 0, cron[W_BACKEND] or 0, encode_text(cron[W_DB], 64), b"")
+            user = (cron[W_UID] or 0, cron[W_BACKEND] or 0, encode_text(cron[W_DB]), b"")
             return (KIND_CRON, STATE_BUSY, cron[W_START], self.requests, board.started, *user, b"", *cron_fields)
         return (self.last_kind, STATE_IDLE, self.idle_since, self.requests, board.started, *_NO_USER, b"", *_NO_CRON)
 

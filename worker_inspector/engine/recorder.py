@@ -38,6 +38,7 @@ from .board import (
     W_STATUS,
     W_UID,
     ProcessBoard,
+    encode_text,
     raw_path,
     remove_dead_servers,
     status_code,
@@ -59,42 +60,21 @@ THREADED_SLOTS = 256
 # begins: the prefork worker's loop wakes every few seconds while it waits.
 CPU_IDLE = 1.0
 RPC_PREFIXES_RAW = tuple(prefix.encode() for prefix in RPC_PREFIXES)
-# The writer's encoded texts, by value: a server's databases, logins, paths and methods
-# repeat. Emptied when full (the request log's fields cut the bytes to their size).
-_TEXTS = {}
+# Each path's raw bytes and the ``model.method`` it names, by path: a server's paths
+# repeat. Emptied when full.
 _PATHS = {}
-TEXTS_KEPT = 4096
-
-
-def _encoded(text):
-    """``text`` (str or bytes) as UTF-8 bytes, b"" for none."""
-    if not text:
-        return b""
-    raw = _TEXTS.get(text)
-    if raw is None:
-        if len(_TEXTS) >= TEXTS_KEPT:
-            _TEXTS.clear()
-        raw = _TEXTS[text] = text if isinstance(text, bytes) else str(text).encode("utf-8", "replace")
-    return raw
-
-
-def _text(text):
-    """``_encoded``, for a value that may not be hashable (a job's name)."""
-    try:
-        return _encoded(text)
-    except TypeError:
-        return str(text).encode("utf-8", "replace")
+PATHS_KEPT = 4096
 
 
 def _path_fields(path):
     """A request path's raw bytes and the ``model.method`` it names (JSON-RPC), encoded."""
     fields = _PATHS.get(path)
     if fields is None:
-        if len(_PATHS) >= TEXTS_KEPT:
+        if len(_PATHS) >= PATHS_KEPT:
             _PATHS.clear()
         raw = raw_path(path)
         rpc = rpc_of_path(raw.decode("latin-1")) if raw.startswith(RPC_PREFIXES_RAW) else None
-        fields = _PATHS[path] = (raw, _encoded(rpc))
+        fields = _PATHS[path] = (raw, encode_text(rpc))
     return fields
 
 
@@ -107,14 +87,14 @@ def _log_fields(work):
     if path is None:  # a scheduled action
         return (
             KIND_CRON, started, duration, cpu_time, work[W_QUERY_TIME], work[W_QUERIES], work[W_UID] or 0, 0,
-            job[0] or 0, _encoded(work[W_DB]), b"", b"", b"", _text(job[1]),
+            job[0] or 0, encode_text(work[W_DB]), b"", b"", b"", encode_text(job[1]),
         )  # fmt: skip
     raw, rpc = _path_fields(path)
     if work[W_RPC] is not None:
-        rpc = _encoded(work[W_RPC])
+        rpc = encode_text(work[W_RPC])
     return (
         KIND_HTTP, started, duration, cpu_time, work[W_QUERY_TIME], work[W_QUERIES], work[W_UID] or 0,
-        status_code(work[W_STATUS]), 0, _encoded(work[W_DB]), _encoded(work[W_LOGIN]), raw, rpc, b"",
+        status_code(work[W_STATUS]), 0, encode_text(work[W_DB]), encode_text(work[W_LOGIN]), raw, rpc, b"",
     )  # fmt: skip
 
 
