@@ -9,6 +9,7 @@ import textwrap
 import time
 
 import pytest
+from waiting import wait_until, wakeups
 
 from worker_inspector.engine import board, requestlog, stacks
 from worker_inspector.engine import recorder as recorder_module
@@ -333,3 +334,28 @@ def test_the_writer_encodes_each_text_once_and_keeps_a_bounded_number(base, monk
         assert {r["login"] for r in logged} == {"émile"} and [r["db"] for r in logged[:3]] == ["db0", "db1", "db2"]
     finally:
         recorder.close()
+
+
+def test_an_idle_writer_sleeps_until_a_request_wakes_it(base):
+    """With nothing to write or watch, the inspector thread blocks until a message: the next
+    request wakes it, its record is written on the writer's own turn, then it sleeps again."""
+    recorder = Recorder(lambda: (os.getpid(), PREFORK_SLOTS), base=base, inspect=True, deferred=True)
+    try:
+        recorder.slot()
+        inspector = recorder.inspector
+        assert wait_until(lambda: inspector.asleep, timeout=5), "an idle writer keeps waking"
+        before = wakeups(inspector.thread)
+        time.sleep(6 * stacks.WATCH_INTERVAL)
+        assert wakeups(inspector.thread) == before, "an idle writer woke up"
+        slot = recorder.begin_request("/web/health")
+        assert not inspector.asleep
+        time.sleep(2 * stacks.WATCH_INTERVAL)
+        assert _own_record(base)["state"] == "busy", "a request under way is written on the writer's turn"
+        recorder.end_request(slot, "200 OK")
+        assert wait_until(lambda: requestlog.read_requests(os.getpid(), base), timeout=5), "never written"
+        assert wait_until(lambda: inspector.asleep, timeout=5), "the writer did not rest again"
+        assert _own_record(base)["state"] == "idle"
+    finally:
+        recorder.close()
+    inspector.thread.join(2)
+    assert not inspector.thread.is_alive(), "closing did not wake and end the sleeping thread"

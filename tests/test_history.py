@@ -7,9 +7,10 @@ import stat
 import time
 
 import pytest
-from waiting import wait_until
+from waiting import wait_until, wakeups
 
 from worker_inspector.engine import board, history
+from worker_inspector.engine import sampler as sampler_module
 from worker_inspector.engine.backlog import find_listen_inode, listen_backlog, socket_inode
 from worker_inspector.engine.history import BadQuery, HistoryStore, parse_query
 from worker_inspector.engine.identity import is_zombie
@@ -363,3 +364,28 @@ def test_a_shrunk_file_is_grown_back_instead_of_crashing(directory):
     os.truncate(store.path, 100)  # only this user or root can do that
     store.add_exit(_exit(2))  # would be SIGBUS on the mapping
     assert os.path.getsize(store.path) == history.file_size(store.points_cap, store.rows_cap)
+
+
+def test_a_sampler_not_elected_waits_in_the_kernel_and_takes_over_at_once(tmp_path):
+    """Two samplers of one server (two processes' worth: a flock is held per open file):
+    the one not elected never wakes while it waits, and samples as soon as the other stops."""
+    config = {"limit_time_real": 120, "workers": 1}
+    first = Sampler(os.getpid(), "prefork", config, base=str(tmp_path), interval=1).start()
+    second = None
+    try:
+        assert wait_until(lambda: first._last_point, timeout=5), "the first sampler never sampled"
+        second = Sampler(os.getpid(), "prefork", config, base=str(tmp_path), interval=1).start()
+        assert wait_until(lambda: second._lock_fd is not None, timeout=5)
+        time.sleep(0.2)
+        before = wakeups(second._thread)
+        time.sleep(3 * sampler_module.TICK)
+        assert wakeups(second._thread) == before, "a sampler that is not elected woke up"
+        assert not second._last_point and first._last_point
+        first.stop()
+        first._thread.join(5)
+        assert first._lock_fd is None, "a stopped sampler keeps the election"
+        assert wait_until(lambda: second._last_point, timeout=2 * sampler_module.TICK + 1), "no takeover"
+    finally:
+        first.stop()
+        if second is not None:
+            second.stop()

@@ -78,6 +78,7 @@ def test_a_process_without_inspector_is_refused_and_one_not_answering_times_out(
         child.wait()
     # An inspector that cannot answer (here: stopped) -> 504 in time.
     recorder.inspector._closed = True
+    recorder.inspector.wake()
     recorder.inspector.thread.join()
     started = time.monotonic()
     with pytest.raises(stacks.StackUnavailable) as late:

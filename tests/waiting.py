@@ -15,3 +15,13 @@ def wait_until(predicate, timeout=10.0, interval=0.05):
         if value or time.monotonic() >= deadline:
             return value
         time.sleep(interval)
+
+
+def wakeups(thread):
+    """How many times ``thread`` (of this process) has gone to sleep and been woken, from the
+    kernel's count of its voluntary context switches."""
+    with open(f"/proc/self/task/{thread.native_id}/status") as status:
+        for line in status:
+            if line.startswith("voluntary_ctxt_switches:"):
+                return int(line.split()[1])
+    raise LookupError(f"no context switch count for thread {thread.native_id}")

@@ -6,7 +6,8 @@ is authenticated, a scheduled action runs) and never raises into Odoo. With
 memory: its thread's CPU clock is the one system call it makes. The process's
 writer, its inspector thread (see ``stacks``), writes the threads' records on
 the board (see ``board``) and the finished requests in the request log every
-``stacks.WATCH_INTERVAL`` seconds, and at once when a reader asks (the API
+``stacks.WATCH_INTERVAL`` seconds while there is work (it rests while its process is
+idle: the next request wakes it), and at once when a reader asks (the API
 reads fresh records: ``stacks.request_flush``). Scheduled actions, seconds
 long, are written as they start and end. Turning boards into the API's fields
 is ``activity``'s job.
@@ -222,7 +223,7 @@ class Recorder:
             threshold, cap = self._slow_limits()
             board.slow_cap = cap
             board.slow_after = min(threshold, cap)
-            self.inspector = Inspector(board, FrameFormatter(self._frame_roots()), flush=self.flush)
+            self.inspector = Inspector(board, FrameFormatter(self._frame_roots()), flush=self.flush, idle=self.idle)
         except Exception as exc:  # noqa: BLE001 - the activity is still recorded without it
             _logger.warning("Worker stacks are not available in process %s: %s", os.getpid(), exc)
 
@@ -266,6 +267,8 @@ class Recorder:
             self._last = slot.start_request(path, now)
             if not self._deferred:
                 self.flush()
+            if self.inspector is not None and self.inspector.asleep:
+                self.inspector.wake()  # it rests while its process has nothing to write or watch
             return slot
         except Exception:  # the inspector must never break Odoo
             _logger.debug("begin_request failed", exc_info=True)
@@ -347,6 +350,8 @@ class Recorder:
                 if slot.current is None:
                     self._last = work
                 self.flush()
+                if self.inspector is not None and self.inspector.asleep:
+                    self.inspector.wake()  # it watches the job for its slow stack
             return slot
         except Exception:
             _logger.debug("begin_cron failed", exc_info=True)
@@ -366,6 +371,15 @@ class Recorder:
             self.flush()
         except Exception:
             _logger.debug("end_cron failed", exc_info=True)
+
+    def idle(self):
+        """No thread of this process works and nothing waits to be written (its writer may rest)."""
+        # A record changes only as work begins (then it works) or ends (then it waits in
+        # ``_finished``): with neither, the writer's last turn left the board up to date.
+        board = self._board
+        if self._finished or board is None:
+            return not self._finished
+        return all(slot.working() is None for slot in list(board.claimed.values()))
 
     def flush(self):
         """Write what the threads of this process did since the last call: their records on

@@ -2,13 +2,15 @@
 
 Every process that records activity (HTTP and cron workers, the threaded
 server) starts a ``Sampler`` thread; one of them at a time is elected with a
-non-blocking ``flock`` on ``sampler.lock`` in the server's board directory and
-does the work; when it exits, the next one to try takes over within a second.
+``flock`` on ``sampler.lock`` in the server's board directory and does the
+work. The others wait for the lock in the kernel, so a process that is not
+elected never wakes (a serving worker's GIL and caches are left alone); when the
+elected one exits, the kernel hands the lock to the next at once.
 Each second the elected one reads the activity board (busy HTTP workers, the
 time with all of them busy, the longest busy request) and the accept backlog
 of the listen socket, and records the exits of processes that vanished without
 recording their own (``infer_exit``); each ``interval`` it writes a point with
-every process's memory and CPU. The others only retry the lock.
+every process's memory and CPU.
 
 Exits a worker can see coming are recorded by the worker itself, where Odoo
 decides them (``classify_exit``); see the addon's ``models/history.py``.
@@ -209,32 +211,40 @@ class Sampler:
         self._stop.set()
 
     def after_fork(self):
-        """In a forked child: the lock and the thread were the parent's."""
+        """In a forked child: the lock (held or waited for) and the thread were the parent's."""
+        self._release()
+        self._thread = None
+
+    def _release(self):
         if self._lock_fd is not None:
             with contextlib.suppress(OSError):
                 os.close(self._lock_fd)
             self._lock_fd = None
-        self._thread = None
 
-    def _elected(self):
-        if self._lock_fd is not None:
-            return True
-        fd = os.open(LOCK_NAME, os.O_RDWR | os.O_CREAT | os.O_NOFOLLOW | os.O_CLOEXEC, 0o600, dir_fd=self._dir_fd)
-        try:
-            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except OSError:
-            os.close(fd)
-            return False
-        self._lock_fd = fd
-        return True
+    def _wait_for_election(self):
+        """Block until this process holds the lock; False when stopped meanwhile.
+
+        The descriptor is kept before the wait: a child forked meanwhile closes its copy
+        (``after_fork``) and so never shares the lock once the parent takes it.
+        """
+        self._lock_fd = os.open(
+            LOCK_NAME, os.O_RDWR | os.O_CREAT | os.O_NOFOLLOW | os.O_CLOEXEC, 0o600, dir_fd=self._dir_fd
+        )
+        fcntl.flock(self._lock_fd, fcntl.LOCK_EX)  # releases the GIL while it waits
+        return not self._stop.is_set()
 
     def _run(self):
-        while not self._stop.wait(TICK):
+        try:
+            elected = self._wait_for_election()
+        except OSError:  # the directory went with its server
+            _logger.debug("history sampler not elected", exc_info=True)
+            return
+        while elected and not self._stop.wait(TICK):
             try:
-                if self._elected():
-                    self.tick(time.time())
+                self.tick(time.time())
             except Exception:  # the inspector must never break Odoo
                 _logger.debug("history sampling failed", exc_info=True)
+        self._release()  # stopped: the next one takes over
 
     # --- the work of the elected one -------------------------------------
 

@@ -11,9 +11,13 @@ main thread between bytecodes: a worker waiting in libpq (``pg_sleep``) or in
 releases the GIL, so the inspector runs at once. No signal is sent, so none of
 Odoo's own handlers is disturbed.
 
-The same thread, waking every ``WATCH_INTERVAL`` seconds, takes the stack of a
-request or scheduled action of its process once it has run longer than its
-threshold (``Slot.slow_after``), and keeps it in ``<pid>-<start>.slow``, a
+The same thread is the process's writer (``Recorder.flush``) and, waking every
+``WATCH_INTERVAL`` seconds while a request or scheduled action runs or records
+wait to be written, takes the stack of a request or scheduled action of its
+process once it has run longer than its threshold (``Slot.slow_after``). With
+nothing to write or watch it sleeps until a message comes; the next request
+wakes it (``wake``, one datagram to itself), so an idle worker never wakes and
+a busy one twice a second. It keeps a slow stack in ``<pid>-<start>.slow``, a
 bounded file that outlives the process (a worker killed by
 ``limit_time_real`` leaves its last stack there). The history joins these
 onto its request records and exits when it is read (``join_request_stacks``,
@@ -212,10 +216,14 @@ class Inspector:
     slots). Stop it with ``close``; a forked child calls ``detach``.
     """
 
-    def __init__(self, board, formatter, slow_store=True, flush=None):
+    def __init__(self, board, formatter, slow_store=True, flush=None, idle=None):
         self.board = board
         # The recorder's writer: run at each turn, and when a reader asks.
         self._flush = flush or (lambda: 0)
+        # Whether no thread of the process works and nothing waits to be written.
+        self._idle = idle or (lambda: False)
+        # Read by the request path (``Recorder``): blocked until a message, call ``wake``.
+        self.asleep = False
         self.formatter = formatter
         self.pid = board.pid
         self.key = ProcessKey(board.pid, board.start)
@@ -227,8 +235,9 @@ class Inspector:
         with contextlib.suppress(FileNotFoundError):
             os.unlink(self.name, dir_fd=self._dir_fd)  # a previous process with this pid+start cannot exist
         self.sock = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM | socket.SOCK_CLOEXEC)
+        self._address = _socket_path(self._dir_fd, self.name)
         try:
-            self.sock.bind(_socket_path(self._dir_fd, self.name))
+            self.sock.bind(self._address)
             self.sock.settimeout(WATCH_INTERVAL)
         except OSError:
             self.sock.close()
@@ -240,11 +249,13 @@ class Inspector:
     def _run(self):
         while not self._closed:
             try:
+                self._set_timeout(None if self._may_sleep() else WATCH_INTERVAL)
                 data = self.sock.recv(4096)
             except TimeoutError:
                 data = None
             except OSError:
                 return  # closed
+            self.asleep = False
             try:
                 if data:
                     self._serve(data)
@@ -252,6 +263,25 @@ class Inspector:
                 self.watch()
             except Exception:  # the inspector must never break Odoo
                 _logger.debug("inspector request failed", exc_info=True)
+
+    def _may_sleep(self):
+        # Asleep first, then the check: a request that begins after the check finds it
+        # asleep and wakes it; one that began before it is seen by the check.
+        self.asleep = True
+        self.asleep = self._idle()
+        return self.asleep
+
+    def _set_timeout(self, timeout):
+        if self.sock.gettimeout() != timeout:
+            self.sock.settimeout(timeout)
+
+    def wake(self):
+        """Make the sleeping thread take its turns again (the first request after a rest).
+
+        Never blocks: a full queue already holds a message that wakes it."""
+        self.asleep = False
+        with contextlib.suppress(OSError):
+            self.sock.sendto(b"", socket.MSG_DONTWAIT, self._address)
 
     def _serve(self, data):
         try:
@@ -334,6 +364,8 @@ class Inspector:
         """Stop answering and delete the socket (the process is done)."""
         if self._closed:
             return
+        self._closed = True
+        self.wake()  # a thread blocked in ``recv`` is not woken by closing the socket
         with contextlib.suppress(OSError):
             os.unlink(self.name, dir_fd=self._dir_fd)
         self.detach()
