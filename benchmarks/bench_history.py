@@ -289,9 +289,11 @@ def cpu_rounds(opts, db_on, db_off):
     return threads
 
 
-def set_ratios(with_values, without_values, per_set):
-    """The ratio of the two servers' median rounds in each set of fresh servers: how far one
-    process's bias (its memory's physical placement, which no seed fixes) moves a set."""
+def set_ratios(with_values, without_values, sets):
+    """The ratio of the two servers' median rounds in each of ``sets`` sets of fresh servers (the
+    rounds of a set are adjacent): how far one process's bias (its memory's physical placement,
+    which no seed fixes) moves a set."""
+    per_set = max(1, len(with_values) // sets)
     return [
         statistics.median(with_values[start : start + per_set])
         / statistics.median(without_values[start : start + per_set])
@@ -371,11 +373,8 @@ def main():
             f"  {'':>7}  over all rounds: A/B1 {totals['A'] / totals['B1']:.4f}"
             f" beside A/A B2/B1 {totals['B2'] / totals['B1']:.4f}"
         )
-        per_set = max(1, opts.rounds // opts.generations)
-        ab_sets, aa_sets = (
-            set_ratios(per_label["A"], per_label["B1"], per_set),
-            set_ratios(per_label["B2"], per_label["B1"], per_set),
-        )
+        ab_sets = set_ratios(per_label["A"], per_label["B1"], opts.generations)
+        aa_sets = set_ratios(per_label["B2"], per_label["B1"], opts.generations)
         print(
             f"  {'':>7}  set by set (each process's own bias): A/B1 {min(ab_sets):.3f} .. {max(ab_sets):.3f},"
             f" A/A {min(aa_sets):.3f} .. {max(aa_sets):.3f}"

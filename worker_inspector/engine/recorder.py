@@ -376,10 +376,10 @@ class Recorder:
         """No thread of this process works and nothing waits to be written (its writer may rest)."""
         # A record changes only as work begins (then it works) or ends (then it waits in
         # ``_finished``): with neither, the writer's last turn left the board up to date.
+        if self._finished:
+            return False
         board = self._board
-        if self._finished or board is None:
-            return not self._finished
-        return all(slot.working() is None for slot in list(board.claimed.values()))
+        return board is None or all(slot.working() is None for slot in list(board.claimed.values()))
 
     def flush(self):
         """Write what the threads of this process did since the last call: their records on

@@ -238,13 +238,13 @@ class Sampler:
             elected = self._wait_for_election()
         except OSError:  # the directory went with its server
             _logger.debug("history sampler not elected", exc_info=True)
-            return
+            elected = False
         while elected and not self._stop.wait(TICK):
             try:
                 self.tick(time.time())
             except Exception:  # the inspector must never break Odoo
                 _logger.debug("history sampling failed", exc_info=True)
-        self._release()  # stopped: the next one takes over
+        self._release()  # stopped (or never elected): the next one takes over
 
     # --- the work of the elected one -------------------------------------
 
