@@ -116,6 +116,21 @@ def unique_name(prefix):
     return f"{prefix}_{uuid.uuid4().hex[:8]}"
 
 
+def _proc_text(path):
+    try:
+        with open(path) as handle:
+            return handle.read().strip()
+    except OSError:
+        return "?"
+
+
+def _link(path):
+    try:
+        return os.readlink(path)
+    except OSError:
+        return "?"
+
+
 def _log_path(name):
     ARTIFACTS.mkdir(parents=True, exist_ok=True)
     return ARTIFACTS / (f"{name}.log")
@@ -298,6 +313,33 @@ class OdooServer:
             os.killpg(self.proc.pid, signal.SIGKILL)
         with contextlib.suppress(subprocess.TimeoutExpired):
             self.proc.wait(5)
+
+    def diagnose(self, *pids, lines=40):
+        """What a failed wait needs to be explained: the server's processes with their
+        kernel state (and each thread's of the master), the master's open files, and the
+        log lines about ``pids`` or the master's decisions."""
+        out = [f"-- processes of the server {self.pid}:"]
+        for proc in [psutil.Process(self.pid), *self.children()] if self.proc else ():
+            with contextlib.suppress(psutil.Error, OSError):
+                threads = [
+                    f"{tid}:{_proc_text(f'/proc/{proc.pid}/task/{tid}/stat').split(') ')[-1][:1]}"
+                    f"/{_proc_text(f'/proc/{proc.pid}/task/{tid}/wchan')}"
+                    for tid in sorted(int(t) for t in os.listdir(f"/proc/{proc.pid}/task"))
+                ]
+                out.append(f"{proc.pid} {proc.status()} {' '.join(proc.cmdline())[:60]!r} threads {threads}")
+        with contextlib.suppress(OSError):
+            fds = sorted(os.listdir(f"/proc/{self.pid}/fd"), key=int)
+            out.append("-- master's files: " + ", ".join(f"{fd}={_link(f'/proc/{self.pid}/fd/{fd}')}" for fd in fds))
+        words = [str(pid) for pid in pids] + ["timeout", "ERROR", "CRITICAL", "Exception"]
+        try:
+            logged = [
+                line for line in self.log.read_text(errors="replace").splitlines() if any(w in line for w in words)
+            ]
+        except OSError:
+            logged = []
+        out.append(f"-- log lines about {pids} and the master's decisions:")
+        out.extend(logged[-lines:])
+        return "\n".join(out)
 
     def __enter__(self):
         return self.start()

@@ -1,5 +1,6 @@
 """The history store, its query parsing, exit classification and the listen backlog (no Odoo)."""
 
+import fcntl
 import os
 import signal
 import socket
@@ -259,23 +260,29 @@ def test_recorder_remembers_the_last_request_for_the_exit_record(tmp_path):
     assert closed == [True], "the exit hook runs before the board file is deleted"
 
 
-def test_sampler_records_a_killed_busy_worker_from_the_board_it_left(tmp_path):
-    base = str(tmp_path)
+def _worker_killed_while_busy(base, path, busy_for=0.0):
+    """A child process of this one (the "master") killed ``busy_for`` seconds into a request
+    for ``path``: its pid and the server directory where its board file was left."""
     ready_r, ready_w = os.pipe()
     child = os.fork()
     if child == 0:  # a worker busy on a request until it is killed
         try:
             rec = Recorder(lambda: (os.getppid(), 4), base=base)
-            rec.begin_request("/slow/report")
+            rec.begin_request(path)
             os.write(ready_w, b"x")
             time.sleep(60)
         finally:
             os._exit(0)
     os.read(ready_r, 1)
-    time.sleep(1.2)
+    time.sleep(busy_for)
     os.kill(child, signal.SIGKILL)
     os.waitpid(child, 0)
-    directory = board.server_dir(os.getpid(), board.start_ticks(os.getpid()), base)
+    return child, board.server_dir(os.getpid(), board.start_ticks(os.getpid()), base)
+
+
+def test_sampler_records_a_killed_busy_worker_from_the_board_it_left(tmp_path):
+    base = str(tmp_path)
+    child, directory = _worker_killed_while_busy(base, "/slow/report", busy_for=1.2)
     # Killed 1.2 s into the request: the master (4 s beat) does that for limit_time_real 5.
     config = {"limit_time_real": 5, "limit_time_real_cron": -1, "workers": 1}
     sampler = Sampler(os.getpid(), "prefork", config, directory, base=base, interval=1)
@@ -389,3 +396,71 @@ def test_a_sampler_not_elected_waits_in_the_kernel_and_takes_over_at_once(tmp_pa
         first.stop()
         if second is not None:
             second.stop()
+
+
+def _hold_history_lock(path):
+    """Another process holding the history file's exclusive lock: (pid, release)."""
+    ready_r, ready_w = os.pipe()
+    release_r, release_w = os.pipe()
+    child = os.fork()
+    if child == 0:
+        try:
+            fd = os.open(path, os.O_RDWR)
+            fcntl.flock(fd, fcntl.LOCK_EX)
+            os.write(ready_w, b"x")
+            os.read(release_r, 1)
+        finally:
+            os._exit(0)
+    os.close(ready_w)
+    assert os.read(ready_r, 1) == b"x", "the holder could not lock the file"
+
+    def release():
+        os.write(release_w, b"x")
+        os.waitpid(child, 0)
+
+    return child, release
+
+
+def test_a_bounded_wait_gives_up_on_a_history_file_another_process_holds(directory):
+    store = HistoryStore(directory)
+    _child, release = _hold_history_lock(store.path)
+    try:
+        started = time.monotonic()
+        with pytest.raises(history.HistoryBusy), store.holding(timeout=0.05):
+            pass
+        assert 0.05 <= time.monotonic() - started < 1.0
+        with pytest.raises(history.HistoryBusy), store._locked(timeout=0):
+            pass
+    finally:
+        release()
+    # Free again: calls inside ``holding`` take no second lock (a Lock is not reentrant).
+    with store.holding(timeout=0.05):
+        assert store.add_exit(_exit(5))
+        assert store.exits()[0]["pid"] == 5
+
+
+def test_the_master_never_waits_for_the_history_file_its_sampler_records_the_exact_cause(tmp_path):
+    """The prefork master's loop records a reaped worker's cause with a bounded wait; when
+    another process holds the history file, the exit goes to its sampler's thread, with
+    the master's cause, not an inferred one, and the board file stays until then."""
+    base = str(tmp_path)
+    child, directory = _worker_killed_while_busy(base, "/stuck")
+    config = {"limit_time_real": 120, "workers": 1}
+    sampler = Sampler(os.getpid(), "prefork", config, directory, base=base, interval=1)
+    (key,) = _board_keys(directory)
+    cause = ("time_real", "killed by the master after 9 s without a heartbeat (limit_time_real 8 s)")
+    _holder, release = _hold_history_lock(os.path.join(directory, history.FILE_NAME))
+    try:
+        started = time.monotonic()
+        assert sampler.record_dead(key, time.time(), cause, timeout=0.02) is False
+        assert time.monotonic() - started < 0.5, "the master's loop waited"
+        assert _board_keys(directory) == [key], "the board file is kept for the deferred record"
+    finally:
+        release()
+    sampler.harvest()
+    (gone,) = sampler.store.exits()
+    assert (gone["pid"], gone["reason"], gone["detail"]) == (child, *cause)
+    assert gone["doing"]["url"] == "/stuck"
+    assert _board_keys(directory) == []
+    # Uncontended, the bounded wait records at once.
+    assert sampler.record_dead((key[0] + 1, key[1]), time.time(), ("crashed", "killed by SIGSEGV"), timeout=0.02)

@@ -54,7 +54,9 @@ def history(server, session, **params):
     return response.json()
 
 
-def wait_exit(server, session, match, what, since=0.0, timeout=60):
+def wait_exit(server, session, match, what, since=0.0, timeout=60, pid=None):
+    """The first exit since ``since`` that ``match`` accepts; else fails with what the
+    server's processes (``pid`` among them) and its log show."""
     deadline = time.monotonic() + timeout
     while True:
         exits = history(server, session, since=since, kinds="exits")["exits"]
@@ -62,7 +64,8 @@ def wait_exit(server, session, match, what, since=0.0, timeout=60):
         if found:
             return found[0]
         if time.monotonic() > deadline:
-            raise AssertionError(f"{what}: no such exit in {timeout}s; exits: {exits}")
+            diagnosis = server.diagnose(*([pid] if pid else []))
+            raise AssertionError(f"{what}: no such exit in {timeout}s; exits: {exits}\n{diagnosis}")
         time.sleep(0.3)
 
 
@@ -100,7 +103,7 @@ def test_worker_past_limit_memory_soft_is_recorded_with_its_growth(server, admin
     assert grown.status_code == 200, grown.text
     pid = grown.json()["pid"]
     assert grown.json()["vms"] > SOFT
-    gone = wait_exit(server, admin, lambda e: e["pid"] == pid, "memory_soft", since=started)
+    gone = wait_exit(server, admin, lambda e: e["pid"] == pid, "memory_soft", since=started, pid=pid)
     assert gone["reason"] == "memory_soft", gone
     assert gone["doing"]["url"] == GROW_URL
     assert gone["doing"]["elapsed"] >= 2.5
@@ -147,7 +150,7 @@ def test_worker_killed_for_limit_time_real_is_named_with_its_request(server, adm
         _snap, (_place, entry) = poll(server, admin, lambda s: busy_on(s, BUSY_URL), "busy request")
         pid = entry["pid"]
         gone = wait_exit(
-            server, admin, lambda e: e["pid"] == pid, "time_real", since=started, timeout=LIMIT_TIME_REAL + 30
+            server, admin, lambda e: e["pid"] == pid, "time_real", since=started, timeout=LIMIT_TIME_REAL + 30, pid=pid
         )
     call.join(60)
     assert gone["reason"] == "time_real", gone
@@ -187,7 +190,7 @@ def test_crashed_worker_is_recorded_with_the_signal_that_killed_it(server, admin
     assert before.get(victim) == "http"
     os.kill(victim, signal.SIGSEGV)
     wait_respawned(server, victim, "http", set(before))
-    gone = wait_exit(server, admin, lambda e: e["pid"] == victim, "crash", since=started)
+    gone = wait_exit(server, admin, lambda e: e["pid"] == victim, "crash", since=started, pid=victim)
     assert gone["reason"] == "crashed" and gone["detail"] == "killed by SIGSEGV", gone
 
 

@@ -184,6 +184,27 @@ def file_size(points, rows):
     )
 
 
+class HistoryBusy(BlockingIOError):
+    """Another process or thread holds the history file longer than the caller may wait."""
+
+
+def _flock(fd, how, deadline, path):
+    """``flock`` that waits until ``deadline`` (``time.monotonic()``) at most, or for ever."""
+    if deadline is None:
+        fcntl.flock(fd, how)
+        return
+    delay = 0.0005
+    while True:
+        try:
+            fcntl.flock(fd, how | fcntl.LOCK_NB)
+            return
+        except BlockingIOError:
+            if time.monotonic() >= deadline:
+                raise HistoryBusy(f"{path} is locked by another process") from None
+            time.sleep(delay)
+            delay = min(delay * 2, 0.01)
+
+
 def open_private_dir(directory):
     """A descriptor of ``directory``, only if it is this user's and private (0700)."""
     fd = os.open(directory, os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_CLOEXEC)
@@ -208,6 +229,7 @@ class HistoryStore:
             dir_fd = open_private_dir(directory)
         self.path = os.path.join(directory or f"<fd {dir_fd}>", FILE_NAME)
         self._thread_lock = threading.Lock()
+        self._owner = None  # the thread inside ``holding``
         alive = weakref.ref(self)
         os.register_at_fork(after_in_child=lambda: (store := alive()) and store._after_fork())
         try:
@@ -259,6 +281,7 @@ class HistoryStore:
 
     def _after_fork(self):
         self._thread_lock = threading.Lock()
+        self._owner = None
 
     def close(self):
         with contextlib.suppress(OSError):
@@ -276,11 +299,18 @@ class HistoryStore:
         os.pwrite(self.fd, layout.pack(*values), at)
 
     @contextlib.contextmanager
-    def _locked(self, how=fcntl.LOCK_EX):
+    def _locked(self, how=fcntl.LOCK_EX, timeout=None):
+        """The file's lock; ``timeout`` (seconds): raise ``HistoryBusy`` rather than wait longer."""
+        if self._owner == threading.get_ident():
+            yield  # inside ``holding``: its exclusive lock covers this call
+            return
         # flock excludes other processes only: threads of this one share the
         # open file (the sampler, request threads of a threaded server).
-        with self._thread_lock:
-            fcntl.flock(self.fd, how)
+        deadline = None if timeout is None else time.monotonic() + timeout
+        if not self._thread_lock.acquire(timeout=-1 if timeout is None else timeout):
+            raise HistoryBusy(f"{self.path} is busy in this process")
+        try:
+            _flock(self.fd, how, deadline, self.path)
             try:
                 # Only this user or root can shrink the file: grow it back (what it
                 # lost reads as zeros, an empty history).
@@ -289,6 +319,19 @@ class HistoryStore:
                 yield
             finally:
                 fcntl.flock(self.fd, fcntl.LOCK_UN)
+        finally:
+            self._thread_lock.release()
+
+    @contextlib.contextmanager
+    def holding(self, timeout=None):
+        """The exclusive lock over several calls of this thread (one exit read, inferred and
+        recorded at once); ``HistoryBusy`` when another holds it for ``timeout`` seconds."""
+        with self._locked(timeout=timeout):
+            self._owner = threading.get_ident()
+            try:
+                yield self
+            finally:
+                self._owner = None
 
     def _counters(self):
         return list(self._get(_COUNTERS, _POINTS_WRITTEN_AT))

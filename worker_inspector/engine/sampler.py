@@ -16,6 +16,7 @@ Exits a worker can see coming are recorded by the worker itself, where Odoo
 decides them (``classify_exit``); see the addon's ``models/history.py``.
 """
 
+import collections
 import contextlib
 import fcntl
 import logging
@@ -27,7 +28,7 @@ import time
 from . import board as board_mod
 from .activity import request_thread_capacity
 from .backlog import find_listen_inode, listen_backlog, socket_inode
-from .history import DEFAULT_INTERVAL, EXTRA_ROWS, HistoryStore, open_private_dir
+from .history import DEFAULT_INTERVAL, EXTRA_ROWS, HistoryBusy, HistoryStore, open_private_dir
 from .identity import is_zombie, ticks_to_epoch
 from .tree import CpuMeter, read_processes
 
@@ -193,6 +194,8 @@ class Sampler:
         self._requests = {}
         self._peaks = {}
         self._last_point = 0.0
+        # Exits with their cause the master's loop left to this thread (``record_dead``).
+        self._deferred = collections.deque()
 
     def _reset_interval(self):
         self._busy_sum = 0.0
@@ -327,15 +330,38 @@ class Sampler:
         records it with its exact cause when it reaps it (``record_dead``).
         """
         now = now or time.time()
+        self._record_deferred()  # exact causes first: the master could not write them at once
         for key in board_mod.dead_boards(self.server_pid, self.base):
             if not is_zombie(key):
                 self.record_dead(key, now)
 
-    def record_dead(self, key, now, cause=None):
+    def record_dead(self, key, now, cause=None, timeout=None):
         """Record the exit of process ``key``, gone without a word, from the board file it left.
 
         ``cause``: ``(reason, detail)`` when known (the master saw it die), else inferred.
+        ``timeout``: wait that long at most for the history file, else leave the exit to
+        this sampler's thread (``defer``) and return False. The prefork master's loop,
+        which enforces Odoo's time limits, must never wait on another process.
         """
+        try:
+            with self.store.holding(timeout):
+                self._record_dead(key, now, cause)
+        except HistoryBusy:
+            if timeout is None:
+                raise
+            self._deferred.append((key, now, cause))
+            return False
+        return True
+
+    def _record_deferred(self):
+        while True:
+            try:
+                deferred = self._deferred.popleft()
+            except IndexError:  # none left (another thread may have taken the last)
+                return
+            self.record_dead(*deferred)
+
+    def _record_dead(self, key, now, cause):
         pid, start = key
         left = board_mod.read_process(self.server_pid, key, self.base, live_only=False, remove=True)
         requests, records = left or (0, [])

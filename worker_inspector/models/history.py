@@ -286,6 +286,9 @@ class _Master:
 
 
 MASTER = _Master()
+# How long the master's loop may wait for the history file to record an exit; its
+# sampler's thread records it otherwise (within a tick), never the loop that kills.
+MASTER_WAIT = 0.02
 
 
 def _signal_name(number):
@@ -320,7 +323,7 @@ def _master_collect(srv):
                 cause = ("crashed", f"killed by {_signal_name(info.si_status)}")
             else:
                 cause = ("crashed", f"exited with status {info.si_status} without recording its exit")
-            sampler.record_dead(key, time.time(), cause)
+            sampler.record_dead(key, time.time(), cause, timeout=MASTER_WAIT)
 
 
 def _install_master_hooks():
