@@ -315,9 +315,9 @@ class OdooServer:
             self.proc.wait(5)
 
     def diagnose(self, *pids, lines=40):
-        """What a failed wait needs to be explained: the server's processes with their
-        kernel state (and each thread's of the master), the master's open files, and the
-        log lines about ``pids`` or the master's decisions."""
+        """What a failed wait needs to be explained: the server's processes with each
+        thread's state and kernel wait channel, the master's open files, and the log lines
+        about ``pids`` or the master's decisions."""
         out = [f"-- processes of the server {self.pid}:"]
         for proc in [psutil.Process(self.pid), *self.children()] if self.proc else ():
             with contextlib.suppress(psutil.Error, OSError):

@@ -399,7 +399,7 @@ def test_a_sampler_not_elected_waits_in_the_kernel_and_takes_over_at_once(tmp_pa
 
 
 def _hold_history_lock(path):
-    """Another process holding the history file's exclusive lock: (pid, release)."""
+    """Another process holding the history file's exclusive lock; returns what releases it."""
     ready_r, ready_w = os.pipe()
     release_r, release_w = os.pipe()
     child = os.fork()
@@ -418,12 +418,12 @@ def _hold_history_lock(path):
         os.write(release_w, b"x")
         os.waitpid(child, 0)
 
-    return child, release
+    return release
 
 
 def test_a_bounded_wait_gives_up_on_a_history_file_another_process_holds(directory):
     store = HistoryStore(directory)
-    _child, release = _hold_history_lock(store.path)
+    release = _hold_history_lock(store.path)
     try:
         started = time.monotonic()
         with pytest.raises(history.HistoryBusy), store.holding(timeout=0.05):
@@ -449,7 +449,7 @@ def test_the_master_never_waits_for_the_history_file_its_sampler_records_the_exa
     sampler = Sampler(os.getpid(), "prefork", config, directory, base=base, interval=1)
     (key,) = _board_keys(directory)
     cause = ("time_real", "killed by the master after 9 s without a heartbeat (limit_time_real 8 s)")
-    _holder, release = _hold_history_lock(os.path.join(directory, history.FILE_NAME))
+    release = _hold_history_lock(os.path.join(directory, history.FILE_NAME))
     try:
         started = time.monotonic()
         assert sampler.record_dead(key, time.time(), cause, timeout=0.02) is False

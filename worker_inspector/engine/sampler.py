@@ -339,8 +339,8 @@ class Sampler:
         """Record the exit of process ``key``, gone without a word, from the board file it left.
 
         ``cause``: ``(reason, detail)`` when known (the master saw it die), else inferred.
-        ``timeout``: wait that long at most for the history file, else leave the exit to
-        this sampler's thread (``defer``) and return False. The prefork master's loop,
+        ``timeout``: wait that long at most for the history file, else queue the exit for
+        this sampler's thread (its next ``harvest``) and return False. The prefork master's loop,
         which enforces Odoo's time limits, must never wait on another process.
         """
         try:
