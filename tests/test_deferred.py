@@ -9,7 +9,7 @@ import textwrap
 import time
 
 import pytest
-from waiting import wait_until, wakeups
+from waiting import settled_wakeups, wait_until, wakeups
 
 from worker_inspector.engine import board, requestlog, stacks
 from worker_inspector.engine import recorder as recorder_module
@@ -344,7 +344,7 @@ def test_an_idle_writer_sleeps_until_a_request_wakes_it(base):
         recorder.slot()
         inspector = recorder.inspector
         assert wait_until(lambda: inspector.asleep, timeout=5), "an idle writer keeps waking"
-        before = wakeups(inspector.thread)
+        before = settled_wakeups(inspector.thread)
         time.sleep(6 * stacks.WATCH_INTERVAL)
         assert wakeups(inspector.thread) == before, "an idle writer woke up"
         slot = recorder.begin_request("/web/health")

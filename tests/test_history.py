@@ -8,7 +8,7 @@ import stat
 import time
 
 import pytest
-from waiting import wait_until, wakeups
+from waiting import settled_wakeups, wait_until, wakeups
 
 from worker_inspector.engine import board, history
 from worker_inspector.engine import sampler as sampler_module
@@ -383,8 +383,7 @@ def test_a_sampler_not_elected_waits_in_the_kernel_and_takes_over_at_once(tmp_pa
         assert wait_until(lambda: first._last_point, timeout=5), "the first sampler never sampled"
         second = Sampler(os.getpid(), "prefork", config, base=str(tmp_path), interval=1).start()
         assert wait_until(lambda: second._lock_fd is not None, timeout=5)
-        time.sleep(0.2)
-        before = wakeups(second._thread)
+        before = settled_wakeups(second._thread)
         time.sleep(3 * sampler_module.TICK)
         assert wakeups(second._thread) == before, "a sampler that is not elected woke up"
         assert not second._last_point and first._last_point

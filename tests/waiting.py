@@ -25,3 +25,17 @@ def wakeups(thread):
             if line.startswith("voluntary_ctxt_switches:"):
                 return int(line.split()[1])
     raise LookupError(f"no context switch count for thread {thread.native_id}")
+
+
+def settled_wakeups(thread, quiet=0.2, timeout=5):
+    """``wakeups(thread)`` once it stayed the same for ``quiet`` seconds: a thread that just
+    said it will sleep may still wait for the GIL (a wake-up) on its way into the kernel."""
+    deadline = time.monotonic() + timeout
+    count = wakeups(thread)
+    while time.monotonic() < deadline:
+        time.sleep(quiet)
+        now = wakeups(thread)
+        if now == count:
+            return count
+        count = now
+    raise AssertionError(f"thread {thread.native_id} never settled: {count} wake-ups")
