@@ -4,11 +4,12 @@ Goals (issue 4): the per-request bookkeeping costs a few microseconds
 (median), and the lightest Odoo route loses at most 2% throughput with the
 addon installed. One run prints both, side by side:
 
-1. the median cost of the bookkeeping each request does (begin, user,
-   end), the writer's turn every 50 requests included, on a real board
+1. the median cost of the bookkeeping each request does (begin, end, the
+   database and user read where Odoo keeps them on the request's thread),
+   the writer's turn every 50 requests included, on a real board
    in shared memory, in this process;
 2. the throughput of ``/web/health`` (the lightest route; it goes through
-   the hooks: the WSGI wrapper and ``ir.http._authenticate``) on two real
+   the addon's one hook, the WSGI wrapper) on two real
    Odoo servers started alike, one on a database with worker_inspector
    installed and one on a database without it, measured in interleaved
    rounds of sequential requests on 127.0.0.1, and the ratio.
@@ -28,6 +29,7 @@ import os
 import statistics
 import sys
 import tempfile
+import threading
 import time
 import uuid
 from pathlib import Path
@@ -89,9 +91,10 @@ def bookkeeping_costs(batch=WRITER_BATCH):
     (``Recorder.flush``) writes the records after every ``batch`` requests, and its
     cost is counted, shared among them.
     """
-    recorder = Recorder(lambda: (os.getpid(), PREFORK_SLOTS), deferred=True)
-    begin, set_user, end, flush = recorder.begin_request, recorder.set_user, recorder.end_request, recorder.flush
+    recorder = Recorder(lambda: (os.getpid(), PREFORK_SLOTS), deferred=True, busy_context=lambda _t, _db: (12345, 5.0))
+    begin, end, flush = recorder.begin_request, recorder.end_request, recorder.flush
     served = itertools.count(1)
+    thread = threading.current_thread()
     try:
 
         def request():
@@ -101,11 +104,13 @@ def bookkeeping_costs(batch=WRITER_BATCH):
 
         def authenticated_request():
             slot = begin("/web/dataset/call_kw/res.partner/web_search_read")
-            set_user("production", 2, "admin", 12345)
+            # Where Odoo keeps the request's database and user: read by the end of the request.
+            thread.dbname, thread.uid = "production", 2
             end(slot)
             if next(served) % batch == 0:
                 flush()
 
+        thread.dbname = thread.uid = None
         request()  # opens the board
         flush()
         assert board.read_board(os.getpid())[os.getpid()][0] == 1, "nothing recorded"
@@ -115,6 +120,7 @@ def bookkeeping_costs(batch=WRITER_BATCH):
         log, recorder._log = recorder._log, None
         without_log = median_cost_us(authenticated_request)
         recorder._log = log
+        del thread.dbname, thread.uid
         return (*with_log, with_log[1] - without_log, median_cost_us(time.thread_time), median_cost_us(os.getppid))
     finally:
         recorder.close()

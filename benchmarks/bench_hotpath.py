@@ -8,7 +8,7 @@ benchmark loads a real registry and serves real requests through Odoo's WSGI
 application (``odoo.http.root``, no socket) in this process, and prints:
 
 1. in place: the time spent in each hook per request (the WSGI hook's begin
-   and end, the user recorded by ``ir.http._authenticate``), median over
+   and end; the end reads the database and user on the thread), median over
    batches, beside the request's thread CPU time;
 2. on/off: the process's CPU time per request (the writer's thread included)
    with the hooks installed and with Odoo's own functions put back, in
@@ -93,20 +93,12 @@ class Hooks:
     def __init__(self, registry):
         from odoo.http import Application
 
-        from odoo.addons.worker_inspector.models import ir_http
-
         self.application = Application
         self.hooked = Application.__call__
         self.original = self.hooked.__wrapped__
-        self.ir_http = next(c for c in registry["ir.http"].__mro__ if c.__module__ == ir_http.__name__)
-        self.override = self.ir_http.__dict__["_authenticate"]
 
     def set(self, on):
         self.application.__call__ = self.hooked if on else self.original
-        if on:
-            self.ir_http._authenticate = self.override
-        elif "_authenticate" in self.ir_http.__dict__:
-            del self.ir_http._authenticate
 
 
 def in_place(client, route, batches, count, deferred=True):
@@ -140,9 +132,6 @@ def in_place(client, route, batches, count, deferred=True):
 
     timed(recorder, "begin_request", "begin")
     timed(recorder, "end_request", "end")
-    from odoo.addons.worker_inspector.models import ir_http
-
-    timed(ir_http, "note_authenticated", "user")
     samples = {}
     cpu = []
     try:

@@ -359,3 +359,69 @@ def test_an_idle_writer_sleeps_until_a_request_wakes_it(base):
         recorder.close()
     inspector.thread.join(2)
     assert not inspector.thread.is_alive(), "closing did not wake and end the sleeping thread"
+
+
+def _odoo_like_app(steps):
+    """A WSGI application doing with its thread what Odoo's ``Application.__call__`` does
+    (17.0-19.0): ``perf_t0`` set and the previous request's database and user dropped
+    as it begins, then the database and user set once known; ``steps`` pause it."""
+    import threading
+
+    def app(environ, start_response):
+        thread = threading.current_thread()
+        steps.get("before_reset", lambda: None)()
+        thread.perf_t0 = time.time()
+        for name in ("dbname", "uid"):
+            if hasattr(thread, name):
+                delattr(thread, name)
+        if environ["PATH_INFO"] != "/nodb":
+            thread.dbname, thread.uid = "prod", 7
+        steps.get("busy", lambda: None)()
+        start_response("200 OK", [])
+        return [b""]
+
+    return app
+
+
+def test_a_request_s_database_and_user_are_read_on_its_thread_as_odoo_keeps_them(base):
+    import threading
+
+    contexts = []
+
+    def busy_context(thread, db):
+        contexts.append((thread, db))
+        return 4242, 3.0
+
+    recorder = Recorder(lambda: (os.getpid(), PREFORK_SLOTS), base=base, deferred=True, busy_context=busy_context)
+    seen = {}
+    steps = {}
+    app = recorder.wsgi(lambda _app, environ, start_response: _odoo_like_app(steps)(environ, start_response))
+    try:
+        app(None, {"PATH_INFO": "/first"}, lambda *a: None)  # leaves prod/7 on the thread
+        # A new request, before Odoo reset the thread: the previous request's user is not shown.
+        steps["before_reset"] = lambda: (recorder.flush(), seen.setdefault("before", _own_record(base)))
+        steps["busy"] = lambda: (recorder.flush(), seen.setdefault("busy", _own_record(base)))
+        app(None, {"PATH_INFO": "/second"}, lambda *a: None)
+        steps.clear()
+        app(None, {"PATH_INFO": "/nodb"}, lambda *a: None)
+        recorder.flush()
+        before, busy = seen["before"], seen["busy"]
+        assert (before["state"], before["url"], before["db"], before["uid"]) == ("busy", "/second", None, None)
+        assert (busy["state"], busy["url"], busy["db"], busy["uid"], busy["backend_pid"]) == (
+            "busy", "/second", "prod", 7, 4242,
+        )  # fmt: skip
+        assert contexts == [(threading.current_thread(), "prod")]  # asked once for the request
+        logged = requestlog.read_requests(os.getpid(), base)
+        assert [(r["url"], r["db"], r["uid"], r["login"]) for r in logged] == [
+            ("/first", "prod", 7, None), ("/second", "prod", 7, None), ("/nodb", None, None, None),
+        ]  # fmt: skip
+        # The slow-request threshold busy_context gave is the request's.
+        slot = recorder.slot()
+        work = slot.start_request("/again", time.time())
+        thread = threading.current_thread()
+        thread.perf_t0, thread.dbname = time.time(), "prod"
+        recorder.flush()
+        assert slot.slow_after(work) == 3.0 and len(contexts) == 2
+        slot.finish_request(time.time())
+    finally:
+        recorder.close()

@@ -5,8 +5,11 @@ activity recorder of this process, and its hook around Odoo's WSGI entry point.
 The request is recorded around ``odoo.http.Application.__call__``, the one
 place every request goes through: static files, routes without a database,
 databases where this addon is not installed, errors. A ``try/finally`` there
-marks the worker idle again whatever happens. ``ir.http._authenticate`` adds
-the database and the user once they are known (``models/ir_http.py``).
+marks the worker idle again whatever happens. The request's database and user
+are read where Odoo keeps them, on its thread (``thread.dbname``, ``thread.uid``):
+at its end, and by the process's writer while it is busy, which also finds the
+PostgreSQL backend of its cursor (:func:`busy_context`). Nothing else runs on
+the request path.
 
 The addon's ``__init__`` calls :func:`post_load` once per process, when Odoo
 first imports the addon: at start for server-wide modules or a preloaded
@@ -15,7 +18,9 @@ the addon is installed (so after an install, without a restart).
 """
 
 import functools
+import logging
 import os
+import sys
 import time
 
 import psycopg2
@@ -24,12 +29,14 @@ import odoo
 from odoo import release
 from odoo.http import Application
 from odoo.service import server as odoo_server
+from odoo.sql_db import db_connect
 from odoo.tools import config
 
 from . import engine
 from .engine.recorder import PREFORK_SLOTS, THREADED_SLOTS, Recorder
 from .engine.stacks import DEFAULT_SLOW_AFTER, ORIGIN_ADDON, ORIGIN_ODOO, request_flush, slow_cap
 
+_logger = logging.getLogger(__name__)
 # System parameter (per database): seconds after which a request or job gets its stack kept.
 SLOW_PARAM = "worker_inspector.slow_stack_seconds"
 _SLOW_PARAM_TTL = 60.0
@@ -99,32 +106,38 @@ def _slow_limits():
 
 def slow_after(env):
     """The database's slow-request threshold (``SLOW_PARAM``), read at most once a minute."""
-    db = env.cr.dbname
+    return slow_after_db(env.cr.dbname, env.cr)
+
+
+def slow_after_db(db, cr=None):
+    """``slow_after`` of database ``db``, read on ``cr`` or, when the cached value expired and
+    no cursor is given (the writer's thread), on a cursor of its own."""
     now = time.monotonic()
     cached = _slow_params.get(db)
     if cached is not None and cached[0] > now:
         return cached[1]
+    value = DEFAULT_SLOW_AFTER
     try:
-        value = float(env["ir.config_parameter"].sudo().get_param(SLOW_PARAM) or DEFAULT_SLOW_AFTER)
+        if cr is not None:
+            value = _read_slow_param(cr)
+        else:
+            with db_connect(db).cursor() as own:
+                value = _read_slow_param(own)
     except (ValueError, TypeError):
         value = DEFAULT_SLOW_AFTER
+    except psycopg2.Error:  # the database went away: the default, asked again in a minute
+        _logger.debug("slow-request threshold of %s not read", db, exc_info=True)
     if not value > 0:
         value = DEFAULT_SLOW_AFTER
     _slow_params[db] = (now + _SLOW_PARAM_TTL, value)
     return value
 
 
-# Workers forked by a master that preloaded the addon report idle from birth.
-RECORDER = Recorder(
-    _locate_server,
-    report_at_fork=True,
-    on_open=_on_board_open,
-    on_close=_on_board_close,
-    inspect=True,
-    frame_roots=_frame_roots,
-    slow_limits=_slow_limits,
-    deferred=True,
-)
+def _read_slow_param(cr):
+    # SQL, not the ORM: the writer's thread has no registry loaded for it, and no environment.
+    cr.execute("SELECT value FROM ir_config_parameter WHERE key = %s", (SLOW_PARAM,))
+    row = cr.fetchone()
+    return float(row[0]) if row and row[0] else DEFAULT_SLOW_AFTER
 
 
 def fresh_board(server=None):
@@ -143,23 +156,40 @@ def backend_pid(cr):
         return 0
 
 
-def note_authenticated(req):
-    """``ir.http._authenticate``'s hook, on every request with a database: its database,
-    user and login, and the PostgreSQL backend of its cursor, kept in memory for the
-    recorder's writer; the database's slow-request threshold is read again once a minute.
+def busy_context(thread, db):
+    """``(backend_pid, slow_after)`` of the request ``thread`` is serving on database ``db``:
+    the recorder's writer asks it for a busy request, never the request path.
 
-    Read now, not kept as the request to read later: a request kept alive until the
-    writer's turn keeps its whole graph of objects from being freed and reused, which costs
-    the next requests more than reading three values now (``bench_history.py``)."""
-    env = req.env
-    uid = env.uid
-    session = req.session
-    # Items, not attributes: a session attribute is three Python calls (``__getattr__``, ``get``).
-    try:
-        login = session["login"] if uid and session["uid"] == uid else None
-    except KeyError:  # a session without them: no login
-        login = None
-    RECORDER.set_user(req.db, uid, login, backend_pid(env.cr), slow_after(env))
+    The request is the ``request`` of Odoo's ``Application.__call__`` frame in that thread
+    (its ``_request_stack`` is local to the thread); its cursor's backend ties the thread to
+    its session in ``pg_stat_activity``. 0 until the request has a cursor."""
+    backend = 0
+    frame = sys._current_frames().get(thread.ident)
+    while frame is not None:
+        if frame.f_code is _APPLICATION_CALL:
+            request = frame.f_locals.get("request")
+            env = getattr(request, "env", None)
+            if env is not None:
+                backend = backend_pid(env.cr)
+            break
+        frame = frame.f_back
+    return backend, slow_after_db(db)
+
+
+# Workers forked by a master that preloaded the addon report idle from birth.
+RECORDER = Recorder(
+    _locate_server,
+    report_at_fork=True,
+    on_open=_on_board_open,
+    on_close=_on_board_close,
+    inspect=True,
+    frame_roots=_frame_roots,
+    slow_limits=_slow_limits,
+    deferred=True,
+    busy_context=busy_context,
+)
+# The code of Odoo's own WSGI entry point, whose frame holds the request (``busy_context``).
+_APPLICATION_CALL = getattr(Application.__call__, "__wrapped__", Application.__call__).__code__
 
 
 def post_load():

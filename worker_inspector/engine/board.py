@@ -472,6 +472,8 @@ class Slot:
             described["url"] = raw_path(work[W_PATH])[:255].decode("utf-8", "replace")
         if work[W_DB]:
             described["db"] = work[W_DB]
+        if work[W_UID]:
+            described["uid"] = work[W_UID]
         if work[W_LOGIN]:
             described["login"] = work[W_LOGIN]
         if job is not None:

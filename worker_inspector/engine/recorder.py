@@ -26,6 +26,7 @@ from .board import (
     KIND_CRON,
     KIND_HTTP,
     NO_RESPONSE,
+    W_BACKEND,
     W_CPU,
     W_DB,
     W_ENDED,
@@ -35,6 +36,7 @@ from .board import (
     W_QUERIES,
     W_QUERY_TIME,
     W_RPC,
+    W_SLOW,
     W_START,
     W_STATUS,
     W_UID,
@@ -115,7 +117,8 @@ class Recorder:
     ``frame_roots`` returns the ``(directory, origin)`` pairs frames are
     shown relative to; ``slow_limits`` returns ``(threshold, cap)``: the
     default slow-request threshold and the ceiling no database may raise it
-    above (before ``limit_time_real`` kills the request).
+    above (before ``limit_time_real`` kills the request). ``busy_context``: see
+    ``_note_busy``; without it, ``set_user`` says who a request is for.
     """
 
     def __init__(
@@ -129,12 +132,18 @@ class Recorder:
         frame_roots=None,
         slow_limits=None,
         deferred=False,
+        busy_context=None,
     ):
         self._locate = locate
         # Deferred: the request path keeps its work in memory and the writer (``flush``)
         # writes it; otherwise every change is written at once.
         self._deferred = self._deferred_asked = deferred
         self._finished = collections.deque()
+        # With ``busy_context`` (the addon's recorder) the request's database and user are
+        # read on its thread, where Odoo keeps them (``thread.dbname``, ``thread.uid``), and
+        # ``busy_context(thread, db)`` gives a busy request's ``(backend_pid, slow_after)``:
+        # the writer reads them (``_note_busy``), not the request path.
+        self._busy_context = busy_context
         self._base = base
         self._report_at_fork = report_at_fork
         # Called with the board once it is open in a process, and before it is
@@ -288,6 +297,10 @@ class Recorder:
             req[W_QUERY_TIME] = getattr(thread, "query_time", 0.0)
             req[W_QUERIES] = getattr(thread, "query_count", 0)
             req[W_STATUS] = status
+            if self._busy_context is not None:
+                # Odoo resets them as each request begins: this request's, or none.
+                req[W_UID] = getattr(thread, "uid", None) or 0
+                req[W_DB] = getattr(thread, "dbname", None)
             self._finished.append(req)
             slot.cpu, slot.cpu_at = cpu, now
             if not self._deferred:
@@ -394,6 +407,11 @@ class Recorder:
             return 0
         written = 0
         try:
+            if self._busy_context is not None:
+                for slot in list(board.claimed.values()):
+                    req = slot.current
+                    if req is not None:
+                        self._note_busy(slot, req)
             with board.writing():
                 if _time() >= board.check_at:
                     board.ensure_intact()
@@ -409,6 +427,25 @@ class Recorder:
         except Exception:  # the inspector must never break Odoo
             _logger.debug("flush failed", exc_info=True)
         return written
+
+    def _note_busy(self, slot, req):
+        """A busy request's database and user, read on its thread, then its backend and
+        slow-request threshold (``busy_context``), once its database is known."""
+        thread = slot.thread
+        # Odoo sets ``perf_t0`` as it begins a request, then drops the previous request's
+        # database and user: until then, the thread's are not this request's.
+        began = getattr(thread, "perf_t0", None)
+        if began is not None and began < req[W_START]:
+            return
+        db = getattr(thread, "dbname", None)
+        req[W_UID] = getattr(thread, "uid", None) or 0
+        if db != req[W_DB]:
+            req[W_DB], req[W_BACKEND], req[W_SLOW] = db, 0, None
+        if db and not req[W_BACKEND]:
+            try:
+                req[W_BACKEND], req[W_SLOW] = self._busy_context(thread, db)
+            except Exception:  # the inspector must never break Odoo
+                _logger.debug("busy request context not read", exc_info=True)
 
     def last_doing(self, now):
         """What this process began last: ``{"url", "cron_job", "elapsed", "busy", "db"}``, or None.

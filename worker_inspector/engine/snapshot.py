@@ -96,10 +96,10 @@ def take_snapshot(
 def add_logins(snapshot: Snapshot, db, logins_of) -> Snapshot:
     """Name users by login wherever only their uid is known, for database ``db``.
 
-    A request records its user's login when it authenticates; a scheduled
-    action and a websocket thread know only a uid. ``logins_of(uids)``
-    returns ``{uid: login}`` read in ``db``: a uid of another database is a
-    different user, so only entries of ``db`` are named.
+    Requests, scheduled actions and websocket threads record only a uid (the
+    request path reads no more). ``logins_of(uids)`` returns ``{uid: login}``
+    read in ``db``: a uid of another database is a different user, so only
+    entries of ``db`` are named (call it once per database shown).
     """
     activities = [p["activity"] for p in snapshot["processes"] if p.get("activity")]
     activities += [t["activity"] for t in snapshot["threads"] if t.get("activity")]
@@ -109,7 +109,15 @@ def add_logins(snapshot: Snapshot, db, logins_of) -> Snapshot:
     logins = logins_of(sorted(uids)) if uids else {}
     for item in unnamed:
         item["login"] = logins.get(item["uid"])
-    named_threads = {id(thread) for thread in threads}
     for thread in snapshot["threads"]:
-        thread["login"] = logins.get(thread["uid"]) if id(thread) in named_threads else None
+        thread.setdefault("login", None)
+    for thread in threads:
+        thread["login"] = logins.get(thread["uid"])
     return snapshot
+
+
+def activity_databases(snapshot: Snapshot):
+    """The databases of the activities of ``snapshot``."""
+    activities = [p["activity"] for p in snapshot["processes"] if p.get("activity")]
+    activities += [t["activity"] for t in snapshot["threads"] if t.get("activity")]
+    return {a["db"] for a in activities if a.get("db")} | {t["db"] for t in snapshot["threads"] if t.get("db")}

@@ -1,5 +1,4 @@
 from . import worker_inspector
 from . import history
-from . import ir_http
 from . import ir_cron
 from . import worker_inspector_audit

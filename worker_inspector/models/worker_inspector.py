@@ -1,4 +1,5 @@
 # License LGPL-3.0 or later (https://www.gnu.org/licenses/lgpl).
+import functools
 import json
 import logging
 import os
@@ -114,7 +115,8 @@ class WorkerInspector(models.AbstractModel):
             option_table=self._option_table(),
             sql_problem=sql_problem,
         )
-        engine.add_logins(snapshot, self.env.cr.dbname, self._logins)
+        for db in self._named_databases(engine.activity_databases(snapshot)):
+            engine.add_logins(snapshot, db, functools.partial(self._logins_in, db))
         # Advice reads the whole server (sizing is server-wide), before scoping.
         snapshot["advice"] = advice.advise(self._advice_facts(snapshot, postgres, overdue))
         if not self._server_wide_view():
@@ -125,9 +127,43 @@ class WorkerInspector(models.AbstractModel):
 
     @api.model
     def _logins(self, uids):
-        """``{uid: login}`` of this database's users (a cron job or websocket knows only its uid)."""
+        """``{uid: login}`` of this database's users (what is recorded knows only its uid)."""
         users = self.env["res.users"].sudo().with_context(active_test=False).browse(uids).exists()
         return {user.id: user.login for user in users}
+
+    @api.model
+    def _logins_in(self, db, uids):
+        """``{uid: login}`` of the users of database ``db`` (another one: read in SQL)."""
+        if db == self.env.cr.dbname:
+            return self._logins(uids)
+        try:
+            with sql_db.db_connect(db).cursor() as cr:
+                cr.execute("SELECT id, login FROM res_users WHERE id = ANY(%s)", (list(uids),))
+                return dict(cr.fetchall())
+        except psycopg2.Error:  # gone, or not an Odoo database: unnamed
+            return {}
+
+    @api.model
+    def _named_databases(self, dbs):
+        """The databases whose users are named in what this caller sees: its own, and the
+        others only in the server-wide view (else their records are hidden anyway)."""
+        own = self.env.cr.dbname
+        return {own} | set(dbs) if self._server_wide_view() else {own}
+
+    @api.model
+    def _name_users(self, records):
+        """Give each record (``db``, ``uid``, ``login``) its user's login where only the uid is
+        known: the request path records the uid alone, the login is read here."""
+        wanted = {}
+        for record in records:
+            if record.get("uid") and not record.get("login") and record.get("db"):
+                wanted.setdefault(record["db"], set()).add(record["uid"])
+        logins = {db: self._logins_in(db, sorted(wanted[db])) for db in self._named_databases(wanted) & set(wanted)}
+        for record in records:
+            found = logins.get(record.get("db"))
+            if found and record.get("uid") and not record.get("login"):
+                record["login"] = found.get(record["uid"])
+        return records
 
     @api.model
     def get_metrics(self):
@@ -185,6 +221,7 @@ class WorkerInspector(models.AbstractModel):
         if not self._server_wide_view() and self._serves_several_databases():
             own = self.env.cr.dbname
             records = [r for r in records if r["db"] in (None, own)]
+        self._name_users(records)
         return requestlog.query(
             records,
             kinds,
@@ -502,6 +539,7 @@ class WorkerInspector(models.AbstractModel):
         records = read_board(server.pid, cleanup=False).get(pid, (0, []))[1]
         stacks.tag_threads(answer, records, sessions, answer["taken_at"])
         self._hide_foreign_stacks(answer["threads"])
+        self._name_users([thread["activity"] for thread in answer["threads"] if thread.get("activity")])
         return answer
 
     @api.model
@@ -552,7 +590,7 @@ class WorkerInspector(models.AbstractModel):
                 if (entry.get("db") or (entry.get("cron_job") or {}).get("db")) == db
                 or (entry.get("db") is None and not several)
             ]
-        return entries
+        return self._name_users(entries)
 
     @api.model
     def _read_pg_sessions(self, cr):
