@@ -237,3 +237,28 @@ def test_another_process_answers_and_its_socket_goes_when_it_is_killed(tmp_path)
     with pytest.raises(stacks.StackUnavailable) as gone:
         stacks.request_stack(os.getpid(), key, base=str(tmp_path))
     assert gone.value.status == 400
+
+
+def test_close_waits_for_the_inspector_thread_before_closing_its_descriptors(tmp_path):
+    # A descriptor closed under a running thread may be reused for another file by then.
+    proc_board = board.ProcessBoard(os.getpid(), 4, str(tmp_path))
+    entered, finished = threading.Event(), []
+
+    def slow_flush():
+        if not entered.is_set():
+            entered.set()
+            time.sleep(0.3)
+            finished.append(time.monotonic())
+        return 0
+
+    inspector = stacks.Inspector(proc_board, stacks.FrameFormatter(()), flush=slow_flush)
+    try:
+        inspector.wake()
+        assert entered.wait(5)
+        inspector.close()
+        closed_at = time.monotonic()
+        assert len(finished) == 1 and finished[0] <= closed_at
+        assert not inspector.thread.is_alive()
+        assert inspector.sock.fileno() == -1
+    finally:
+        proc_board.close()

@@ -11,10 +11,12 @@ Each point was checked in the sources of the three series:
   way the scheduler does (``_process_job`` -> ``_run_job`` -> ``_callback``,
   its own transaction, the job locked), so the ``_callback`` hook already sees
   it. See :data:`DIRECT_TRIGGER_CALLS_CALLBACK`.
-- ``ir.http._authenticate(endpoint)``: same signature in all three and what
-  ``odoo.http`` calls for every route with a database; 18.0+ delegate its body
-  to ``_authenticate_explicit(auth)``, which Odoo calls from nowhere else. So
-  the addon hooks ``_authenticate`` alone, the same way on every series.
+- The request's database and user on its thread: ``Application.__call__``
+  sets ``perf_t0`` and drops the previous ``dbname`` and ``uid`` as each
+  request begins (17.0, 18.0, 19.0); ``Registry(db)`` (17.0) or ``_serve_db``
+  (18.0+) sets ``dbname``, the request's environment sets ``uid``, and
+  ``odoo.service.model`` sets both for XML-RPC. Its local ``request`` holds the
+  request (and its cursor) in all three. The recorder reads them there.
 - Thread attributes read by ``engine.threads`` (``dbname``, ``uid``, ``url``,
   ``query_count``, ``query_time``, ``perf_t0``, ``type``, ``start_time``):
   same names in all three. ``perf_t0`` is ``time.time()`` up to 18.0 and

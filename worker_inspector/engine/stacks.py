@@ -209,6 +209,10 @@ def _socket_path(dir_fd, name):
     return f"/proc/self/fd/{dir_fd}/{name}"
 
 
+# Seconds ``Inspector.close`` waits for the inspector's threads before it closes their descriptors.
+CLOSE_WAIT = 1.0
+
+
 class Inspector:
     """The inspector thread of one process (see the module's docstring).
 
@@ -255,6 +259,8 @@ class Inspector:
                 data = None
             except OSError:
                 return  # closed
+            if self._closed:
+                return
             self.asleep = False
             try:
                 if data:
@@ -361,13 +367,24 @@ class Inspector:
             os.close(self._dir_fd)
 
     def close(self):
-        """Stop answering and delete the socket (the process is done)."""
+        """Stop answering and delete the socket (the process is done).
+
+        The descriptors are closed only once the inspector's threads are done with them:
+        closed under a running thread, their numbers could be reused for another file
+        by then, which that thread would read or write. A thread still running after
+        ``CLOSE_WAIT`` (a profile) keeps them open until the process ends."""
         if self._closed:
             return
         self._closed = True
         self.wake()  # a thread blocked in ``recv`` is not woken by closing the socket
         with contextlib.suppress(OSError):
             os.unlink(self.name, dir_fd=self._dir_fd)
+        deadline = time.monotonic() + CLOSE_WAIT
+        for thread in (self.thread, self._profiling):
+            if thread is not None and thread is not threading.current_thread():
+                thread.join(max(deadline - time.monotonic(), 0))
+        if any(thread is not None and thread.is_alive() for thread in (self.thread, self._profiling)):
+            return
         self.detach()
 
 
