@@ -27,6 +27,7 @@ import itertools
 import mmap
 import os
 import statistics
+import subprocess
 import sys
 import tempfile
 import threading
@@ -148,6 +149,22 @@ def requests_recorded(server):
 
 
 @contextlib.contextmanager
+def check_addon(db, installed):
+    """Refuse a database given by name that does not exist (Odoo would create an empty one
+    at start, without the addon) or whose addon is not as the comparison needs it."""
+    found = subprocess.run(
+        ["psql", "-d", db, "-Atc", "SELECT state FROM ir_module_module WHERE name = 'worker_inspector'"],
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    if found.returncode:
+        raise SystemExit(f"database {db} cannot be read: {found.stderr.strip()}")
+    if (found.stdout.strip() == "installed") != installed:
+        raise SystemExit(f"database {db}: worker_inspector is {found.stdout.strip() or 'absent'}, wanted "
+                         f"{'installed' if installed else 'not installed'}")  # fmt: skip
+
+
 def databases(opts):
     created = []
     try:
@@ -155,6 +172,7 @@ def databases(opts):
         for given, prefix, modules in ((opts.db_on, "wia_bench_on", ["worker_inspector"]),
                                        (opts.db_off, "wia_bench_off", ["web"])):  # fmt: skip
             if given:
+                check_addon(given, installed=prefix == "wia_bench_on")
                 names.append(given)
                 continue
             name = f"{prefix}_{uuid.uuid4().hex[:8]}"

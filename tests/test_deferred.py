@@ -425,3 +425,26 @@ def test_a_request_s_database_and_user_are_read_on_its_thread_as_odoo_keeps_them
         slot.finish_request(time.time())
     finally:
         recorder.close()
+
+
+def test_the_writer_never_rewrites_a_request_that_ended_under_it(base):
+    import threading
+
+    recorder = Recorder(
+        lambda: (os.getpid(), PREFORK_SLOTS), base=base, deferred=True, busy_context=lambda _t, _db: (99, 1.0)
+    )
+    thread = threading.current_thread()
+    try:
+        slot = recorder.begin_request("/ended")
+        thread.perf_t0, thread.dbname, thread.uid = time.time(), "prod", 7
+        req = slot.current  # what the writer read before the request's thread ran on
+        recorder.end_request(slot, 200)
+        thread.perf_t0, thread.dbname, thread.uid = time.time(), "other", 8  # the next request's
+        recorder._note_busy(slot, req)
+        assert (req[board.W_DB], req[board.W_UID], req[board.W_BACKEND]) == ("prod", 7, 0)
+        recorder.flush()
+        (logged,) = requestlog.read_requests(os.getpid(), base)
+        assert (logged["url"], logged["db"], logged["uid"]) == ("/ended", "prod", 7)
+    finally:
+        del thread.perf_t0, thread.dbname, thread.uid
+        recorder.close()

@@ -438,14 +438,17 @@ class Recorder:
         if began is not None and began < req[W_START]:
             return
         db = getattr(thread, "dbname", None)
-        req[W_UID] = getattr(thread, "uid", None) or 0
-        if db != req[W_DB]:
-            req[W_DB], req[W_BACKEND], req[W_SLOW] = db, 0, None
-        if db and not req[W_BACKEND]:
+        uid = getattr(thread, "uid", None) or 0
+        backend, slow = (0, None) if db != req[W_DB] else (req[W_BACKEND], req[W_SLOW])
+        if db and not backend:
             try:
-                req[W_BACKEND], req[W_SLOW] = self._busy_context(thread, db)
+                backend, slow = self._busy_context(thread, db)
             except Exception:  # the inspector must never break Odoo
                 _logger.debug("busy request context not read", exc_info=True)
+        # The request may have ended meanwhile (its end wrote its own): no call from the
+        # check to the stores, so the GIL cannot pass to its thread in between.
+        if slot.current is req:
+            req[W_UID], req[W_DB], req[W_BACKEND], req[W_SLOW] = uid, db, backend, slow
 
     def last_doing(self, now):
         """What this process began last: ``{"url", "cron_job", "elapsed", "busy", "db"}``, or None.
