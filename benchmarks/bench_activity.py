@@ -148,7 +148,6 @@ def requests_recorded(server):
     return sum(requests for requests, _records in board.read_board(server.pid).values())
 
 
-@contextlib.contextmanager
 def check_addon(db, installed):
     """Refuse a database given by name that does not exist (Odoo would create an empty one
     at start, without the addon) or whose addon is not as the comparison needs it."""
@@ -165,6 +164,7 @@ def check_addon(db, installed):
                          f"{'installed' if installed else 'not installed'}")  # fmt: skip
 
 
+@contextlib.contextmanager
 def databases(opts):
     created = []
     try:
