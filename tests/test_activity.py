@@ -554,7 +554,7 @@ def test_logins_are_filled_in_where_only_a_uid_is_known_in_this_database():
         asked.append(uids)
         return {2: "admin"}
 
-    engine.add_logins(snap, "prod", logins_of)
+    engine.add_logins(snap, lambda db, uids: logins_of(uids) if db == "prod" else {})
     threads = {t["native_id"]: t for t in snap["threads"]}
     assert asked == [[2]]
     assert threads[23]["activity"]["login"] == "admin"

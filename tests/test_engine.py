@@ -339,7 +339,7 @@ def test_a_real_snapshot_has_exactly_the_declared_shape():
     from worker_inspector.engine import schema
 
     snap = engine.take_snapshot(engine.ServerInfo(os.getpid(), engine.MODE_THREADED, "18.0"), {"workers": 0})
-    engine.add_logins(snap, "none", lambda uids: {})
+    engine.add_logins(snap, lambda db, uids: {})
 
     def keys(typed):
         return set(get_type_hints(typed))

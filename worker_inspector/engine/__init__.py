@@ -21,7 +21,7 @@ from .classify import (
 from .config import effective_config, effective_memory_limits, redact_cmdline
 from .host import read_host
 from .recycle import RECYCLABLE_ROLES, RecycleRefused, recycle_worker
-from .snapshot import MODE_PREFORK, MODE_THREADED, ServerInfo, activity_databases, add_logins, take_snapshot
+from .snapshot import MODE_PREFORK, MODE_THREADED, ServerInfo, add_logins, name_users, take_snapshot
 from .vocabulary import (
     WORKER_ROLES,
     WORKER_THREAD_KINDS,

@@ -93,31 +93,32 @@ def take_snapshot(
     return add_activity(snapshot, board, sql_sessions, overdue_crons, observer_tid=threading.get_native_id())
 
 
-def add_logins(snapshot: Snapshot, db, logins_of) -> Snapshot:
-    """Name users by login wherever only their uid is known, for database ``db``.
+def name_users(items, logins_in):
+    """Give each item (a dict with ``db``, ``uid`` and ``login``) its user's login where only
+    the uid is known; returns ``items``.
 
-    Requests, scheduled actions and websocket threads record only a uid (the
-    request path reads no more). ``logins_of(uids)`` returns ``{uid: login}``
-    read in ``db``: a uid of another database is a different user, so only
-    entries of ``db`` are named (call it once per database shown).
+    Requests, scheduled actions and websocket threads record only a uid (the request
+    path reads no more). ``logins_in(db, uids)`` returns ``{uid: login}`` read in
+    ``db`` (``{}`` where they are not to be named): a uid of another database is a
+    different user. It is called once per database.
     """
+    wanted = {}
+    for item in items:
+        if item.get("uid") and not item.get("login") and item.get("db"):
+            wanted.setdefault(item["db"], set()).add(item["uid"])
+    logins = {db: logins_in(db, sorted(uids)) for db, uids in wanted.items()}
+    for item in items:
+        found = logins.get(item.get("db"))
+        if found and item.get("uid") and not item.get("login"):
+            item["login"] = found.get(item["uid"])
+    return items
+
+
+def add_logins(snapshot: Snapshot, logins_in) -> Snapshot:
+    """``name_users`` on the activities and the threads of ``snapshot``."""
     activities = [p["activity"] for p in snapshot["processes"] if p.get("activity")]
     activities += [t["activity"] for t in snapshot["threads"] if t.get("activity")]
-    unnamed = [a for a in activities if a.get("uid") and not a.get("login") and a.get("db") == db]
-    threads = [t for t in snapshot["threads"] if t.get("uid") and t.get("db") == db]
-    uids = {item["uid"] for item in unnamed + threads}
-    logins = logins_of(sorted(uids)) if uids else {}
-    for item in unnamed:
-        item["login"] = logins.get(item["uid"])
     for thread in snapshot["threads"]:
         thread.setdefault("login", None)
-    for thread in threads:
-        thread["login"] = logins.get(thread["uid"])
+    name_users(activities + snapshot["threads"], logins_in)
     return snapshot
-
-
-def activity_databases(snapshot: Snapshot):
-    """The databases of the activities of ``snapshot``."""
-    activities = [p["activity"] for p in snapshot["processes"] if p.get("activity")]
-    activities += [t["activity"] for t in snapshot["threads"] if t.get("activity")]
-    return {a["db"] for a in activities if a.get("db")} | {t["db"] for t in snapshot["threads"] if t.get("db")}

@@ -380,10 +380,11 @@ class Inspector:
         with contextlib.suppress(OSError):
             os.unlink(self.name, dir_fd=self._dir_fd)
         deadline = time.monotonic() + CLOSE_WAIT
-        for thread in (self.thread, self._profiling):
-            if thread is not None and thread is not threading.current_thread():
+        threads = [thread for thread in (self.thread, self._profiling) if thread is not None]
+        for thread in threads:
+            if thread is not threading.current_thread():
                 thread.join(max(deadline - time.monotonic(), 0))
-        if any(thread is not None and thread.is_alive() for thread in (self.thread, self._profiling)):
+        if any(thread.is_alive() for thread in threads):
             return
         self.detach()
 

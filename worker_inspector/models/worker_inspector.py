@@ -1,5 +1,4 @@
 # License LGPL-3.0 or later (https://www.gnu.org/licenses/lgpl).
-import functools
 import json
 import logging
 import os
@@ -115,8 +114,7 @@ class WorkerInspector(models.AbstractModel):
             option_table=self._option_table(),
             sql_problem=sql_problem,
         )
-        for db in self._named_databases(engine.activity_databases(snapshot)):
-            engine.add_logins(snapshot, db, functools.partial(self._logins_in, db))
+        engine.add_logins(snapshot, self._caller_logins)
         # Advice reads the whole server (sizing is server-wide), before scoping.
         snapshot["advice"] = advice.advise(self._advice_facts(snapshot, postgres, overdue))
         if not self._server_wide_view():
@@ -144,26 +142,18 @@ class WorkerInspector(models.AbstractModel):
             return {}
 
     @api.model
-    def _named_databases(self, dbs):
-        """The databases whose users are named in what this caller sees: its own, and the
-        others only in the server-wide view (else their records are hidden anyway)."""
-        own = self.env.cr.dbname
-        return {own} | set(dbs) if self._server_wide_view() else {own}
+    def _caller_logins(self, db, uids):
+        """``_logins_in`` for what this caller sees: its own database, and the others only
+        in the server-wide view (else their records are hidden anyway)."""
+        if db != self.env.cr.dbname and not self._server_wide_view():
+            return {}
+        return self._logins_in(db, uids)
 
     @api.model
     def _name_users(self, records):
-        """Give each record (``db``, ``uid``, ``login``) its user's login where only the uid is
-        known: the request path records the uid alone, the login is read here."""
-        wanted = {}
-        for record in records:
-            if record.get("uid") and not record.get("login") and record.get("db"):
-                wanted.setdefault(record["db"], set()).add(record["uid"])
-        logins = {db: self._logins_in(db, sorted(wanted[db])) for db in self._named_databases(wanted) & set(wanted)}
-        for record in records:
-            found = logins.get(record.get("db"))
-            if found and record.get("uid") and not record.get("login"):
-                record["login"] = found.get(record["uid"])
-        return records
+        """Each record's login from its uid (``engine.name_users``): the request path
+        records the uid alone, the login is read here."""
+        return engine.name_users(records, self._caller_logins)
 
     @api.model
     def get_metrics(self):
