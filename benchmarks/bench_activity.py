@@ -4,8 +4,9 @@ Goals (issue 4): the per-request bookkeeping costs a few microseconds
 (median), and the lightest Odoo route loses at most 2% throughput with the
 addon installed. One run prints both, side by side:
 
-1. the median cost of the bookkeeping each request does (begin, end, the
-   database and user read where Odoo keeps them on the request's thread),
+1. the median cost of the bookkeeping each request does through the WSGI hook
+   (its begin, its end, the database and user read where Odoo keeps them on the
+   request's thread),
    the writer's turn every 50 requests included, on a real board
    in shared memory, in this process;
 2. the throughput of ``/web/health`` (the lightest route; it goes through
@@ -84,42 +85,62 @@ def write_costs():
 
 
 def bookkeeping_costs(batch=WRITER_BATCH):
-    """µs per request, as the addon records them: begin+end, begin+user+end (both with the
-    request log), the request log's share of the latter, and for scale one
-    ``time.thread_time()`` and one bare system call (``getppid``) on this machine.
+    """µs per request, as the addon records them: through its WSGI hook
+    (``Recorder.wsgi``, less the bare application's own cost), for a request
+    without a user and for one whose database and user the application leaves on
+    its thread as Odoo does (both with the request log), the request log's share
+    of the latter, and for scale one ``time.thread_time()`` and one bare system
+    call (``getppid``) on this machine.
 
     The request path keeps the request in memory; the process's writer
     (``Recorder.flush``) writes the records after every ``batch`` requests, and its
     cost is counted, shared among them.
     """
     recorder = Recorder(lambda: (os.getpid(), PREFORK_SLOTS), deferred=True, busy_context=lambda _t, _db: (12345, 5.0))
-    begin, end, flush = recorder.begin_request, recorder.end_request, recorder.flush
+    flush = recorder.flush
     served = itertools.count(1)
     thread = threading.current_thread()
-    try:
+    body = [b""]
+
+    def start_response(line, headers, exc_info=None):
+        return None
+
+    def anonymous(_app, _environ, start_response):
+        start_response("200 OK", [])
+        return body
+
+    def authenticated(_app, _environ, start_response):
+        # Where Odoo keeps the request's database and user: read by the end of the request.
+        thread.dbname, thread.uid = "production", 2
+        start_response("200 OK", [])
+        return body
+
+    def through(application, environ):
+        hooked = recorder.wsgi(application)
 
         def request():
-            end(begin(ROUTE))
+            hooked(None, environ, start_response)
             if next(served) % batch == 0:
                 flush()
 
-        def authenticated_request():
-            slot = begin("/web/dataset/call_kw/res.partner/web_search_read")
-            # Where Odoo keeps the request's database and user: read by the end of the request.
-            thread.dbname, thread.uid = "production", 2
-            end(slot)
-            if next(served) % batch == 0:
-                flush()
+        return request
 
+    environ, rpc_environ = {"PATH_INFO": ROUTE}, {"PATH_INFO": "/web/dataset/call_kw/res.partner/web_search_read"}
+    request, authenticated_request = through(anonymous, environ), through(authenticated, rpc_environ)
+    try:
         thread.dbname = thread.uid = None
         request()  # opens the board
         flush()
         assert board.read_board(os.getpid())[os.getpid()][0] == 1, "nothing recorded"
         assert recorder._log is not None, "the request log is not open"
-        with_log = median_cost_us(request), median_cost_us(authenticated_request)
+        bare = (
+            median_cost_us(lambda: anonymous(None, environ, start_response)),
+            median_cost_us(lambda: authenticated(None, rpc_environ, start_response)),
+        )
+        with_log = median_cost_us(request) - bare[0], median_cost_us(authenticated_request) - bare[1]
         # The same without the request log's record (its fields and its write, by the writer).
         log, recorder._log = recorder._log, None
-        without_log = median_cost_us(authenticated_request)
+        without_log = median_cost_us(authenticated_request) - bare[1]
         recorder._log = log
         del thread.dbname, thread.uid
         return (*with_log, with_log[1] - without_log, median_cost_us(time.thread_time), median_cost_us(os.getppid))
@@ -256,10 +277,11 @@ def main():
     parser.add_argument("--micro-only", action="store_true", help="only the bookkeeping cost")
     opts = parser.parse_args()
 
-    begin_end, with_user, log_share, thread_time, syscall = bookkeeping_costs()
+    anonymous, with_user, log_share, thread_time, syscall = bookkeeping_costs()
     pwrite, store = write_costs()
     print(
-        f"per-request bookkeeping, median: begin+end {begin_end:.2f} µs; begin+user+end {with_user:.2f} µs"
+        f"per-request bookkeeping through the WSGI hook, median: {anonymous:.2f} µs; with a database and user"
+        f" {with_user:.2f} µs"
         f" (the writer's turn every {WRITER_BATCH} requests included)"
     )
     print(

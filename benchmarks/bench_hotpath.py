@@ -7,9 +7,11 @@ each system call, checksum and Python call costs several times more. This
 benchmark loads a real registry and serves real requests through Odoo's WSGI
 application (``odoo.http.root``, no socket) in this process, and prints:
 
-1. in place: the time spent in each hook per request (the WSGI hook's begin
-   and end; the end reads the database and user on the thread), median over
-   batches, beside the request's thread CPU time;
+1. in place: the WSGI hook's whole cost per request on the serving thread
+   (its frame, the request's begin and end, the recording ``start_response``;
+   the time around Odoo's application less the time inside it, against the
+   same two timers without the hook), median over batches, and the writer's
+   per request, beside the request's thread CPU time;
 2. on/off: the process's CPU time per request (the writer's thread included)
    with the hooks installed and with Odoo's own functions put back, in
    interleaved rounds in this one process (no process bias), with the A/A
@@ -29,7 +31,6 @@ Without ``--db`` it creates a database with worker_inspector and drops it at the
 """
 
 import argparse
-import functools
 import statistics
 import sys
 import time
@@ -98,64 +99,76 @@ class Hooks:
         self.original = self.hooked.__wrapped__
 
     def set(self, on):
-        self.application.__call__ = self.hooked if on else self.original
+        """``True``: the addon's hook; ``False``: Odoo's own; else the given function."""
+        if on is True or on is False:
+            on = self.hooked if on else self.original
+        self.application.__call__ = on
 
 
-def in_place(client, route, batches, count, deferred=True):
-    """{hook: median µs per request}, and the median thread CPU µs per request.
+def in_place(client, hooks, route, batches, count, deferred=True):
+    """{part: median µs per request}, and the median thread CPU µs per request.
 
-    ``deferred``: the addon's design, where the request path keeps the request in
-    memory and the process's writer (``Recorder.flush``) writes it; ``"writer"`` is
-    the writer's cost per request, run after each batch (thread CPU time). Otherwise
-    every change is written at once, inside the hooks (the previous design).
+    ``"hook"``: the WSGI hook's whole cost on the serving thread (its frame, the
+    request's begin and end, the recording ``start_response``): the time around
+    Odoo's application minus the time inside it, less the same difference taken
+    through the same two timers without the hook, in alternate batches (the
+    timers' own cost cancels out). ``deferred``: the addon's design, where the
+    request path keeps the request in memory and the process's writer
+    (``Recorder.flush``) writes it; ``"writer"`` is the writer's cost per request,
+    run after each batch (thread CPU time). Otherwise every change is written at
+    once, inside the hook (the previous design).
     """
     # The package exports the function ``post_load``: the module is in sys.modules.
     post_load = sys.modules["odoo.addons.worker_inspector.post_load"]
     recorder = post_load.RECORDER
     was_deferred, recorder._deferred = recorder._deferred, deferred
-    spent = {}
-    patched = []
+    original, clock = hooks.original, time.perf_counter_ns
+    spent = {"around": 0, "inside": 0}
 
-    def timed(owner, name, label):
-        func = getattr(owner, name)
+    def inside(app, environ, start_response):
+        start = clock()
+        try:
+            return original(app, environ, start_response)
+        finally:
+            spent["inside"] += clock() - start
 
-        @functools.wraps(func)
-        def wrapper(*args, **kwargs):
-            start = time.perf_counter_ns()
+    def around(application):
+        def timed(app, environ, start_response):
+            start = clock()
             try:
-                return func(*args, **kwargs)
+                return application(app, environ, start_response)
             finally:
-                spent[label] = spent.get(label, 0) + time.perf_counter_ns() - start
+                spent["around"] += clock() - start
 
-        patched.append((owner, name, func))
-        setattr(owner, name, wrapper)
+        return timed
 
-    timed(recorder, "begin_request", "begin")
-    timed(recorder, "end_request", "end")
-    samples = {}
+    variants = {"hooked": around(recorder.wsgi(inside)), "bare": around(inside)}
+    samples = {"hook": [], "writer": []}
     cpu = []
     try:
-        client.run(route, count)
+        for variant in variants.values():
+            hooks.set(variant)
+            client.run(route, count)
         recorder.flush()
         for _ in range(batches):
-            spent.clear()
-            start = time.thread_time_ns()
-            client.run(route, count)
-            cpu.append((time.thread_time_ns() - start) / count / 1000)
-            for label, ns in spent.items():
-                samples.setdefault(label, []).append(ns / count / 1000)
-            if deferred:
+            margins = {}
+            for label, variant in variants.items():
+                hooks.set(variant)
+                spent.update(around=0, inside=0)
                 start = time.thread_time_ns()
-                written = recorder.flush()
-                samples.setdefault("writer", []).append((time.thread_time_ns() - start) / max(written, 1) / 1000)
+                client.run(route, count)
+                if label == "bare":
+                    cpu.append((time.thread_time_ns() - start) / count / 1000)
+                margins[label] = (spent["around"] - spent["inside"]) / count / 1000
+                if label == "hooked" and deferred:
+                    start = time.thread_time_ns()
+                    written = recorder.flush()
+                    samples["writer"].append((time.thread_time_ns() - start) / max(written, 1) / 1000)
+            samples["hook"].append(margins["hooked"] - margins["bare"])
     finally:
         recorder._deferred = was_deferred
-        for owner, name, func in patched:
-            if owner is recorder:
-                del recorder.__dict__[name]  # the class's method again
-            else:
-                setattr(owner, name, func)
-    return {label: statistics.median(values) for label, values in samples.items()}, statistics.median(cpu)
+        hooks.set(True)
+    return {label: statistics.median(values) for label, values in samples.items() if values}, statistics.median(cpu)
 
 
 def on_off(client, hooks, route, rounds, count):
@@ -177,21 +190,21 @@ def on_off(client, hooks, route, rounds, count):
     return results
 
 
-def side_by_side(client, route, turns, count):
+def side_by_side(client, hooks, route, turns, count):
     """Written at once inside the hooks against deferred to the writer, alternate batches of ``count``."""
     micros = {"immediate": [], "deferred": []}
     shares = {"immediate": [], "deferred": []}
-    hooks = {}
+    parts_seen = {}
     for _turn in range(turns):
         for label, values in micros.items():
-            parts, cpu = in_place(client, route, 3, count, deferred=label == "deferred")
+            parts, cpu = in_place(client, hooks, route, 3, count, deferred=label == "deferred")
             values.append(sum(parts.values()))
             shares[label].append(values[-1] / cpu * 100)
             if label == "deferred":
                 for hook, value in parts.items():
-                    hooks.setdefault(hook, []).append(value)
+                    parts_seen.setdefault(hook, []).append(value)
     immediate, deferred = statistics.median(micros["immediate"]), statistics.median(micros["deferred"])
-    shown = ", ".join(f"{hook} {statistics.median(values):.1f}" for hook, values in hooks.items())
+    shown = ", ".join(f"{hook} {statistics.median(values):.1f}" for hook, values in parts_seen.items())
     return (
         f"side by side: written at once {immediate:.1f} µs ({statistics.median(shares['immediate']):.2f}%),"
         f" deferred {deferred:.1f} µs ({shown}; {statistics.median(shares['deferred']):.2f}%):"
@@ -215,14 +228,14 @@ def main():
         client = Client(app, db)
         hooks = Hooks(registry)
         for route in ("health", "call_kw"):
-            parts, cpu = in_place(client, route, max(opts.rounds // 2, 10), opts.requests)
+            parts, cpu = in_place(client, hooks, route, max(opts.rounds // 2, 10), opts.requests)
             total = sum(parts.values())
             shown = ", ".join(f"{label} {value:.1f}" for label, value in parts.items())
             print(
                 f"{route:>7}: hooks and writer in place {total:.1f} µs per request ({shown}) of {cpu:.0f} µs thread CPU"
                 f" = {total / cpu * 100:.2f}%"
             )
-            print(f"{'':>7}  {side_by_side(client, route, max(opts.rounds // 6, 3), opts.requests)}")
+            print(f"{'':>7}  {side_by_side(client, hooks, route, max(opts.rounds // 6, 3), opts.requests)}")
             results = on_off(client, hooks, route, opts.rounds, opts.requests)
             medians = {label: statistics.median(values) for label, values in results.items()}
             on, on_low, on_high = paired_ratio(results["on"], results["off"])

@@ -448,3 +448,126 @@ def test_the_writer_never_rewrites_a_request_that_ended_under_it(base):
     finally:
         del thread.perf_t0, thread.dbname, thread.uid
         recorder.close()
+
+
+def test_the_wsgi_hook_records_what_begin_request_and_end_request_record(base):
+    # The hook inlines both methods (one Python frame on the request path): the same
+    # request through either gives the same record and the same log entry.
+    import threading
+
+    recorder = Recorder(
+        lambda: (os.getpid(), PREFORK_SLOTS), base=base, deferred=True, busy_context=lambda _t, _db: (0, None)
+    )
+    thread = threading.current_thread()
+    path = "/web/dataset/call_kw/res.partner/read"
+
+    def serve_like_odoo(start_response):
+        thread.dbname, thread.uid, thread.query_count, thread.query_time = "prod", 7, 3, 0.25
+        sum(range(20000))  # some CPU
+        start_response("404 NOT FOUND", [])
+        return [b""]
+
+    try:
+        slot = recorder.begin_request(path)
+        serve_like_odoo(lambda *_a: None)
+        recorder.end_request(slot, "404 NOT FOUND")
+        recorder.flush()
+        by_methods = _own_record(base)
+        recorder.wsgi(lambda _app, _environ, start_response: serve_like_odoo(start_response))(
+            None, {"PATH_INFO": path}, lambda *_a: None
+        )
+        recorder.flush()
+        by_hook = _own_record(base)
+        first, second = requestlog.read_requests(os.getpid(), base)
+        fields = ("kind", "url", "rpc", "status", "db", "uid", "login", "sql_count", "sql_time", "pid")
+        assert [first[f] for f in fields] == [second[f] for f in fields]
+        assert [second[f] for f in fields[:7]] == ["http", path, "res.partner.read", 404, "prod", 7, None]
+        assert (second["sql_count"], second["sql_time"]) == (3, 0.25)
+        assert 0 < second["cpu_time"] <= second["duration"] and 0 < first["cpu_time"] <= first["duration"]
+        assert (by_methods["state"], by_methods["requests"]) == ("idle", 1)
+        assert (by_hook["state"], by_hook["requests"], by_hook["kind"]) == ("idle", 2, by_methods["kind"])
+    finally:
+        for name in ("dbname", "uid", "query_count", "query_time"):
+            vars(thread).pop(name, None)
+        recorder.close()
+
+
+def test_without_its_writer_the_wsgi_hook_writes_every_change_at_once(base):
+    recorder = Recorder(lambda: (os.getpid(), PREFORK_SLOTS), base=base, deferred=False)
+    seen = []
+
+    def app(_app, _environ, start_response):
+        seen.append(_own_record(base)["state"])  # nobody flushed
+        start_response("200 OK", [])
+        return [b""]
+
+    try:
+        recorder.wsgi(app)(None, {"PATH_INFO": "/at/once"}, lambda *_a: None)
+        assert seen == ["busy"]
+        assert _own_record(base)["state"] == "idle"
+        assert [(r["url"], r["status"]) for r in requestlog.read_requests(os.getpid(), base)] == [("/at/once", 200)]
+    finally:
+        recorder.close()
+
+
+def test_a_request_the_board_has_no_record_for_is_served_unrecorded(base):
+    import threading
+
+    recorder = Recorder(lambda: (os.getpid(), 1), base=base, deferred=True)
+    calls = []
+
+    def app(_app, environ, start_response):
+        calls.append(environ["PATH_INFO"])
+        if environ["PATH_INFO"] == "/boom":
+            raise RuntimeError("boom")
+        return [b"served"]
+
+    hooked = recorder.wsgi(app)
+    outcomes = []
+
+    def serve(path):
+        try:
+            outcomes.append(hooked(None, {"PATH_INFO": path}, lambda *_a: None))
+        except RuntimeError as exc:
+            outcomes.append(str(exc))
+
+    try:
+        recorder.slot()  # this thread takes the board's one record
+        for path in ("/x", "/boom"):
+            worker = threading.Thread(target=serve, args=(path,))
+            worker.start()
+            worker.join()
+        assert outcomes == [[b"served"], "boom"]
+        assert calls == ["/x", "/boom"]  # each served once, its error let through
+        assert recorder.flush() == 0  # nothing recorded for them
+        assert requestlog.read_requests(os.getpid(), base) == []
+    finally:
+        recorder.close()
+
+
+def test_a_woken_writer_takes_its_first_turn_an_interval_later_and_stays_due_then(base):
+    # A turn at once would run beside the request that woke the writer, with nothing to
+    # write yet; more wake-ups meanwhile do not put the turn off.
+    recorder = Recorder(lambda: (os.getpid(), PREFORK_SLOTS), base=base, inspect=True, deferred=True)
+    turns = []
+    try:
+        recorder.slot()
+        inspector = recorder.inspector
+        flush = inspector._flush
+        inspector._flush = lambda: (turns.append(time.monotonic()), flush())[1]
+        assert wait_until(lambda: inspector.asleep, timeout=5), "an idle writer keeps waking"
+        turns.clear()
+        woken = time.monotonic()
+        slot = recorder.begin_request("/woke/it")
+        # More requests that saw it asleep before it ran (a race): more wake-ups, for longer
+        # than an interval. Each putting the turn off, there would be none until they stop.
+        while time.monotonic() - woken < 3 * stacks.WATCH_INTERVAL:
+            time.sleep(stacks.WATCH_INTERVAL / 5)
+            inspector.wake()
+        last_wake = time.monotonic()
+        assert turns, "the wake-ups kept putting the writer's turn off"
+        assert woken + stacks.WATCH_INTERVAL * 0.99 <= turns[0] < last_wake
+        assert _own_record(base)["state"] == "busy"
+        recorder.end_request(slot, "200 OK")
+    finally:
+        recorder.close()

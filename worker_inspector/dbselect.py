@@ -25,6 +25,9 @@ from odoo.service import db as odoo_db
 PREFIX = "/worker_inspector/"
 DB_PARAM = "db"
 DB_HEADER = "X-Odoo-Database"
+# In the raw PATH_INFO of every request to the addon's paths (the server has decoded its
+# %-escapes; Odoo's ``path`` only decodes UTF-8 and collapses the leading slashes).
+_PATH_WORD = PREFIX.lstrip("/")
 
 
 def named_database(httprequest):
@@ -44,8 +47,11 @@ def _install():
 
     def _get_session_and_dbname(self):
         session, dbname = get_session_and_dbname(self)
-        if self.httprequest.path.startswith(PREFIX):
-            named = named_database(self.httprequest)
+        # On every request Odoo serves: a substring test (no call) rules out nearly all;
+        # Odoo's ``httprequest.path`` (three Python calls) decides the rest.
+        httprequest = self.httprequest
+        if _PATH_WORD in httprequest.environ.get("PATH_INFO", "") and httprequest.path.startswith(PREFIX):
+            named = named_database(httprequest)
             if named and named != dbname and session.uid is None and _served(named):
                 session.db = dbname = named
                 session.is_dirty = False  # an API call leaves no session behind

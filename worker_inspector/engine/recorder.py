@@ -23,9 +23,9 @@ import time
 import weakref
 
 from .board import (
+    _BLANK_WORK,
     KIND_CRON,
     KIND_HTTP,
-    NO_RESPONSE,
     W_BACKEND,
     W_CPU,
     W_DB,
@@ -256,7 +256,8 @@ class Recorder:
     def begin_request(self, path):
         """A request for ``path`` (WSGI ``PATH_INFO``) starts in this thread; returns its record.
 
-        The hot path: it only keeps the request in memory (see ``flush``).
+        It only keeps the request in memory (see ``flush``). On Odoo's request path,
+        ``wsgi`` does the same inline.
         """
         try:
             try:
@@ -285,7 +286,7 @@ class Recorder:
 
     def end_request(self, slot, status=0):
         """The request of ``slot`` ended with HTTP ``status`` (a number or the WSGI status line;
-        0: no response)."""
+        0: no response). On Odoo's request path, ``wsgi`` does the same inline."""
         try:
             cpu, now = _thread_time(), _time()
             req = slot.finish_request(now)
@@ -310,24 +311,76 @@ class Recorder:
 
     def wsgi(self, call):
         """``call`` (a WSGI application's ``__call__``) recording each of its requests: busy
-        from its start to its end, whatever escapes, with the status of its response."""
+        from its start to its end, whatever escapes, with the status of its response.
+
+        What ``begin_request`` and ``end_request`` do, inline: the request path's one
+        Python frame besides the recording ``start_response`` (each frame, and each
+        object it touches, costs far more between two requests, with cold caches, than in
+        a loop).
+        """
         recorder = self
 
         @functools.wraps(call)
         def __call__(app, environ, start_response):
-            slot = recorder.begin_request(environ.get("PATH_INFO") or "/")
+            try:
+                try:
+                    slot = recorder._tls.slot
+                    if slot.board is not recorder._board:
+                        slot = recorder._claim()
+                except AttributeError:  # the thread's first request (or no record for it)
+                    slot = recorder._claim()
+            except Exception:  # the inspector must never break Odoo
+                _logger.debug("no record for this thread", exc_info=True)
+                slot = None
             if slot is None:
                 return call(app, environ, start_response)
-            status = [NO_RESPONSE]
+            try:
+                now = _time()
+                if now - slot.cpu_at > CPU_IDLE:
+                    slot.cpu = _thread_time()  # see begin_request
+                board = slot.board
+                board.started = next(board.requests)
+                slot.requests += 1
+                work = slot.current = _BLANK_WORK.copy()
+                work[W_START] = now
+                work[W_PATH] = environ.get("PATH_INFO") or "/"
+                recorder._last = work
+                if not recorder._deferred:
+                    recorder.flush()
+                inspector = recorder.inspector
+                if inspector is not None and inspector.asleep:
+                    inspector.wake()
+            except Exception:  # the inspector must never break Odoo
+                _logger.debug("begin_request failed", exc_info=True)
+                return call(app, environ, start_response)
 
             def recording_start_response(line, headers, exc_info=None):
-                status[0] = line  # parsed by the writer
+                work[W_STATUS] = line  # parsed by the writer
                 return start_response(line, headers, exc_info)
 
             try:
                 return call(app, environ, recording_start_response)
             finally:
-                recorder.end_request(slot, status[0])
+                try:
+                    cpu, now = _thread_time(), _time()
+                    if slot.current is work:
+                        slot.current = None
+                        slot.idle_since = now
+                        slot.last_kind = KIND_HTTP
+                        thread = slot.thread
+                        work[W_ENDED] = now
+                        work[W_CPU] = cpu - slot.cpu
+                        work[W_QUERY_TIME] = getattr(thread, "query_time", 0.0)
+                        work[W_QUERIES] = getattr(thread, "query_count", 0)
+                        if recorder._busy_context is not None:
+                            work[W_UID] = getattr(thread, "uid", None) or 0
+                            work[W_DB] = getattr(thread, "dbname", None)
+                        recorder._finished.append(work)
+                        slot.cpu, slot.cpu_at = cpu, now
+                        if not recorder._deferred:
+                            recorder.flush()
+                except Exception:
+                    _logger.debug("end_request failed", exc_info=True)
 
         return __call__
 

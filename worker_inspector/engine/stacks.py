@@ -16,8 +16,9 @@ The same thread is the process's writer (``Recorder.flush``) and, waking every
 wait to be written, takes the stack of a request or scheduled action of its
 process once it has run longer than its threshold (``Slot.slow_after``). With
 nothing to write or watch it sleeps until a message comes; the next request
-wakes it (``wake``, one datagram to itself), so an idle worker never wakes and
-a busy one twice a second. It keeps a slow stack in ``<pid>-<start>.slow``, a
+wakes it (``wake``, one datagram to itself) for a first turn ``WATCH_INTERVAL``
+later (not beside the request that woke it, which has nothing to write yet), so
+an idle worker never wakes and a busy one twice a second. It keeps a slow stack in ``<pid>-<start>.slow``, a
 bounded file that outlives the process (a worker killed by
 ``limit_time_real`` leaves its last stack there). The history joins these
 onto its request records and exits when it is read (``join_request_stacks``,
@@ -209,6 +210,8 @@ def _socket_path(dir_fd, name):
     return f"/proc/self/fd/{dir_fd}/{name}"
 
 
+# Shortest wait for a turn already due (a timeout of 0 would make the socket non-blocking).
+MIN_WAIT = 0.001
 # Seconds ``Inspector.close`` waits for the inspector's threads before it closes their descriptors.
 CLOSE_WAIT = 1.0
 
@@ -251,9 +254,15 @@ class Inspector:
         self.thread.start()
 
     def _run(self):
+        # After a wake-up, when the first turn is due (monotonic seconds): a turn right away
+        # would run beside the request that woke the thread, which has nothing to write yet.
+        due = None
         while not self._closed:
             try:
-                self._set_timeout(None if self._may_sleep() else WATCH_INTERVAL)
+                if due is None:
+                    self._set_timeout(None if self._may_sleep() else WATCH_INTERVAL)
+                else:  # woken again meanwhile: the turn stays due when it was
+                    self._set_timeout(max(due - time.monotonic(), MIN_WAIT))
                 data = self.sock.recv(4096)
             except TimeoutError:
                 data = None
@@ -262,6 +271,11 @@ class Inspector:
             if self._closed:
                 return
             self.asleep = False
+            if data == b"":  # ``wake``: a request began in this idle process
+                if due is None:
+                    due = time.monotonic() + WATCH_INTERVAL
+                continue
+            due = None
             try:
                 if data:
                     self._serve(data)
