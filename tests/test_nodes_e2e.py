@@ -139,7 +139,14 @@ def wait_command(server, session, audit_id, timeout):
 
 def test_both_nodes_appear_with_their_summary(node_a, node_b, admin):
     a, b = name_of(node_a), name_of(node_b)
-    rows = wait_for("both nodes", lambda: (r := get_nodes(node_a, admin)) and a in r and b in r and r, 4 * INTERVAL)
+
+    def both_with_their_workers():
+        # A node's first beat can come before its master has forked the workers: the next
+        # beat counts them.
+        rows = get_nodes(node_a, admin)
+        return a in rows and b in rows and all(rows[n]["workers"].get("http") for n in (a, b)) and rows
+
+    rows = wait_for("both nodes, each with its workers", both_with_their_workers, 4 * INTERVAL)
     assert rows[a]["serving"] is True and rows[b]["serving"] is False
     for server, name in ((node_a, a), (node_b, b)):
         row = rows[name]
