@@ -125,24 +125,18 @@ def in_place(client, hooks, route, batches, count, deferred=True):
     original, clock = hooks.original, time.perf_counter_ns
     spent = {"around": 0, "inside": 0}
 
-    def inside(app, environ, start_response):
-        start = clock()
-        try:
-            return original(app, environ, start_response)
-        finally:
-            spent["inside"] += clock() - start
-
-    def around(application):
-        def timed(app, environ, start_response):
+    def timed(application, key):
+        def call(app, environ, start_response):
             start = clock()
             try:
                 return application(app, environ, start_response)
             finally:
-                spent["around"] += clock() - start
+                spent[key] += clock() - start
 
-        return timed
+        return call
 
-    variants = {"hooked": around(recorder.wsgi(inside)), "bare": around(inside)}
+    inside = timed(original, "inside")
+    variants = {"hooked": timed(recorder.wsgi(inside), "around"), "bare": timed(inside, "around")}
     samples = {"hook": [], "writer": []}
     cpu = []
     try:
