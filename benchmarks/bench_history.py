@@ -16,7 +16,10 @@ prints:
    servers with one HTTP worker each: one with the addon (A) and two
    without (B1, B2), in interleaved rounds, for ``/web/health`` and an
    authenticated JSON-RPC ``call_kw``; the A/B ratio is printed beside the
-   B2/B1 ratio (A/A control), which shows the method's own noise.
+   B2/B1 ratio (A/A control), which shows the method's own noise. A
+   request's cost includes the writer's (the addon's thread that writes its
+   record, after the request): the other threads' CPU over each set, per
+   request. The sampler's and heartbeat's per-second work is shown apart.
 
    The servers are started afresh ``--generations`` times (a process keeps
    a bias of its own for its life), and the serving workers share one core.
@@ -49,6 +52,14 @@ from odoo_harness import OdooServer, odoo_available
 
 from worker_inspector.engine import board
 from worker_inspector.engine.history import EXITS_CAPACITY, HistoryStore
+from worker_inspector.engine.stacks import WATCH_INTERVAL
+from worker_inspector.engine.threads import OS_HEARTBEAT, OS_SAMPLER
+
+# The addon's threads whose work is per second, not per request.
+BACKGROUND_THREADS = (OS_SAMPLER, OS_HEARTBEAT)
+# Long enough for the writer's turn after the last request (a woken writer's first turn
+# comes an interval later) to fall inside a set's window.
+SETTLE = 2 * WATCH_INTERVAL + 0.3
 
 GOAL_READ_MS = 100.0
 GOAL_CPU_RATIO = 1.01
@@ -176,6 +187,26 @@ def split_ns(before, after):
     return spent[0], sum(spent[1:])
 
 
+def thread_names(pid):
+    """The kernel's name of each thread of ``pid`` (the addon names its own: ``wi:writer``...)."""
+    names = {}
+    for tid in os.listdir(f"/proc/{pid}/task"):
+        with contextlib.suppress(OSError), open(f"/proc/{pid}/task/{tid}/comm") as handle:
+            names[tid] = handle.read().strip()
+    return names
+
+
+def background_and_rest_ns(before, after, names):
+    """Over a whole set: the CPU ns of the addon's background threads (the sampler's and the
+    heartbeat's per-second work, whatever the load) and of the other threads but the busiest
+    (the one serving): the writer's, which writes every request's record, and Odoo's own."""
+    spent = {tid: ns - before.get(tid, 0) for tid, ns in after.items()}
+    serving = max(spent, key=spent.get)
+    background = sum(ns for tid, ns in spent.items() if names.get(tid) in BACKGROUND_THREADS)
+    rest = sum(ns for tid, ns in spent.items() if tid != serving and names.get(tid) not in BACKGROUND_THREADS)
+    return background, rest
+
+
 def http_worker(server):
     pids = [p.pid for p in server.children() if " ".join(p.cmdline()).startswith("odoo: WorkerHTTP")]
     assert len(pids) == 1, pids
@@ -246,7 +277,16 @@ def steady_available():
 
 
 def cpu_rounds(opts, db_on, db_off):
-    """{route: {label: [(CPU µs per request of the serving thread, of the worker's other threads), per round]}}.
+    """``({route: {label: [CPU µs per request, per round]}}, {label: (serving µs per request, rest,
+    background µs per second)})``.
+
+    Each round's value is its serving thread's CPU per request (schedstat, in
+    the round's window) plus the per-request share of the worker's other
+    threads over the whole set: the writer writes a round's records at its
+    next turn, often after the round's window has closed, so only a window that
+    spans the set (closed once the writer's last turn is done) counts all of it.
+    The sampler's and heartbeat's work is per second whatever the load: it is
+    shown apart, not charged to requests.
 
     A process keeps its own small bias for its life (memory layout, hash
     seed, the core it runs on), which interleaving cannot cancel: the rounds
@@ -256,7 +296,9 @@ def cpu_rounds(opts, db_on, db_off):
     """
     args = {"workers": 1, "max_cron_threads": 0, "extra_args": ["--log-level", "warn"]}
     labels = (("A", db_on), ("B1", db_off), ("B2", db_off))
-    threads = {route: {label: [] for label, _db in labels} for route in ("health", "call_kw")}
+    routes = ("health", "call_kw")
+    threads = {route: {label: [] for label, _db in labels} for route in routes}
+    parts = {label: [] for label, _db in labels}
     cpus = sorted(os.sched_getaffinity(0))
     per_generation = max(1, opts.rounds // opts.generations)
     for generation in range(opts.generations):
@@ -273,20 +315,33 @@ def cpu_rounds(opts, db_on, db_off):
                 os.sched_setaffinity(0, {cpus[0]})
                 for worker in workers.values():
                     pin(worker, cpus[-1])
-            for route in threads:
+            for route in routes:
                 for client in clients.values():  # warm-up
                     client.run(route, opts.requests)
+            time.sleep(SETTLE)  # the warm-up's records written
+            set_start = {label: schedstat_ns(worker) for label, worker in workers.items()}
+            started_at = time.monotonic()
+            serving = {route: {label: [] for label in servers} for route in routes}
             for round_ in range(per_generation):
-                for route in threads:
+                for route in routes:
                     order = list(servers)
                     order = order[round_ % 3 :] + order[: round_ % 3]  # each goes first in turn
                     for label in order:
                         before = schedstat_ns(workers[label])
                         clients[label].run(route, opts.requests)
-                        serving, others = split_ns(before, schedstat_ns(workers[label]))
-                        threads[route][label].append((serving / opts.requests / 1000, others / opts.requests / 1000))
+                        spent, _others = split_ns(before, schedstat_ns(workers[label]))
+                        serving[route][label].append(spent / opts.requests / 1000)
+            time.sleep(SETTLE)  # the last round's records written
+            seconds = time.monotonic() - started_at
+            served = per_generation * len(routes) * opts.requests
+            for label, worker in workers.items():
+                background, rest = background_and_rest_ns(set_start[label], schedstat_ns(worker), thread_names(worker))
+                rest_per_request = rest / served / 1000
+                for route in routes:
+                    threads[route][label].extend(value + rest_per_request for value in serving[route][label])
+                parts[label].append((rest_per_request, background / seconds / 1000))
             os.sched_setaffinity(0, set(cpus))
-    return threads
+    return threads, parts
 
 
 def set_ratios(with_values, without_values, sets):
@@ -351,11 +406,7 @@ def main():
                 f" (best {best:.1f} ms), {size / 1e6:.1f} MB"
             )
         opts.steady = opts.steady and steady_available()
-        threads = cpu_rounds(opts, db_on, db_off)
-    # The whole worker's CPU per round: its serving thread's and its other threads'.
-    results = {
-        route: {label: [sum(pair) for pair in pairs] for label, pairs in per.items()} for route, per in threads.items()
-    }
+        results, parts = cpu_rounds(opts, db_on, db_off)
     layout = "each set laid out alike (ASLR off, one hash seed per set)" if opts.steady else "randomized memory layouts"
     print(
         f"serving worker CPU per request (schedstat), {opts.rounds} interleaved rounds of {opts.requests}"
@@ -382,14 +433,17 @@ def main():
             f"  {'':>7}  set by set (each process's own bias): A/B1 {min(ab_sets):.3f} .. {max(ab_sets):.3f},"
             f" A/A {min(aa_sets):.3f} .. {max(aa_sets):.3f}"
         )
-        serving = {label: [pair[0] for pair in pairs] for label, pairs in threads[route].items()}
-        others = statistics.mean(pair[1] for pair in threads[route]["A"])
-        ab, _low, _high = paired_ratio(serving["A"], serving["B1"])
-        aa, _low, _high = paired_ratio(serving["B2"], serving["B1"])
-        print(
-            f"  {'':>7}  the serving thread alone: A/B1 {ab:.4f} beside A/A {aa:.4f};"
-            f" A's other threads (the writer, the sampler) {others:.1f} µs per request"
-        )
+    rest = {label: statistics.mean(pair[0] for pair in values) for label, values in parts.items()}
+    background = {label: statistics.mean(pair[1] for pair in values) for label, values in parts.items()}
+    print(
+        "  each round: its serving thread's CPU plus the other threads' over its set (the writer's,"
+        " which writes every request's record; Odoo's main thread) per request: A"
+        f" {rest['A']:.1f} µs, B1 {rest['B1']:.1f} µs, B2 {rest['B2']:.1f} µs"
+    )
+    print(
+        f"  not per request: A's sampler and heartbeat threads {background['A']:.0f} µs of CPU per second"
+        f" ({background['A'] / 1e4:.3f}% of a core; B1 {background['B1']:.0f}, B2 {background['B2']:.0f})"
+    )
     return 0
 
 

@@ -262,3 +262,33 @@ def test_close_waits_for_the_inspector_thread_before_closing_its_descriptors(tmp
         assert inspector.sock.fileno() == -1
     finally:
         proc_board.close()
+
+
+def _os_thread_name(thread):
+    with open(f"/proc/self/task/{thread.native_id}/comm") as handle:
+        return handle.read().strip()
+
+
+def test_the_addon_threads_carry_their_names_in_the_kernel(tmp_path):
+    # What top -H and ps -L show: an admin (and the benchmark) tells the writer's and the
+    # sampler's CPU from the serving thread's without asking the process.
+    from worker_inspector.engine import threads
+    from worker_inspector.engine.sampler import Sampler
+
+    proc_board = board.ProcessBoard(os.getpid(), 4, str(tmp_path))
+    inspector = stacks.Inspector(proc_board, stacks.FrameFormatter(()))
+    sampler = Sampler(os.getpid(), "prefork", {"limit_time_real": 120, "workers": 1}, base=str(tmp_path)).start()
+    try:
+        named = {inspector.thread: threads.OS_WRITER, sampler._thread: threads.OS_SAMPLER}
+        deadline = time.monotonic() + 5  # each names itself as it starts
+        while time.monotonic() < deadline and any(_os_thread_name(t) != n for t, n in named.items()):
+            time.sleep(0.01)
+        assert _os_thread_name(inspector.thread) == threads.OS_WRITER
+        assert _os_thread_name(sampler._thread) == threads.OS_SAMPLER
+        assert _os_thread_name(threading.current_thread()) not in (threads.OS_WRITER, threads.OS_SAMPLER)
+        names = [value for key, value in vars(threads).items() if key.startswith("OS_")]
+        assert len(names) == 4 and all(len(name.encode()) <= 15 for name in names)
+    finally:
+        sampler.stop()
+        inspector.close()
+        proc_board.close()

@@ -140,6 +140,7 @@ def _current_server():
 
 
 def _loop():
+    engine.threads.name_os_thread(engine.threads.OS_HEARTBEAT)
     # A first beat soon after start; then a little under the interval, so that
     # one writer beats every time, and several processes of a node (each at its
     # own jittered pace) leave a beat late by a fraction of an interval at most.

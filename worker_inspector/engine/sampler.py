@@ -30,6 +30,7 @@ from .activity import request_thread_capacity
 from .backlog import find_listen_inode, listen_backlog, socket_inode
 from .history import DEFAULT_INTERVAL, EXTRA_ROWS, HistoryBusy, HistoryStore, open_private_dir
 from .identity import is_zombie, ticks_to_epoch
+from .threads import OS_SAMPLER, name_os_thread
 from .tree import CpuMeter, read_processes
 
 _logger = logging.getLogger(__name__)
@@ -237,6 +238,7 @@ class Sampler:
         return not self._stop.is_set()
 
     def _run(self):
+        name_os_thread(OS_SAMPLER)
         try:
             elected = self._wait_for_election()
         except OSError:  # the directory went with its server

@@ -48,6 +48,7 @@ import time
 from .activity import public_activity
 from .board import CTL_SUFFIX, UntrustedBoard, _open_server_dir, _parse_key, read_board
 from .identity import ProcessKey, is_alive, process_key, start_ticks
+from .threads import OS_PROFILER, OS_WRITER, name_os_thread
 from .tree import read_processes
 
 _logger = logging.getLogger(__name__)
@@ -254,6 +255,7 @@ class Inspector:
         self.thread.start()
 
     def _run(self):
+        name_os_thread(OS_WRITER)
         # After a wake-up, when the first turn is due (monotonic seconds): a turn right away
         # would run beside the request that woke the thread, which has nothing to write yet.
         due = None
@@ -350,6 +352,7 @@ class Inspector:
         return own
 
     def _profile(self, reply, seconds, hz):
+        name_os_thread(OS_PROFILER)
         try:
             self._answer(reply, sample(self.formatter, seconds, hz, skip=self._own_idents()))
         except Exception:

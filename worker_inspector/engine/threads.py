@@ -1,5 +1,6 @@
 """The threads of the current process, with what Odoo sets on them."""
 
+import contextlib
 import os
 import threading
 import time
@@ -8,6 +9,26 @@ from urllib.parse import urlsplit
 from .classify import thread_kind
 from .schema import Thread
 from .vocabulary import WORKER_THREAD_KINDS
+
+try:  # Odoo titles its processes with it; optional here as there
+    from setproctitle import setthreadtitle
+except ImportError:  # pragma: no cover - then top -H shows them under the process's name
+    setthreadtitle = None
+
+# The kernel's names (``comm``, at most 15 bytes) of the addon's own threads: what
+# ``top -H``, ``ps -L`` and ``/proc/<pid>/task/<tid>/comm`` show for them, so their
+# CPU can be told from the serving thread's from outside.
+OS_WRITER = "wi:writer"
+OS_SAMPLER = "wi:sampler"
+OS_HEARTBEAT = "wi:heartbeat"
+OS_PROFILER = "wi:profiler"
+
+
+def name_os_thread(name):
+    """Give the calling thread ``name`` in the kernel (it keeps its Python name)."""
+    if setthreadtitle is not None:
+        with contextlib.suppress(Exception):  # a name is never worth a failure
+            setthreadtitle(name)
 
 
 def url_path(url):
