@@ -12,7 +12,6 @@ import pytest
 from waiting import settled_wakeups, wait_until, wakeups
 
 from worker_inspector.engine import board, requestlog, stacks
-from worker_inspector.engine import recorder as recorder_module
 from worker_inspector.engine.identity import process_key
 from worker_inspector.engine.recorder import PREFORK_SLOTS, Recorder
 
@@ -318,9 +317,9 @@ def test_the_wsgi_hook_logs_an_escaped_error_as_500_and_lets_it_through(base):
 
 def test_the_writer_encodes_each_text_once_and_keeps_a_bounded_number(base, monkeypatch):
     monkeypatch.setattr(board, "TEXTS_KEPT", 8)
-    monkeypatch.setattr(recorder_module, "PATHS_KEPT", 8)
+    monkeypatch.setattr(requestlog, "PATHS_KEPT", 8)
     board._TEXTS.clear()
-    recorder_module._PATHS.clear()
+    requestlog._PATHS.clear()
     recorder = Recorder(lambda: (os.getpid(), PREFORK_SLOTS), base=base, deferred=True)
     try:
         for n in range(20):
@@ -328,7 +327,7 @@ def test_the_writer_encodes_each_text_once_and_keeps_a_bounded_number(base, monk
             recorder.set_user(f"db{n % 3}", 2, "émile")
             recorder.end_request(slot, "200 OK")
         assert recorder.flush() == 20
-        assert len(board._TEXTS) <= 8 and len(recorder_module._PATHS) <= 8
+        assert len(board._TEXTS) <= 8 and len(requestlog._PATHS) <= 8
         logged = requestlog.read_requests(os.getpid(), base)
         assert [r["rpc"] for r in logged] == [f"m{n}.read" for n in range(20)]
         assert {r["login"] for r in logged} == {"émile"} and [r["db"] for r in logged[:3]] == ["db0", "db1", "db2"]
@@ -570,4 +569,75 @@ def test_a_woken_writer_takes_its_first_turn_an_interval_later_and_stays_due_the
         assert _own_record(base)["state"] == "busy"
         recorder.end_request(slot, "200 OK")
     finally:
+        recorder.close()
+
+
+def test_a_request_inside_a_request_is_served_unrecorded_and_each_gets_its_own_start_response(base):
+    recorder = Recorder(lambda: (os.getpid(), PREFORK_SLOTS), base=base, deferred=True)
+    lines = {"outer": [], "inner": []}
+
+    def app(_app, environ, start_response):
+        if environ["PATH_INFO"] == "/outer":
+            # e.g. a test client called from a route: the same thread, the same record
+            assert hooked(None, {"PATH_INFO": "/inner"}, lambda line, *_a: lines["inner"].append(line)) == [b"in"]
+            start_response("201 CREATED", [])
+            return [b"out"]
+        start_response("404 NOT FOUND", [])
+        return [b"in"]
+
+    hooked = recorder.wsgi(app)
+    try:
+        assert hooked(None, {"PATH_INFO": "/outer"}, lambda line, *_a: lines["outer"].append(line)) == [b"out"]
+        assert lines == {"outer": ["201 CREATED"], "inner": ["404 NOT FOUND"]}
+        assert recorder.flush() == 1
+        (logged,) = requestlog.read_requests(os.getpid(), base)
+        assert (logged["url"], logged["status"]) == ("/outer", 201)
+        hooked(None, {"PATH_INFO": "/next"}, lambda *_a: None)  # the thread records again
+        assert recorder.flush() == 1
+        assert [r["url"] for r in requestlog.read_requests(os.getpid(), base)] == ["/outer", "/next"]
+    finally:
+        recorder.close()
+
+
+def test_a_start_response_called_after_the_request_ended_still_reaches_the_server(base):
+    # WSGI lets an application call it from its iterable, which the server runs afterwards.
+    recorder = Recorder(lambda: (os.getpid(), PREFORK_SLOTS), base=base, deferred=True)
+    sent = []
+
+    def app(_app, _environ, start_response):
+        def body():
+            start_response("200 OK", [])
+            yield b"late"
+
+        return body()
+
+    try:
+        iterable = recorder.wsgi(app)(None, {"PATH_INFO": "/lazy"}, lambda line, *_a: sent.append(line))
+        assert list(iterable) == [b"late"] and sent == ["200 OK"]
+        assert recorder.flush() == 1
+        (logged,) = requestlog.read_requests(os.getpid(), base)
+        assert (logged["url"], logged["status"]) == ("/lazy", 200)  # written by the writer's next turn
+    finally:
+        recorder.close()
+
+
+def test_a_thread_that_served_requests_gives_its_record_back_as_it_ends_without_the_gc(base):
+    # The threaded server has a thread per connection: a record kept alive by a reference
+    # cycle would wait for a full collection, and the board would run out of records.
+    import gc
+    import threading
+
+    recorder = Recorder(lambda: (os.getpid(), 2), base=base, deferred=True)
+    hooked = recorder.wsgi(_app("200 OK"))
+    gc.disable()
+    try:
+        recorder.slot()  # this thread holds one of the two records
+        for round_ in range(5):
+            worker = threading.Thread(target=hooked, args=(None, {"PATH_INFO": f"/{round_}"}, lambda *_a: None))
+            worker.start()
+            worker.join()
+            assert len(recorder.board.claimed) == 1, "the ended thread kept its record"
+        assert recorder.flush() == 5
+    finally:
+        gc.enable()
         recorder.close()

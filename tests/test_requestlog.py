@@ -237,3 +237,57 @@ def test_one_batch_larger_than_the_ring_keeps_its_newest_records_and_counts_them
         assert totals[("http", "2xx")]["count"] == total + 7
     finally:
         log.detach()
+
+
+def test_the_writer_s_fused_loop_writes_what_add_many_writes(tmp_path):
+    """``add_works`` (the writer's loop over the board's in-memory records) and ``add_many``
+    (the fields given one by one) leave the same bytes: records, counters, CRCs."""
+    from collections import deque
+
+    from worker_inspector.engine import board as board_mod
+
+    works = []
+    for start, path, status, db, login, rpc, job in (
+        (1.0, "/web/health", "200 OK", None, None, None, None),
+        (2.0, b"/web/dataset/call_kw/res.partner/read", 200, "prod", "admin", None, None),
+        (3.0, "/xmlrpc/2/object", "404 NOT FOUND", "prod", None, "sale.order.read", None),
+        (4.0, "/weird", "xyz", None, None, None, None),
+        (5.0, None, 0, "prod", None, None, (7, "Mail: queue")),
+        (6.0, "/boom", board_mod.NO_RESPONSE, "ünïcode", "émile", None, None),
+    ):
+        work = board_mod.new_work(start, path, job)
+        work[board_mod.W_ENDED], work[board_mod.W_CPU] = start + 0.25, 0.5  # more CPU than wall time
+        work[board_mod.W_QUERIES], work[board_mod.W_QUERY_TIME] = 3, 0.125
+        work[board_mod.W_DB], work[board_mod.W_LOGIN], work[board_mod.W_RPC] = db, login, rpc
+        work[board_mod.W_UID], work[board_mod.W_STATUS] = 2, status
+        works.append(work)
+    fields = [
+        (requestlog.KIND_HTTP, 1.0, 0.25, 0.25, 0.125, 3, 2, 200, 0, b"", b"", b"/web/health", b"", b""),
+        (requestlog.KIND_HTTP, 2.0, 0.25, 0.25, 0.125, 3, 2, 200, 0, b"prod", b"admin",
+         b"/web/dataset/call_kw/res.partner/read", b"res.partner.read", b""),
+        (requestlog.KIND_HTTP, 3.0, 0.25, 0.25, 0.125, 3, 2, 404, 0, b"prod", b"", b"/xmlrpc/2/object",
+         b"sale.order.read", b""),
+        (requestlog.KIND_HTTP, 4.0, 0.25, 0.25, 0.125, 3, 2, 0, 0, b"", b"", b"/weird", b"", b""),
+        (requestlog.KIND_CRON, 5.0, 0.25, 0.25, 0.125, 3, 2, 0, 7, b"prod", b"", b"", b"", b"Mail: queue"),
+        (requestlog.KIND_HTTP, 6.0, 0.25, 0.25, 0.125, 3, 2, 500, 0, "ünïcode".encode(), "émile".encode(),
+         b"/boom", b"", b""),
+    ]  # fmt: skip
+    for name in ("fused", "plain"):
+        (tmp_path / name).mkdir()
+    fused, plain = (requestlog.RequestLog(os.getpid(), str(tmp_path / name)) for name in ("fused", "plain"))
+    try:
+        queue = deque(works)
+        assert fused.add_works(queue) == len(works) and not queue
+        plain.add_many(fields)
+        for log in (fused, plain):  # the counters, written every FLUSH_EVERY records, now
+            os.pwrite(log.fd, requestlog._pack_totals(log._totals, log._last), requestlog._TOTALS_AT)
+        assert fused._totals == plain._totals
+        assert os.pread(fused.fd, requestlog.FILE_SIZE, 0) == os.pread(plain.fd, requestlog.FILE_SIZE, 0)
+        logged = requestlog.read_requests(os.getpid(), str(tmp_path / "fused"))
+        assert [(r["url"], r["status"], r["rpc"], r["db"], r["login"]) for r in logged][1:3] == [
+            ("/web/dataset/call_kw/res.partner/read", 200, "res.partner.read", "prod", "admin"),
+            ("/xmlrpc/2/object", 404, "sale.order.read", "prod", None),
+        ]
+    finally:
+        fused.detach()
+        plain.detach()

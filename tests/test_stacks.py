@@ -166,8 +166,9 @@ def test_an_exit_while_busy_carries_the_stack_of_its_last_request():
     [
         ((120, -1), 60.0),  # Odoo's default: the 10 s default threshold stays
         ((120, 30), 15.0),  # limit_time_real_cron lower
-        ((10,), 5.0),  # half, and before a request started a beat after the heartbeat is killed
-        ((8,), 3.0),
+        ((12,), 6.0),  # half
+        ((10,), 4.0),  # before a request started a beat after the heartbeat is killed
+        ((8,), 2.0),
         ((4,), stacks.WATCH_INTERVAL),
         ((0, None, -1), float("inf")),  # no limit: no ceiling
     ],

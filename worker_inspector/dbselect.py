@@ -12,15 +12,20 @@ saying how to name one.
 
 This acts in every process that imported the addon: all of them when it is
 loaded server-wide (``--load=base,web,worker_inspector``), which is what such
-a server needs (README, "Several databases").
+a server needs (README, "Several databases"). A server whose configuration
+exposes one database (a ``dbfilter`` of one literal name, or ``-d`` naming
+one and no filter) serves it to every request: there the override of Odoo's
+choice, which runs on every request, could change nothing and is not installed.
 """
 
 import json
+import re
 
 from werkzeug.wrappers import Response
 
 from odoo import http
 from odoo.service import db as odoo_db
+from odoo.tools import config
 
 PREFIX = "/worker_inspector/"
 DB_PARAM = "db"
@@ -38,9 +43,26 @@ def _served(name):
     return http.db_filter([name]) == [name] and name in odoo_db.list_dbs(True)
 
 
+# A dbfilter that names one database, whatever the host: ``^prod$``, ``^my\.db$``.
+_ONE_NAME_FILTER = re.compile(r"\^(?:[A-Za-z0-9_-]|\\[.-])+\$")
+
+
+def one_database_by_config(options=config):
+    """Whether the configuration alone exposes a single database to every request: a
+    dbfilter of one literal name, or else ``-d`` with one name (Odoo's ``db_filter``
+    then lets only it through; a comma list in 17.0/18.0, a list in 19.0)."""
+    dbfilter = options.get("dbfilter")
+    if dbfilter:
+        return bool(_ONE_NAME_FILTER.fullmatch(dbfilter))
+    names = options.get("db_name") or []
+    if isinstance(names, str):
+        names = names.split(",")
+    return len({name.strip() for name in names if name and name.strip()}) == 1
+
+
 def _install():
     request_class = http.Request
-    if getattr(request_class._get_session_and_dbname, "_worker_inspector", False):
+    if getattr(request_class._serve_nodb, "_worker_inspector", False):
         return
     get_session_and_dbname = request_class._get_session_and_dbname
     serve_nodb = request_class._serve_nodb
@@ -75,9 +97,11 @@ def _install():
             content_type="application/json",
         )
 
-    _get_session_and_dbname._worker_inspector = True
-    request_class._get_session_and_dbname = _get_session_and_dbname
+    _serve_nodb._worker_inspector = True
     request_class._serve_nodb = _serve_nodb
+    if not one_database_by_config():
+        _get_session_and_dbname._worker_inspector = True
+        request_class._get_session_and_dbname = _get_session_and_dbname
 
 
 _install()

@@ -421,8 +421,10 @@ class Slot:
         "published",
         "requests",
         "seq",
+        "server_start_response",
         "signed",
         "stack_taken",
+        "status_work",
         "thread",
         "tid",
     )
@@ -450,6 +452,16 @@ class Slot:
         self.published = None
         # The request or job whose slow-request stack was taken (see ``stacks``).
         self.stack_taken = None
+        # The server's ``start_response`` for the thread's request, which gets
+        # ``record_status`` (see ``Recorder.wsgi``) in its place, and the request's record.
+        self.server_start_response = None
+        self.status_work = None
+
+    def record_status(self, line, headers, exc_info=None):
+        """WSGI ``start_response`` of the thread's request: its status, for its record
+        (also when called from the response's iterable, after the request ended)."""
+        self.status_work[W_STATUS] = line  # parsed by the writer
+        return self.server_start_response(line, headers, exc_info)
 
     def working(self):
         """The request (or, outside one, the scheduled action) under way, or None."""

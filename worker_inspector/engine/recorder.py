@@ -24,14 +24,12 @@ import weakref
 
 from .board import (
     _BLANK_WORK,
-    KIND_CRON,
     KIND_HTTP,
     W_BACKEND,
     W_CPU,
     W_DB,
     W_ENDED,
     W_JOB,
-    W_LOGIN,
     W_PATH,
     W_QUERIES,
     W_QUERY_TIME,
@@ -41,12 +39,10 @@ from .board import (
     W_STATUS,
     W_UID,
     ProcessBoard,
-    encode_text,
     raw_path,
     remove_dead_servers,
-    status_code,
 )
-from .requestlog import RPC_PREFIXES, RequestLog, rpc_of_path
+from .requestlog import RequestLog
 from .stacks import DEFAULT_SLOW_AFTER, FrameFormatter, Inspector
 
 _logger = logging.getLogger(__name__)
@@ -62,43 +58,6 @@ THREADED_SLOTS = 256
 # A thread idle longer than this (seconds) reads its CPU clock as its next request
 # begins: the prefork worker's loop wakes every few seconds while it waits.
 CPU_IDLE = 1.0
-RPC_PREFIXES_RAW = tuple(prefix.encode() for prefix in RPC_PREFIXES)
-# Each path's raw bytes and the ``model.method`` it names, by path: a server's paths
-# repeat. Emptied when full.
-_PATHS = {}
-PATHS_KEPT = 4096
-
-
-def _path_fields(path):
-    """A request path's raw bytes and the ``model.method`` it names (JSON-RPC), encoded."""
-    fields = _PATHS.get(path)
-    if fields is None:
-        if len(_PATHS) >= PATHS_KEPT:
-            _PATHS.clear()
-        raw = raw_path(path)
-        rpc = rpc_of_path(raw.decode("latin-1")) if raw.startswith(RPC_PREFIXES_RAW) else None
-        fields = _PATHS[path] = (raw, encode_text(rpc))
-    return fields
-
-
-def _log_fields(work):
-    """The request log's fields of a finished request or scheduled action (``board.new_work``)."""
-    started, path, job = work[W_START], work[W_PATH], work[W_JOB]
-    duration = work[W_ENDED] - started
-    # Never more than its wall time: the CPU/SQL/other split of a request adds up.
-    cpu_time = min(work[W_CPU], duration)
-    if path is None:  # a scheduled action
-        return (
-            KIND_CRON, started, duration, cpu_time, work[W_QUERY_TIME], work[W_QUERIES], work[W_UID] or 0, 0,
-            job[0] or 0, encode_text(work[W_DB]), b"", b"", b"", encode_text(job[1]),
-        )  # fmt: skip
-    raw, rpc = _path_fields(path)
-    if work[W_RPC] is not None:
-        rpc = encode_text(work[W_RPC])
-    return (
-        KIND_HTTP, started, duration, cpu_time, work[W_QUERY_TIME], work[W_QUERIES], work[W_UID] or 0,
-        status_code(work[W_STATUS]), 0, encode_text(work[W_DB]), encode_text(work[W_LOGIN]), raw, rpc, b"",
-    )  # fmt: skip
 
 
 class Recorder:
@@ -243,6 +202,10 @@ class Recorder:
         slot = board.claim() if board is not None else None
         if slot is not None:
             slot.thread = _current_thread()
+            # The thread's requests get it as ``start_response``: bound once, no object made
+            # per request. Kept here, not on the slot: a slot holding its own bound method
+            # would be a cycle, not given back as its thread ends (``Slot.__del__``).
+            self._tls.start_response = slot.record_status
         self._tls.slot = slot
         return slot
 
@@ -314,17 +277,19 @@ class Recorder:
         from its start to its end, whatever escapes, with the status of its response.
 
         What ``begin_request`` and ``end_request`` do, inline: the request path's one
-        Python frame besides the recording ``start_response`` (each frame, and each
-        object it touches, costs far more between two requests, with cold caches, than in
-        a loop).
+        Python frame besides the thread's recording ``start_response`` (each frame, and
+        each object it touches or makes, costs far more between two requests, with cold
+        caches, than in a loop). A request inside a request of the same thread is served
+        unrecorded: the thread's record is the outer one's.
         """
         recorder = self
 
         @functools.wraps(call)
         def __call__(app, environ, start_response):
+            tls = recorder._tls
             try:
                 try:
-                    slot = recorder._tls.slot
+                    slot = tls.slot
                     if slot.board is not recorder._board:
                         slot = recorder._claim()
                 except AttributeError:  # the thread's first request (or no record for it)
@@ -332,7 +297,7 @@ class Recorder:
             except Exception:  # the inspector must never break Odoo
                 _logger.debug("no record for this thread", exc_info=True)
                 slot = None
-            if slot is None:
+            if slot is None or slot.current is not None:
                 return call(app, environ, start_response)
             try:
                 now = _time()
@@ -344,20 +309,18 @@ class Recorder:
                 work = slot.current = _BLANK_WORK.copy()
                 work[W_START] = now
                 work[W_PATH] = environ.get("PATH_INFO") or "/"
+                slot.server_start_response, slot.status_work = start_response, work
+                recording_start_response = tls.start_response
                 recorder._last = work
                 if not recorder._deferred:
                     recorder.flush()
                 inspector = recorder.inspector
                 if inspector is not None and inspector.asleep:
                     inspector.wake()
-            except Exception:  # the inspector must never break Odoo
+            except Exception:  # the inspector must never break Odoo: served unrecorded
                 _logger.debug("begin_request failed", exc_info=True)
+                slot.current = None
                 return call(app, environ, start_response)
-
-            def recording_start_response(line, headers, exc_info=None):
-                work[W_STATUS] = line  # parsed by the writer
-                return start_response(line, headers, exc_info)
-
             try:
                 return call(app, environ, recording_start_response)
             finally:
@@ -468,13 +431,10 @@ class Recorder:
             with board.writing():
                 if _time() >= board.check_at:
                     board.ensure_intact()
-                finished, log = self._finished, self._log
-                records = []
-                while finished:
-                    records.append(_log_fields(finished.popleft()))
-                if log is not None:
-                    log.add_many(records)
-                    written = len(records)
+                if self._log is not None:
+                    written = self._log.add_works(self._finished)
+                else:
+                    self._finished.clear()
                 for slot in list(board.claimed.values()):
                     slot.publish()
         except Exception:  # the inspector must never break Odoo

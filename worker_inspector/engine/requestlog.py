@@ -28,14 +28,30 @@ import time
 import zlib
 
 from .board import (
+    _TEXTS,
     CHECK_EVERY,
+    W_CPU,
+    W_DB,
+    W_ENDED,
+    W_JOB,
+    W_LOGIN,
+    W_PATH,
+    W_QUERIES,
+    W_QUERY_TIME,
+    W_RPC,
+    W_START,
+    W_STATUS,
+    W_UID,
     WrittenFile,
     close_fds,
     create_file,
+    encode_text,
     existing_server_dir,
     is_whole,
     open_server_dir,
+    raw_path,
     regrow,
+    status_code,
 )
 from .history import parse_seconds
 from .identity import ProcessKey, is_alive, start_ticks
@@ -108,6 +124,36 @@ def rpc_of_path(path):
     return None
 
 
+RPC_PREFIXES_RAW = tuple(prefix.encode() for prefix in RPC_PREFIXES)
+# Each path's raw bytes and the ``model.method`` it names, by path, and each WSGI status
+# line's number: a server's repeat. Emptied when full.
+_PATHS = {}
+PATHS_KEPT = 4096
+_STATUSES = {}
+STATUSES_KEPT = 256
+
+
+def path_fields(path):
+    """A request path's raw bytes and the ``model.method`` it names (JSON-RPC), encoded."""
+    fields = _PATHS.get(path)
+    if fields is None:
+        if len(_PATHS) >= PATHS_KEPT:
+            _PATHS.clear()
+        raw = raw_path(path)
+        rpc = rpc_of_path(raw.decode("latin-1")) if raw.startswith(RPC_PREFIXES_RAW) else None
+        fields = _PATHS[path] = (raw, encode_text(rpc))
+    return fields
+
+
+def _status_number(line):
+    code = _STATUSES.get(line)
+    if code is None:
+        if len(_STATUSES) >= STATUSES_KEPT:
+            _STATUSES.clear()
+        code = _STATUSES[line] = status_code(line)
+    return code
+
+
 class RequestLog(WrittenFile):
     """This process's ring, opened in the server's verified private directory."""
 
@@ -161,6 +207,66 @@ class RequestLog(WrittenFile):
         status, cron_id, db, login, url, rpc, cron_name``; texts are bytes already cut to size."""
         self.add_many((fields,))
 
+    def add_works(self, works):
+        """Append the finished requests and scheduled actions of ``works`` (a deque of the
+        board's in-memory records, ``board.new_work``, which this empties); returns how many.
+
+        The writer's loop over every request: ``add_many`` with each record's fields made
+        in place, no Python call per record but for a text, path or status seen for the
+        first time (each costs far more in a worker whose caches Odoo keeps cold).
+        """
+        count = len(works)
+        if not count:
+            return 0
+        buf = bytearray(count * RECORD_SIZE)
+        view = memoryview(buf)
+        pack_into, sign_into, crc32, pid = _BODY.pack_into, _CRC.pack_into, zlib.crc32, self.pid
+        pop, texts, paths, statuses, bucket_of = works.popleft, _TEXTS, _PATHS, _STATUSES, bisect.bisect_left
+        with self._lock:
+            totals, seq, flush, at = self._totals, self._last, False, 0
+            for _ in range(count):
+                work = pop()
+                started, path, db = work[W_START], work[W_PATH], work[W_DB]
+                duration = work[W_ENDED] - started
+                # Never more than its wall time: the CPU/SQL/other split of a request adds up.
+                cpu_time, sql_time = min(work[W_CPU], duration), work[W_QUERY_TIME]
+                db = (texts.get(db) or encode_text(db)) if db else b""
+                if path is None:  # a scheduled action
+                    kind, status, login, url, rpc = KIND_CRON, 0, b"", b"", b""
+                    job, name = work[W_JOB]
+                    job, name = job or 0, encode_text(name)
+                else:
+                    kind, job, name = KIND_HTTP, 0, b""
+                    url, rpc = paths.get(path) or path_fields(path)
+                    if work[W_RPC] is not None:
+                        rpc = encode_text(work[W_RPC])
+                    login = work[W_LOGIN]
+                    login = encode_text(login) if login else b""
+                    status = work[W_STATUS]
+                    if status.__class__ is not int:
+                        status = statuses.get(status) or _status_number(status)
+                seq += 1
+                # ``_count``, inline.
+                series = totals[(kind - 1) * _STATUS_COUNT + (status // 100 if 0 < status < 600 else 0)]
+                series[bucket_of(BUCKETS, duration)] += 1
+                series[-4] += 1
+                series[-3] += duration
+                series[-2] += cpu_time
+                series[-1] += sql_time
+                if not seq % FLUSH_EVERY:
+                    flush = True
+                pack_into(
+                    buf, at, seq, started, duration, cpu_time, sql_time, work[W_QUERIES], pid, work[W_UID] or 0,
+                    status, kind, job, db, login, url, rpc, name,
+                )  # fmt: skip
+                sign_into(buf, at + _CRC_AT, crc32(view[at : at + _CRC_AT]))
+                at += RECORD_SIZE
+            self._last = seq
+            if flush:
+                os.pwrite(self.fd, _pack_totals(totals, seq), _TOTALS_AT)
+        self._write_ring(view, count, seq)
+        return count
+
     def add_many(self, records):
         """Append records (tuples of ``add``'s fields): one ``pwrite`` per run that does not
         wrap around the ring."""
@@ -203,9 +309,14 @@ class RequestLog(WrittenFile):
             self._last = seq
             if flush:
                 os.pwrite(self.fd, _pack_totals(totals, seq), _TOTALS_AT)
+        self._write_ring(view, len(records), seq)
+
+    def _write_ring(self, view, count, seq):
+        """Write ``count`` packed records ending with number ``seq``: one ``pwrite`` per run
+        that does not wrap around the ring."""
         # More than the ring holds: the newest. Record ``seq`` goes to index ``seq % CAPACITY``.
-        kept = min(len(records), CAPACITY)
-        at, index = (len(records) - kept) * RECORD_SIZE, (seq - kept + 1) % CAPACITY
+        kept = min(count, CAPACITY)
+        at, index = (count - kept) * RECORD_SIZE, (seq - kept + 1) % CAPACITY
         while kept:
             run = min(kept, CAPACITY - index)
             os.pwrite(self.fd, view[at : at + run * RECORD_SIZE], _HEADER_SIZE + index * RECORD_SIZE)

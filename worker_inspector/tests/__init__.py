@@ -5,3 +5,4 @@ from . import test_recycle
 from . import test_apps_list
 from . import test_stacks
 from . import test_audit
+from . import test_dbselect
