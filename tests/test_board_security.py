@@ -321,3 +321,33 @@ def test_a_full_filesystem_leaves_odoo_serving_and_says_why(full_fs):
         return 0 if ok else 2
 
     assert _in_child(child) == 0
+
+
+@pytest.mark.parametrize("asked_by", ["the reader's own process", "another process"])
+def test_a_reader_s_flush_writes_shrunk_files_back_whole_at_once(tmp_path, asked_by):
+    """The writer's turns check the files now and then (a system call each); a reader's
+    request has them checked first, so what it then reads is whole."""
+    from worker_inspector.engine import stacks
+
+    base = str(tmp_path)
+    rec = Recorder(lambda: (os.getpid(), 8), base=base, inspect=True, deferred=True)
+    try:
+        rec.end_request(rec.begin_request("/first"), 200)
+        assert rec.inspector is not None and rec.flush() == 1
+        rec.board.check_at = rec._log.check_at = time.time() + 3600  # no turn checks them now
+        paths = (rec.board.path, os.path.join(rec.board.dir, rec._log.name))
+        sizes = {path: os.path.getsize(path) for path in paths}
+        for path in paths:
+            os.truncate(path, 0)
+        rec.end_request(rec.begin_request("/second"), 200)
+        if asked_by == "another process":  # its message, as the inspector thread gets it
+            rec.inspector._serve(json.dumps({"op": "flush", "reply": "0" * 32 + stacks.REPLY_SUFFIX}).encode())
+        else:
+            stacks.request_flush(os.getpid(), own=lambda: rec.flush(checked=True), base=base)
+        assert (rec.board.repairs, rec._log.repairs) == (1, 1)
+        for path, size in sizes.items():
+            info = os.stat(path)
+            assert info.st_size == size and info.st_blocks * 512 >= size, f"{path} was not written back whole"
+        assert [r["url"] for r in requestlog.read_requests(os.getpid(), base)] == ["/second"]  # /first was cut
+    finally:
+        rec.close()

@@ -194,7 +194,7 @@ def test_board_files_shrunk_during_a_request_never_kill_the_server(odoo_db, tmp_
                 os.truncate(path, size)
             assert slow.result().status_code == 200
             assert process_key(pid) == key, "the process that served it was replaced"
-            time.sleep(1.2)  # the writer checks its files once a second at most
+            # The snapshot asks each process's writer to write, after checking its files whole.
             for _ in range(3):
                 snap = server.snapshot(session)
             assert process_key(pid) == key and server.proc.poll() is None

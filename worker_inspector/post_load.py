@@ -143,7 +143,7 @@ def _read_slow_param(cr):
 def fresh_board(server=None):
     """Every process of this server (``current_server()`` by default) writes its records
     and finished requests before a read (see ``engine.recorder``)."""
-    request_flush((server or current_server()).pid, own=RECORDER.flush)
+    request_flush((server or current_server()).pid, own=functools.partial(RECORDER.flush, checked=True))
 
 
 def backend_pid(cr):

@@ -23,8 +23,8 @@ A store into a mapping past the end of a file that someone shrank meanwhile
 (``truncate``, ``: > file``, by root or this user) would raise SIGBUS and
 kill the Odoo process; a ``pwrite`` there only extends the file again, and a
 full filesystem makes it fail with ENOSPC, which the recorder swallows. The
-writer notices a shrunk file within ``CHECK_EVERY`` seconds and writes it
-back whole (``repairs`` counts it).
+writer notices a shrunk file before it answers a reader, else within
+``CHECK_EVERY`` seconds, and writes it back whole (``repairs`` counts it).
 
 Trust: the base (``/dev/shm``, ``/tmp``) is shared with other users, so
 nothing below it is used by name. Both directories must be created by this
@@ -107,8 +107,9 @@ _HEAD_AT = _SEQ.size
 _CRC_AT = _HEAD_AT + _BODY.size
 SLOT_SIZE = _CRC_AT + _CRC.size
 assert SLOT_SIZE == 648
-# Seconds between two checks, by a writer, that its file is still whole.
-CHECK_EVERY = 1.0
+# Seconds between two checks, by a writer, that its file is still whole (a system call
+# in the writer's turn, which Odoo's request thread may take the GIL back at).
+CHECK_EVERY = 10.0
 
 # Bounds of what a reader accepts (a file is never trusted to be well formed).
 MAX_SLOTS = 4096

@@ -410,17 +410,23 @@ class Recorder:
         board = self._board
         return board is None or all(slot.working() is None for slot in list(board.claimed.values()))
 
-    def flush(self):
+    def flush(self, checked=False):
         """Write what the threads of this process did since the last call: their records on
         the board (those that changed) and the finished requests and jobs in the request log.
 
         The process's writer calls it (the inspector thread, every ``stacks.WATCH_INTERVAL``
         seconds and when a reader asks), so the request path writes nothing: one writer
         for all the requests since its last turn. Returns the number of log records written.
+        ``checked`` (a reader asked): the files are first checked whole, and written back
+        whole if something shrank them, as a turn does every ``board.CHECK_EVERY`` seconds.
         """
         board = self._board
         if board is None or board.closed or board.pid != os.getpid():
             return 0
+        if checked:
+            board.check_at = 0.0
+            if self._log is not None:
+                self._log.check_at = 0.0
         written = 0
         try:
             if self._busy_context is not None:

@@ -92,7 +92,9 @@ _TOTALS_AT = 64
 _TOTALS_SIZE = _TOTALS_BODY.size + 8
 _NO_TOTALS = bytes(_TOTALS_SIZE)
 _HEADER_SIZE = _TOTALS_AT + _TOTALS_SIZE
-FLUSH_EVERY = 32  # records between two writes of the counters (the ring holds far more)
+# Records between two writes of the counters: one write every few of the writer's turns
+# under load; a reader adds the records since, which the ring still holds.
+FLUSH_EVERY = 256
 assert FLUSH_EVERY < CAPACITY
 RETIRED = "retired.totals"  # totals of the pruned rings
 _READ_RETRIES = 200

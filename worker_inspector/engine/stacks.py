@@ -229,7 +229,7 @@ class Inspector:
     def __init__(self, board, formatter, slow_store=True, flush=None, idle=None):
         self.board = board
         # The recorder's writer: run at each turn, and when a reader asks.
-        self._flush = flush or (lambda: 0)
+        self._flush = flush or (lambda checked=False: 0)
         # Whether no thread of the process works and nothing waits to be written.
         self._idle = idle or (lambda: False)
         # Read by the request path (``Recorder``): blocked until a message, call ``wake``.
@@ -316,11 +316,12 @@ class Inspector:
             return
         if not isinstance(reply, str) or not _REPLY_RE.fullmatch(reply):
             return
+        # For a reader, the files are also checked whole first (turns check them now and then).
         if op == "flush":
-            self._flush()
+            self._flush(checked=True)
             self._answer(reply, {"flushed": True})
         elif op == "stack":
-            self._flush()  # the asker tags the threads with their records next
+            self._flush(checked=True)  # the asker tags the threads with their records next
             self._answer(reply, self.stack())
         elif op == "profile":
             seconds = message.get("seconds")
