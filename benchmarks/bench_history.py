@@ -277,8 +277,8 @@ def steady_available():
 
 
 def cpu_rounds(opts, db_on, db_off):
-    """``({route: {label: [CPU µs per request, per round]}}, {label: (serving µs per request, rest,
-    background µs per second)})``.
+    """``({route: {label: [CPU µs per request, per round]}}, {route: {label: [its serving
+    thread's alone]}}, {label: [(rest µs per request, background µs per second), per set]})``.
 
     Each round's value is its serving thread's CPU per request (schedstat, in
     the round's window) plus the per-request share of the worker's other
@@ -298,6 +298,7 @@ def cpu_rounds(opts, db_on, db_off):
     labels = (("A", db_on), ("B1", db_off), ("B2", db_off))
     routes = ("health", "call_kw")
     threads = {route: {label: [] for label, _db in labels} for route in routes}
+    alone = {route: {label: [] for label, _db in labels} for route in routes}
     parts = {label: [] for label, _db in labels}
     cpus = sorted(os.sched_getaffinity(0))
     per_generation = max(1, opts.rounds // opts.generations)
@@ -339,9 +340,10 @@ def cpu_rounds(opts, db_on, db_off):
                 rest_per_request = rest / served / 1000
                 for route in routes:
                     threads[route][label].extend(value + rest_per_request for value in serving[route][label])
+                    alone[route][label].extend(serving[route][label])
                 parts[label].append((rest_per_request, background / seconds / 1000))
             os.sched_setaffinity(0, set(cpus))
-    return threads, parts
+    return threads, alone, parts
 
 
 def set_ratios(with_values, without_values, sets):
@@ -406,7 +408,7 @@ def main():
                 f" (best {best:.1f} ms), {size / 1e6:.1f} MB"
             )
         opts.steady = opts.steady and steady_available()
-        results, parts = cpu_rounds(opts, db_on, db_off)
+        results, alone, parts = cpu_rounds(opts, db_on, db_off)
     layout = "each set laid out alike (ASLR off, one hash seed per set)" if opts.steady else "randomized memory layouts"
     print(
         f"serving worker CPU per request (schedstat), {opts.rounds} interleaved rounds of {opts.requests}"
@@ -433,6 +435,9 @@ def main():
             f"  {'':>7}  set by set (each process's own bias): A/B1 {min(ab_sets):.3f} .. {max(ab_sets):.3f},"
             f" A/A {min(aa_sets):.3f} .. {max(aa_sets):.3f}"
         )
+        ab, _low, _high = paired_ratio(alone[route]["A"], alone[route]["B1"])
+        aa, _low, _high = paired_ratio(alone[route]["B2"], alone[route]["B1"])
+        print(f"  {'':>7}  the serving thread alone: A/B1 {ab:.4f} beside A/A {aa:.4f}")
     rest = {label: statistics.mean(pair[0] for pair in values) for label, values in parts.items()}
     background = {label: statistics.mean(pair[1] for pair in values) for label, values in parts.items()}
     print(
