@@ -10,6 +10,8 @@ import pytest
 from activity_helpers import BUSY_URL, PG_SLEEP_URL, Background, Hold, busy_on, csrf_token, poll
 from odoo_harness import OdooServer
 
+from worker_inspector.engine import stacks
+
 SLOW_PARAM = "worker_inspector.slow_stack_seconds"
 
 pytestmark = pytest.mark.odoo
@@ -182,11 +184,15 @@ class TestThreaded(StackChecks):
             yield server
 
 
+SHORT_LIMIT = 10
+
+
 @pytest.fixture(scope="module")
 def short_limit(odoo_db):
-    """Prefork, requests killed after 10 s: slow stacks are taken at 5 s (half the limit,
-    and before a request that began a 4 s beat after the worker's heartbeat is killed)."""
-    with OdooServer(odoo_db, workers=2, max_cron_threads=0, extra_args=("--limit-time-real=10",)) as server:
+    """Prefork, requests killed after 10 s: slow stacks are taken at 4 s (``stacks.slow_cap``:
+    before a request that began a 4 s beat after the worker's heartbeat is killed, with two
+    of the writer's turns to spare)."""
+    with OdooServer(odoo_db, workers=2, max_cron_threads=0, extra_args=(f"--limit-time-real={SHORT_LIMIT}",)) as server:
         yield server
 
 
@@ -261,7 +267,8 @@ def test_a_slow_request_keeps_its_stack_and_a_killed_one_its_url_and_stack(short
     entry = kept[0]
     assert (entry["url"], entry["login"], entry["db"], entry["kind"]) == (BUSY_URL, "admin", server.db, "http")
     assert entry["native_id"] != pid  # the worker's work thread, not its main thread
-    assert 5.0 <= entry["elapsed"] < 6.0
+    cap = stacks.slow_cap((SHORT_LIMIT,))
+    assert cap <= entry["elapsed"] < cap + stacks.WATCH_INTERVAL, (cap, entry["elapsed"])
     assert "busy" in _functions(entry["stack"])
     # The history's record of that request carries the same stack; fast ones none.
     records = _request_records(server, session, pid, since)
