@@ -18,7 +18,7 @@ process once it has run longer than its threshold (``Slot.slow_after``). With
 nothing to write or watch it sleeps until a message comes; the next request
 wakes it (``wake``, one datagram to itself) for a first turn ``WATCH_INTERVAL``
 later (not beside the request that woke it, which has nothing to write yet), so
-an idle worker never wakes and a busy one twice a second. It keeps a slow stack
+an idle worker never wakes and a busy one once a second. It keeps a slow stack
 in ``<pid>-<start>.slow``, a bounded file that outlives the process (a worker killed by
 ``limit_time_real`` leaves its last stack there). The history joins these
 onto its request records and exits when it is read (``join_request_stacks``,
