@@ -1,7 +1,6 @@
 """The addon's recorder defers its writes: the request path keeps the request in memory,
 the process's writer publishes it (plain tests, real files, threads and processes)."""
 
-import math
 import os
 import signal
 import subprocess
@@ -13,7 +12,6 @@ import pytest
 from waiting import settled_wakeups, wait_until, wakeups
 
 from worker_inspector.engine import board, requestlog, stacks
-from worker_inspector.engine import recorder as recorder_mod
 from worker_inspector.engine.identity import process_key
 from worker_inspector.engine.recorder import PREFORK_SLOTS, Recorder
 
@@ -353,8 +351,7 @@ def test_an_idle_writer_sleeps_until_a_request_wakes_it(base):
         time.sleep(2 * stacks.WATCH_INTERVAL)
         assert _own_record(base)["state"] == "busy", "a request under way is written on the writer's turn"
         recorder.end_request(slot, "200 OK")
-        in_time = stacks.WATCH_INTERVAL + recorder_mod.LOG_EVERY + 3
-        assert wait_until(lambda: requestlog.read_requests(os.getpid(), base), timeout=in_time), "never written"
+        assert wait_until(lambda: requestlog.read_requests(os.getpid(), base), timeout=5), "never written"
         assert wait_until(lambda: inspector.asleep, timeout=5), "the writer did not rest again"
         assert _own_record(base)["state"] == "idle"
     finally:
@@ -555,8 +552,8 @@ def test_a_woken_writer_takes_its_first_turn_an_interval_later_and_stays_due_the
     try:
         recorder.slot()
         inspector = recorder.inspector
-        turn = inspector._turn
-        inspector._turn = lambda: (turns.append(time.monotonic()), turn())[1]
+        flush = inspector._flush
+        inspector._flush = lambda: (turns.append(time.monotonic()), flush())[1]
         assert wait_until(lambda: inspector.asleep, timeout=5), "an idle writer keeps waking"
         turns.clear()
         woken = time.monotonic()
@@ -643,69 +640,4 @@ def test_a_thread_that_served_requests_gives_its_record_back_as_it_ends_without_
         assert recorder.flush() == 5
     finally:
         gc.enable()
-        recorder.close()
-
-
-def test_the_writer_s_turns_log_finished_requests_once_due_and_a_reader_s_flush_at_once(base, monkeypatch):
-    """The turns between keep the board up to date; the log is written every ``LOG_EVERY``
-    seconds (from the turn that first saw a request), or once ``LOG_BATCH`` wait."""
-    clock = [1000.0]
-    monkeypatch.setattr(recorder_mod, "_monotonic", lambda: clock[0])
-    monkeypatch.setattr(recorder_mod, "LOG_BATCH", 3)
-    recorder = Recorder(lambda: (os.getpid(), PREFORK_SLOTS), base=base, deferred=True)
-
-    def serve(path):
-        slot = recorder.begin_request(path)
-        recorder.end_request(slot, "200 OK")
-
-    def logged():
-        return [r["url"] for r in requestlog.read_requests(os.getpid(), base)]
-
-    try:
-        assert recorder.rest() == math.inf  # nothing works, nothing waits
-        slot = recorder.begin_request("/a")
-        assert recorder.rest() is None  # a request works: the writer takes its turns
-        recorder.end_request(slot, "200 OK")
-        assert recorder.turn() == 0
-        record = _own_record(base)
-        assert (record["state"], record["requests"], logged()) == ("idle", 1, [])
-        due = recorder_mod.LOG_EVERY - stacks.WATCH_INTERVAL
-        assert recorder.rest() == pytest.approx(due)  # it may rest until then (a request wakes it)
-        clock[0] += due - 0.01
-        assert recorder.turn() == 0 and logged() == []
-        clock[0] += 0.01
-        assert recorder.turn() == 1 and logged() == ["/a"]
-        assert recorder.rest() == math.inf
-        for path in ("/b", "/c"):
-            serve(path)
-        assert recorder.turn() == 0 and logged() == ["/a"]
-        serve("/d")  # LOG_BATCH wait: written at the next turn, long before they are due
-        assert recorder.turn() == 3 and logged() == ["/a", "/b", "/c", "/d"]
-        serve("/e")
-        assert recorder.turn() == 0
-        assert recorder.flush(checked=True) == 1 and logged()[-1] == "/e"  # a reader asked
-        assert recorder.turn() == 0 and recorder.rest() == math.inf
-    finally:
-        recorder.close()
-
-
-def test_a_writer_rests_while_finished_requests_wait_and_logs_them_when_due(base, monkeypatch):
-    monkeypatch.setattr(recorder_mod, "LOG_EVERY", 2.5 * stacks.WATCH_INTERVAL)
-    recorder = Recorder(lambda: (os.getpid(), PREFORK_SLOTS), base=base, inspect=True, deferred=True)
-    try:
-        recorder.slot()
-        inspector = recorder.inspector
-        assert wait_until(lambda: inspector.asleep, timeout=5), "an idle writer keeps waking"
-        slot = recorder.begin_request("/waits")
-        recorder.end_request(slot, "200 OK")
-        ended = time.monotonic()
-        # Its first turn (an interval after the wake-up) writes the board, not the log...
-        assert wait_until(lambda: _own_record(base)["requests"] == 1, timeout=3 * stacks.WATCH_INTERVAL)
-        assert requestlog.read_requests(os.getpid(), base) == []
-        # ... then it rests, a request would wake it, until the finished one is due.
-        assert wait_until(lambda: inspector.asleep, timeout=2)
-        assert wait_until(lambda: requestlog.read_requests(os.getpid(), base), timeout=recorder_mod.LOG_EVERY + 3)
-        assert time.monotonic() - ended >= recorder_mod.LOG_EVERY - stacks.WATCH_INTERVAL
-        assert wait_until(lambda: inspector.asleep and recorder.rest() == math.inf, timeout=2)
-    finally:
         recorder.close()

@@ -17,7 +17,6 @@ import atexit
 import collections
 import functools
 import logging
-import math
 import os
 import threading
 import time
@@ -44,11 +43,10 @@ from .board import (
     remove_dead_servers,
 )
 from .requestlog import RequestLog
-from .stacks import DEFAULT_SLOW_AFTER, WATCH_INTERVAL, FrameFormatter, Inspector
+from .stacks import DEFAULT_SLOW_AFTER, FrameFormatter, Inspector
 
 _logger = logging.getLogger(__name__)
 _time = time.time
-_monotonic = time.monotonic
 _thread_time = time.thread_time
 _current_thread = threading.current_thread
 
@@ -60,11 +58,6 @@ THREADED_SLOTS = 256
 # A thread idle longer than this (seconds) reads its CPU clock as its next request
 # begins: the prefork worker's loop wakes every few seconds while it waits.
 CPU_IDLE = 1.0
-# Finished requests wait in memory at most this long (seconds) for the writer's turn that
-# logs them, or until this many wait: the turns between only update the board. A reader's
-# flush and the process's exit write them at once; a killed worker loses at most these.
-LOG_EVERY = 5.0
-LOG_BATCH = 2048
 
 
 class Recorder:
@@ -105,8 +98,6 @@ class Recorder:
         # writes it; otherwise every change is written at once.
         self._deferred = self._deferred_asked = deferred
         self._finished = collections.deque()
-        # Monotonic time by which the turns write the finished requests that wait (seen at a turn).
-        self._log_due = None
         # With ``busy_context`` (the addon's recorder) the request's database and user are
         # read on its thread, where Odoo keeps them (``thread.dbname``, ``thread.uid``), and
         # ``busy_context(thread, db)`` gives a busy request's ``(backend_pid, slow_after)``:
@@ -144,7 +135,6 @@ class Recorder:
         board, self._board = self._board, None
         self._last = None
         self._finished = collections.deque()
-        self._log_due = None
         inspector, self.inspector = self.inspector, None
         self._disabled = False
         self.problem = None
@@ -201,9 +191,7 @@ class Recorder:
             threshold, cap = self._slow_limits()
             board.slow_cap = cap
             board.slow_after = min(threshold, cap)
-            self.inspector = Inspector(
-                board, FrameFormatter(self._frame_roots()), flush=self.flush, turn=self.turn, rest=self.rest
-            )
+            self.inspector = Inspector(board, FrameFormatter(self._frame_roots()), flush=self.flush, idle=self.idle)
         except Exception as exc:  # noqa: BLE001 - the activity is still recorded without it
             _logger.warning("Worker stacks are not available in process %s: %s", os.getpid(), exc)
 
@@ -414,49 +402,23 @@ class Recorder:
             _logger.debug("end_cron failed", exc_info=True)
 
     def idle(self):
-        """No thread of this process works and nothing waits to be written."""
-        return not self._finished and self._resting()
-
-    def _resting(self):
+        """No thread of this process works and nothing waits to be written (its writer may rest)."""
+        # A record changes only as work begins (then it works) or ends (then it waits in
+        # ``_finished``): with neither, the writer's last turn left the board up to date.
+        if self._finished:
+            return False
         board = self._board
         return board is None or all(slot.working() is None for slot in list(board.claimed.values()))
 
-    def rest(self):
-        """How long the writer may rest, woken by the next request: None while a thread works
-        (it takes its turns), else the seconds until the finished requests that wait are due
-        in the log (``math.inf``: none wait)."""
-        # A record changes only as work begins (then it works) or ends (then it waits in
-        # ``_finished``): with neither, the writer's last turn left the board up to date.
-        if not self._resting():
-            return None
-        if not self._finished:
-            return math.inf
-        due = self._log_due
-        return WATCH_INTERVAL if due is None else max(due - _monotonic(), 0.0)
-
-    def turn(self):
-        """The writer's turn: the threads' records on the board and, once due (``LOG_EVERY``,
-        ``LOG_BATCH``), the finished requests in the log, many per write."""
-        finished = self._finished
-        if not finished:
-            return self.flush()
-        if self._log_due is None:
-            # Seen at the first turn after they ended: they waited at most an interval.
-            self._log_due = _monotonic() + LOG_EVERY - WATCH_INTERVAL
-        if len(finished) >= LOG_BATCH or _monotonic() >= self._log_due:
-            return self.flush()
-        return self.flush(log=False)
-
-    def flush(self, checked=False, log=True):
+    def flush(self, checked=False):
         """Write what the threads of this process did since the last call: their records on
         the board (those that changed) and the finished requests and jobs in the request log.
 
-        The process's writer calls it (the inspector thread, when a reader asks, and through
-        ``turn`` every ``stacks.WATCH_INTERVAL`` seconds while there is work), so the request
-        path writes nothing: one writer for all the requests since its last write. Returns
-        the number of log records written. ``checked`` (a reader asked): the files are first
-        checked whole, and written back whole if something shrank them, as a turn does every
-        ``board.CHECK_EVERY`` seconds. Without ``log``, the finished requests keep waiting.
+        The process's writer calls it (the inspector thread, every ``stacks.WATCH_INTERVAL``
+        seconds and when a reader asks), so the request path writes nothing: one writer
+        for all the requests since its last turn. Returns the number of log records written.
+        ``checked`` (a reader asked): the files are first checked whole, and written back
+        whole if something shrank them, as a turn does every ``board.CHECK_EVERY`` seconds.
         """
         board = self._board
         if board is None or board.closed or board.pid != os.getpid():
@@ -475,12 +437,10 @@ class Recorder:
             with board.writing():
                 if _time() >= board.check_at:
                     board.ensure_intact()
-                if log:
-                    self._log_due = None
-                    if self._log is not None:
-                        written = self._log.add_works(self._finished)
-                    else:
-                        self._finished.clear()
+                if self._log is not None:
+                    written = self._log.add_works(self._finished)
+                else:
+                    self._finished.clear()
                 for slot in list(board.claimed.values()):
                     slot.publish()
         except Exception:  # the inspector must never break Odoo

@@ -226,17 +226,12 @@ class Inspector:
     slots). Stop it with ``close``; a forked child calls ``detach``.
     """
 
-    def __init__(self, board, formatter, slow_store=True, flush=None, idle=None, turn=None, rest=None):
+    def __init__(self, board, formatter, slow_store=True, flush=None, idle=None):
         self.board = board
-        # The recorder's writer: ``flush`` writes everything (a reader asks), ``turn`` what is
-        # due (every turn).
+        # The recorder's writer: run at each turn, and when a reader asks.
         self._flush = flush or (lambda checked=False: 0)
-        self._turn = turn or self._flush
-        # How long the thread may rest (see ``Recorder.rest``); by default, ``idle`` says
-        # whether no thread of the process works and nothing waits to be written.
-        if rest is None:
-            rest = (lambda: math.inf if idle() else None) if idle is not None else (lambda: None)
-        self._rest = rest
+        # Whether no thread of the process works and nothing waits to be written.
+        self._idle = idle or (lambda: False)
         # Read by the request path (``Recorder``): blocked until a message, call ``wake``.
         self.asleep = False
         self.formatter = formatter
@@ -269,7 +264,7 @@ class Inspector:
         while not self._closed:
             try:
                 if due is None:
-                    self._set_timeout(self._may_sleep())
+                    self._set_timeout(None if self._may_sleep() else WATCH_INTERVAL)
                 else:  # woken again meanwhile: the turn stays due when it was
                     self._set_timeout(max(due - time.monotonic(), MIN_WAIT))
                 data = self.sock.recv(4096)
@@ -288,22 +283,17 @@ class Inspector:
             try:
                 if data:
                     self._serve(data)
-                else:
-                    self._turn()
+                self._flush()
                 self.watch()
             except Exception:  # the inspector must never break Odoo
                 _logger.debug("inspector request failed", exc_info=True)
 
     def _may_sleep(self):
-        """The wait before the next turn (None: until a message)."""
         # Asleep first, then the check: a request that begins after the check finds it
         # asleep and wakes it; one that began before it is seen by the check.
         self.asleep = True
-        rest = self._rest()
-        if rest is None:
-            self.asleep = False
-            return WATCH_INTERVAL
-        return None if rest == math.inf else max(rest, MIN_WAIT)
+        self.asleep = self._idle()
+        return self.asleep
 
     def _set_timeout(self, timeout):
         if self.sock.gettimeout() != timeout:
