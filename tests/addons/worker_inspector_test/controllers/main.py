@@ -39,6 +39,25 @@ def burn_cpu():
     return 1 if total else 0
 
 
+# Thread CPU (ns) and calls of each timed part of this process's writer (``writer_parts``).
+_WRITER_PARTS = {}
+
+
+def _timed(part, function):
+    """``function`` adding its thread CPU time and one call to ``part``."""
+
+    def timed(*args, **kwargs):
+        began = time.thread_time_ns()
+        try:
+            return function(*args, **kwargs)
+        finally:
+            spent = _WRITER_PARTS.setdefault(part, [0, 0])
+            spent[0] += time.thread_time_ns() - began
+            spent[1] += 1
+
+    return timed
+
+
 class WorkerInspectorTestController(http.Controller):
     @http.route("/worker_inspector_test/busy", type="http", auth="user", methods=["GET"])
     def busy(self, token):
@@ -143,6 +162,27 @@ class WorkerInspectorTestController(http.Controller):
     def fail(self):
         """A route that fails: Odoo answers 500."""
         raise ZeroDivisionError("worker_inspector_test fails on purpose")
+
+    @http.route("/worker_inspector_test/writer_parts", type="http", auth="user", methods=["GET"])
+    def writer_parts(self, action="read"):
+        """Time the parts of this process's writer (``benchmarks/bench_writer.py``): ``start``
+        wraps them with thread CPU timers, once; ``read`` returns ``{part: [ns, calls]}``."""
+        from odoo.addons.worker_inspector.engine import board
+        from odoo.addons.worker_inspector.post_load import RECORDER
+
+        if not request.env.user._is_system():
+            return request.make_response("admins only", status=403)
+        inspector = RECORDER.inspector
+        if action == "start" and inspector is not None and not _WRITER_PARTS:
+            _WRITER_PARTS["turn"] = [0, 0]
+            inspector._flush = _timed("turn", inspector._flush)
+            inspector.watch = _timed("slow-request watch", inspector.watch)
+            inspector._may_sleep = _timed("rest check", inspector._may_sleep)
+            RECORDER._note_busy = _timed("busy request's context", RECORDER._note_busy)
+            RECORDER._log.add_works = _timed("request log (pack, count, write)", RECORDER._log.add_works)
+            RECORDER.board.ensure_intact = _timed("file check", RECORDER.board.ensure_intact)
+            board.Slot.publish = _timed("board records", board.Slot.publish)
+        return _json({"pid": os.getpid(), "parts": _WRITER_PARTS})
 
 
 def _simulate_pg_outage():
