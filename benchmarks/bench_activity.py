@@ -186,25 +186,30 @@ def check_addon(db, installed):
 
 
 @contextlib.contextmanager
-def databases(opts):
-    created = []
+def database(given, prefix, modules, installed):
+    """``given``, once ``check_addon`` accepts it; else a new database ``<prefix>_<random>``
+    with ``modules`` installed, dropped afterwards."""
+    if given:
+        check_addon(given, installed=installed)
+        yield given
+        return
+    name = f"{prefix}_{uuid.uuid4().hex[:8]}"
+    print(f"creating {name} ({', '.join(modules)}) ...", flush=True)
+    create_database(name, modules)
     try:
-        names = []
-        for given, prefix, modules in ((opts.db_on, "wia_bench_on", ["worker_inspector"]),
-                                       (opts.db_off, "wia_bench_off", ["web"])):  # fmt: skip
-            if given:
-                check_addon(given, installed=prefix == "wia_bench_on")
-                names.append(given)
-                continue
-            name = f"{prefix}_{uuid.uuid4().hex[:8]}"
-            print(f"creating {name} ({', '.join(modules)}) ...", flush=True)
-            create_database(name, modules)
-            created.append(name)
-            names.append(name)
-        yield names
+        yield name
     finally:
-        for name in created:
-            drop_database(name)
+        drop_database(name)
+
+
+@contextlib.contextmanager
+def databases(opts):
+    """The databases with (``--db-on``) and without (``--db-off``) the addon."""
+    with contextlib.ExitStack() as stack:
+        yield [
+            stack.enter_context(database(opts.db_on, "wia_bench_on", ["worker_inspector"], installed=True)),
+            stack.enter_context(database(opts.db_off, "wia_bench_off", ["web"], installed=False)),
+        ]
 
 
 def serving_process(server):

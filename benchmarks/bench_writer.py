@@ -13,38 +13,29 @@ worker. Each timed call also counts its timer (two clock reads, about 1 µs).
     python benchmarks/bench_writer.py [--db DB] [--seconds 30] [--burst 20] [--pause 0.3]
 
 ``--db``: an existing database with worker_inspector and worker_inspector_test
-installed; else one is created and dropped.
+installed (one without the addon is refused); else one is created and dropped.
 """
 
 import argparse
-import contextlib
 import os
 import sys
 import time
-import uuid
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path[:0] = [str(ROOT), str(ROOT / "tests"), str(ROOT / "benchmarks")]
 
+from bench_activity import database
 from bench_history import Client, http_worker, pin, schedstat_ns, thread_names
-from odoo_harness import OdooServer, create_database, drop_database, odoo_available, test_modules
+from odoo_harness import OdooServer, odoo_available, test_modules
 
 from worker_inspector.engine.threads import OS_WRITER
 
-
-@contextlib.contextmanager
-def database(name):
-    if name:
-        yield name
-        return
-    name = f"wia_bench_writer_{uuid.uuid4().hex[:8]}"
-    print(f"creating {name} ({', '.join(test_modules())}) ...", flush=True)
-    create_database(name)
-    try:
-        yield name
-    finally:
-        drop_database(name)
+# The parts ``writer_parts`` times: a turn (``Recorder.flush``) and what it includes, then
+# the rest of the writer's loop.
+TURN = "turn"
+TURN_PARTS = ("request log (pack, count, write)", "board records", "busy request's context", "file check")
+LOOP_PARTS = ("slow-request watch", "rest check")
 
 
 def main():
@@ -58,7 +49,8 @@ def main():
     if not available:
         print(f"not measured: {reason}")
         return 1
-    with database(opts.db) as db, OdooServer(db, workers=1, extra_args=["--log-level", "warn"]) as server:
+    created = database(opts.db, "wia_bench_writer", test_modules(), installed=True)
+    with created as db, OdooServer(db, workers=1, extra_args=["--log-level", "warn"]) as server:
         client = Client(server)
         admin = server.login_session()
         parts_url = server.url + "/worker_inspector_test/writer_parts"
@@ -89,17 +81,15 @@ def main():
         f" {opts.pause} s: serving thread {spent[serving] / served / 1000:.0f} µs per request,"
         f" writer thread {writer / served / 1000:.2f} µs per request"
     )
-    # A turn (``Recorder.flush``) includes the four parts after it.
-    order = ("turn", "request log (pack, count, write)", "board records", "busy request's context", "file check")
-    order += ("slow-request watch", "rest check")
-    for part in order:
+    assert set(parts) <= {TURN, *TURN_PARTS, *LOOP_PARTS}, parts
+    for part in (TURN, *TURN_PARTS, *LOOP_PARTS):
         ns, calls = parts.get(part, (0, 0))
-        label = f"  of which {part}" if part in order[1:5] else part
+        label = f"  of which {part}" if part in TURN_PARTS else part
         print(
             f"  {label:>44}: {ns / served / 1000:5.2f} µs per request"
             f" ({calls} calls, {ns / max(calls, 1) / 1000:.1f} µs each)"
         )
-    loop = writer - sum(parts.get(name, (0, 0))[0] for name in ("turn", "slow-request watch", "rest check"))
+    loop = writer - sum(parts.get(part, (0, 0))[0] for part in (TURN, *LOOP_PARTS))
     print(f"  {'the loop, its waits and wake-ups (the rest)':>44}: {loop / served / 1000:5.2f} µs per request")
     return 0
 
