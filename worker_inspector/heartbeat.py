@@ -21,7 +21,6 @@ import time
 import psycopg2
 
 import odoo
-from odoo import sql_db
 from odoo.modules.registry import Registry
 from odoo.service import server as odoo_server
 from odoo.tools import config
@@ -29,6 +28,7 @@ from odoo.tools import config
 from . import compat, engine
 from .engine import nodes
 from .engine.activity import scope_to_database
+from .post_load import own_connection
 
 _logger = logging.getLogger(__name__)
 
@@ -62,16 +62,11 @@ def published_databases():
     return sorted(names)
 
 
-def _connect(dbname):
-    _db, info = sql_db.connection_info_for(dbname)
-    return psycopg2.connect(**info)
-
-
 def beat_once(dbname, server, take_snapshot):
     """One beat into ``dbname``: claim, publish, run pending commands. Returns True when published."""
     node = nodes.this_node(server)
     every = interval()
-    conn = _connect(dbname)
+    conn = own_connection(dbname)
     try:
         with conn, conn.cursor() as cr:
             if not nodes.claim_beat(cr, node, socket.gethostname(), server, every):

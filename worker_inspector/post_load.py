@@ -29,7 +29,7 @@ import odoo
 from odoo import release
 from odoo.http import Application
 from odoo.service import server as odoo_server
-from odoo.sql_db import db_connect
+from odoo.sql_db import connection_info_for
 from odoo.tools import config
 
 from . import engine
@@ -109,9 +109,18 @@ def slow_after(env):
     return slow_after_db(env.cr.dbname, env.cr)
 
 
+def own_connection(db):
+    """A PostgreSQL connection to ``db`` outside Odoo's pool, for the addon's own threads:
+    the pool keeps what it lends (one more PostgreSQL backend per worker for good, which each
+    request's borrow walks past) and its lock is not to be held by a thread the master may
+    fork meanwhile. Close it after use."""
+    _dsn, info = connection_info_for(db)
+    return psycopg2.connect(**info)
+
+
 def slow_after_db(db, cr=None):
     """``slow_after`` of database ``db``, read on ``cr`` or, when the cached value expired and
-    no cursor is given (the writer's thread), on a cursor of its own."""
+    no cursor is given (the writer's thread), on a connection of its own (``own_connection``)."""
     now = time.monotonic()
     cached = _slow_params.get(db)
     if cached is not None and cached[0] > now:
@@ -121,8 +130,12 @@ def slow_after_db(db, cr=None):
         if cr is not None:
             value = _read_slow_param(cr)
         else:
-            with db_connect(db).cursor() as own:
-                value = _read_slow_param(own)
+            conn = own_connection(db)
+            try:
+                with conn.cursor() as own:
+                    value = _read_slow_param(own)
+            finally:
+                conn.close()
     except (ValueError, TypeError):
         value = DEFAULT_SLOW_AFTER
     except psycopg2.Error:  # the database went away: the default, asked again in a minute

@@ -1,0 +1,92 @@
+"""What the addon adds to Odoo's request path, counted call by call on real servers.
+
+Two prefork servers with one HTTP worker each, one with the addon (A) and one
+without (B), count every Python function and builtin their serving thread calls
+(``tests/call_counter``) over ``--requests`` requests of each route: ``/web/health``
+and an authenticated JSON-RPC ``call_kw``. Counts, not times: two runs print the
+same numbers on a quiet or a busy machine, where CPU ratios (``bench_history``)
+move by a percent. Printed per request: A's and B's calls, A's calls made by the
+addon's code (the WSGI hook), A's calls made by Odoo's code (equal to B's when the
+addon changes nothing of Odoo's own work), and what the addon's process holds
+beside Odoo's (objects the garbage collector tracks, modules, resident memory).
+
+    python benchmarks/bench_calls.py [--requests 200] [--db-on DB] [--db-off DB]
+"""
+
+import argparse
+import collections
+import os
+import sys
+import tempfile
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path[:0] = [str(ROOT), str(ROOT / "tests"), str(ROOT / "benchmarks")]
+
+from bench_activity import databases
+from bench_history import Client, http_worker
+from call_counting import counting, counting_env, from_files
+from odoo_harness import OdooServer, odoo_available
+
+ADDON = f"{os.sep}worker_inspector{os.sep}"
+ROUTES = ("health", "call_kw")
+
+
+def serving_calls(server, directory, route, requests):
+    """The worker's ``Counts`` over ``requests`` requests of ``route``."""
+    client, worker = Client(server), http_worker(server)
+    client.run(route, 20)  # warm
+    with counting(worker, directory) as counts:
+        client.run(route, requests)
+    return counts
+
+
+def resident_mib(pid):
+    with open(f"/proc/{pid}/statm") as handle:
+        return int(handle.read().split()[1]) * os.sysconf("SC_PAGE_SIZE") / 2**20
+
+
+def main():
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--requests", type=int, default=200, help="requests of each route counted")
+    parser.add_argument("--db-on", help="existing database with worker_inspector installed")
+    parser.add_argument("--db-off", help="existing database without it (web installed)")
+    opts = parser.parse_args()
+    available, reason = odoo_available()
+    if not available:
+        print(f"not measured: {reason}")
+        return 1
+    args = {"workers": 1, "max_cron_threads": 0, "extra_args": ["--log-level", "warn"]}
+    calls, held = {}, {}
+    with databases(opts) as (db_on, db_off), tempfile.TemporaryDirectory() as directory:
+        for label, db in (("A", db_on), ("B", db_off)):
+            with OdooServer(db, env=counting_env(directory), **args) as server:
+                for route in ROUTES:
+                    counts = serving_calls(server, directory, route, opts.requests)
+                    calls[label, route] = counts.thread("workthread")
+                held[label] = dict(counts.process, rss=resident_mib(http_worker(server)))
+    n = opts.requests
+    print(f"calls per request on the serving thread of a prefork worker ({n} requests of each route):")
+    for route in ROUTES:
+        a, b = calls["A", route], calls["B", route]
+        addon = from_files(a, ADDON)
+        odoo_a = sum(a.values()) - sum(addon.values())
+        functions = collections.Counter({(Path(c.file).name, c.function): k for c, k in addon.items() if not c.called})
+        builtins = collections.Counter({c.called: k for c, k in addon.items() if c.called})
+        print(
+            f"  {route:>7}: A {sum(a.values()) / n:.1f}, B {sum(b.values()) / n:.1f};"
+            f" A's by the addon {sum(addon.values()) / n:.2f}, by Odoo {odoo_a / n:.1f} (B {sum(b.values()) / n:.1f})"
+        )
+        listed = (f"{file}:{function} {k / n:.2f}" for (file, function), k in functions.most_common())
+        print("           the addon's functions: " + ", ".join(listed))
+        print("           their builtins: " + ", ".join(f"{name} {k / n:.2f}" for name, k in builtins.most_common()))
+    a, b = held["A"], held["B"]
+    print(
+        f"  the HTTP worker holds: A {a['gc_objects']} objects tracked by the garbage collector, {a['modules']}"
+        f" modules, {a['rss']:.0f} MiB resident; B {b['gc_objects']}, {b['modules']}, {b['rss']:.0f} MiB"
+    )
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,58 @@
+# Put this folder first on PYTHONPATH, with WI_CALL_COUNTER naming a directory, to count
+# exactly what a real Odoo server's threads call: each Python function and each builtin.
+#
+# Counting starts and stops on signal ``COUNT_SIGNAL`` (sent to one process: a prefork
+# worker); at the stop the process writes ``<WI_CALL_COUNTER>/<pid>.json``: per thread
+# name, ``[caller file, caller line, caller function, called, count]`` rows (``called`` is
+# "" for a Python function's own call, else the builtin's name), and under "" what the
+# process holds: objects the garbage collector tracks, modules. Counts, not times: the
+# same on a noisy machine as on a quiet one, so a test can assert them.
+import collections
+import gc
+import json
+import os
+import signal
+import sys
+import threading
+
+COUNT_SIGNAL = signal.SIGRTMIN + 5  # Odoo handles none of the real-time signals
+
+_counts = None
+_get_ident = threading.get_ident
+
+
+def _profile(frame, event, arg):
+    counts = _counts
+    if counts is None:
+        return
+    code = frame.f_code
+    if event == "call":
+        counts[(_get_ident(), code.co_filename, code.co_firstlineno, code.co_name, "")] += 1
+    elif event == "c_call":
+        name = getattr(arg, "__qualname__", None) or getattr(arg, "__name__", "?")
+        counts[(_get_ident(), code.co_filename, code.co_firstlineno, code.co_name, name)] += 1
+
+
+def _toggle(signum, frame):
+    global _counts
+    if _counts is None:
+        _counts = collections.Counter()
+        return
+    counts, _counts = _counts, None
+    names = {thread.ident: thread.name for thread in threading.enumerate()}
+    rows = collections.defaultdict(list)
+    for (ident, *key), count in counts.items():
+        rows[names.get(ident, str(ident))].append([*key, count])
+    rows[""] = {"gc_objects": len(gc.get_objects()), "modules": len(sys.modules)}
+    path = os.path.join(os.environ["WI_CALL_COUNTER"], f"{os.getpid()}.json")
+    with open(path + ".tmp", "w") as handle:
+        json.dump(rows, handle)
+    os.replace(path + ".tmp", path)  # the reader waits for the whole file
+
+
+if os.environ.get("WI_CALL_COUNTER"):
+    # Threads started from now on (a prefork worker's work thread, the threaded
+    # server's request threads); the interpreter's main thread too.
+    threading.setprofile(_profile)
+    sys.setprofile(_profile)
+    signal.signal(COUNT_SIGNAL, _toggle)

@@ -1,0 +1,69 @@
+"""Count exactly what a real Odoo server's threads call (``tests/call_counter``).
+
+A server started with ``counting_env(directory)`` in its environment counts,
+between two signals, every Python function and builtin its threads call:
+counts, not times, so a test can assert them and a benchmark can compare two
+servers on a noisy machine.
+"""
+
+import collections
+import contextlib
+import json
+import os
+import signal
+import time
+from pathlib import Path
+
+COUNTER_DIR = Path(__file__).resolve().parent / "call_counter"
+# As ``call_counter/sitecustomize.py`` defines it (that file is imported by the server only).
+COUNT_SIGNAL = signal.SIGRTMIN + 5
+Call = collections.namedtuple("Call", "file line function called")
+
+
+def counting_env(directory):
+    """The environment that makes a server's processes count (on ``COUNT_SIGNAL``)."""
+    return {
+        "WI_CALL_COUNTER": str(directory),
+        "PYTHONPATH": os.pathsep.join(filter(None, [str(COUNTER_DIR), os.environ.get("PYTHONPATH")])),
+    }
+
+
+class Counts(dict):
+    """``{thread name: Counter({Call: count})}`` of one process, filled when counting stops;
+    ``process``: what it held then (``gc_objects``, ``modules``)."""
+
+    process = None
+
+    def thread(self, contains):
+        """The counts of the one thread whose name contains ``contains``."""
+        (name,) = [name for name in self if contains in name] or [None]
+        assert name is not None, f"no thread named like {contains!r} counted: {sorted(self)}"
+        return self[name]
+
+
+@contextlib.contextmanager
+def counting(pid, directory, timeout=30):
+    """Count the calls of process ``pid`` for the duration of the ``with`` block."""
+    path = Path(directory) / f"{pid}.json"
+    with contextlib.suppress(FileNotFoundError):
+        path.unlink()
+    os.kill(pid, COUNT_SIGNAL)
+    # The handler runs in the process's main thread: give it the moment to start counting.
+    time.sleep(0.3)
+    counts = Counts()
+    yield counts
+    os.kill(pid, COUNT_SIGNAL)
+    deadline = time.monotonic() + timeout
+    while not path.exists():
+        if time.monotonic() > deadline:
+            raise AssertionError(f"process {pid} wrote no call counts in {timeout} s")
+        time.sleep(0.05)
+    rows = json.loads(path.read_text())
+    counts.process = rows.pop("")
+    for name, calls in rows.items():
+        counts[name] = collections.Counter({Call(*row[:4]): row[4] for row in calls})
+
+
+def from_files(calls, *fragments):
+    """The calls made from functions whose file path contains one of ``fragments``."""
+    return collections.Counter({call: n for call, n in calls.items() if any(f in call.file for f in fragments)})
