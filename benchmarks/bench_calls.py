@@ -57,13 +57,14 @@ def main():
         print(f"not measured: {reason}")
         return 1
     args = {"workers": 1, "max_cron_threads": 0, "extra_args": ["--log-level", "warn"]}
-    calls, held = {}, {}
+    calls, held, collected = {}, {}, {}
     with databases(opts) as (db_on, db_off), tempfile.TemporaryDirectory() as directory:
         for label, db in (("A", db_on), ("B", db_off)):
             with OdooServer(db, env=counting_env(directory), **args) as server:
                 for route in ROUTES:
                     counts = serving_calls(server, directory, route, opts.requests)
                     calls[label, route] = counts.thread("workthread")
+                    collected[label, route] = counts.process["gc_collections"]
                 held[label] = dict(counts.process, rss=resident_mib(http_worker(server)))
     n = opts.requests
     print(f"calls per request on the serving thread of a prefork worker ({n} requests of each route):")
@@ -80,6 +81,11 @@ def main():
         listed = (f"{file}:{function} {k / n:.2f}" for (file, function), k in functions.most_common())
         print("           the addon's functions: " + ", ".join(listed))
         print("           their builtins: " + ", ".join(f"{name} {k / n:.2f}" for name, k in builtins.most_common()))
+        print(
+            "           garbage collections (generations 0, 1, 2) per 1,000 requests:"
+            f" A {'/'.join(str(round(c * 1000 / n)) for c in collected['A', route])},"
+            f" B {'/'.join(str(round(c * 1000 / n)) for c in collected['B', route])}"
+        )
     a, b = held["A"], held["B"]
     print(
         f"  the HTTP worker holds: A {a['gc_objects']} objects tracked by the garbage collector, {a['modules']}"

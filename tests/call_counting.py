@@ -30,7 +30,8 @@ def counting_env(directory):
 
 class Counts(dict):
     """``{thread name: Counter({Call: count})}`` of one process, filled when counting stops;
-    ``process``: what it held then (``gc_objects``, ``modules``)."""
+    ``process``: what it held then (``gc_objects``, ``modules``) and the garbage collections
+    it ran meanwhile (``gc_collections``, per generation)."""
 
     process = None
 

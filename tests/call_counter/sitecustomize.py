@@ -5,7 +5,8 @@
 # worker); at the stop the process writes ``<WI_CALL_COUNTER>/<pid>.json``: per thread
 # name, ``[caller file, caller line, caller function, called, count]`` rows (``called`` is
 # "" for a Python function's own call, else the builtin's name), and under "" what the
-# process holds: objects the garbage collector tracks, modules. Counts, not times: the
+# process holds (objects the garbage collector tracks, modules) and the collections it ran
+# meanwhile, per generation. Counts, not times: the
 # same on a noisy machine as on a quiet one, so a test can assert them.
 import collections
 import gc
@@ -18,6 +19,7 @@ import threading
 COUNT_SIGNAL = signal.SIGRTMIN + 5  # Odoo handles none of the real-time signals
 
 _counts = None
+_gc_at_start = None
 _get_ident = threading.get_ident
 
 
@@ -34,8 +36,9 @@ def _profile(frame, event, arg):
 
 
 def _toggle(signum, frame):
-    global _counts
+    global _counts, _gc_at_start
     if _counts is None:
+        _gc_at_start = gc.get_stats()
         _counts = collections.Counter()
         return
     counts, _counts = _counts, None
@@ -43,7 +46,9 @@ def _toggle(signum, frame):
     rows = collections.defaultdict(list)
     for (ident, *key), count in counts.items():
         rows[names.get(ident, str(ident))].append([*key, count])
-    rows[""] = {"gc_objects": len(gc.get_objects()), "modules": len(sys.modules)}
+    stats = zip(_gc_at_start, gc.get_stats(), strict=True)
+    collections_run = [end["collections"] - start["collections"] for start, end in stats]
+    rows[""] = {"gc_objects": len(gc.get_objects()), "modules": len(sys.modules), "gc_collections": collections_run}
     path = os.path.join(os.environ["WI_CALL_COUNTER"], f"{os.getpid()}.json")
     with open(path + ".tmp", "w") as handle:
         json.dump(rows, handle)
