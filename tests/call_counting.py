@@ -45,24 +45,27 @@ class Counts(dict):
 @contextlib.contextmanager
 def counting(pid, directory, timeout=30):
     """Count the calls of process ``pid`` for the duration of the ``with`` block."""
-    path = Path(directory) / f"{pid}.json"
+    path, started = Path(directory) / f"{pid}.json", Path(directory) / f"{pid}.counting"
     with contextlib.suppress(FileNotFoundError):
         path.unlink()
     os.kill(pid, COUNT_SIGNAL)
-    # The handler runs in the process's main thread: give it the moment to start counting.
-    time.sleep(0.3)
+    _wait_for(started.exists, f"process {pid} did not start counting", timeout)
     counts = Counts()
     yield counts
     os.kill(pid, COUNT_SIGNAL)
-    deadline = time.monotonic() + timeout
-    while not path.exists():
-        if time.monotonic() > deadline:
-            raise AssertionError(f"process {pid} wrote no call counts in {timeout} s")
-        time.sleep(0.05)
+    _wait_for(path.exists, f"process {pid} wrote no call counts", timeout)
     rows = json.loads(path.read_text())
     counts.process = rows.pop("")
     for name, calls in rows.items():
         counts[name] = collections.Counter({Call(*row[:4]): row[4] for row in calls})
+
+
+def _wait_for(condition, failure, timeout):
+    deadline = time.monotonic() + timeout
+    while not condition():
+        if time.monotonic() > deadline:
+            raise AssertionError(f"{failure} in {timeout} s")
+        time.sleep(0.05)
 
 
 def from_files(calls, *fragments):

@@ -2,12 +2,12 @@
 # exactly what a real Odoo server's threads call: each Python function and each builtin.
 #
 # Counting starts and stops on signal ``COUNT_SIGNAL`` (sent to one process: a prefork
-# worker); at the stop the process writes ``<WI_CALL_COUNTER>/<pid>.json``: per thread
-# name, ``[caller file, caller line, caller function, called, count]`` rows (``called`` is
-# "" for a Python function's own call, else the builtin's name), and under "" what the
-# process holds (objects the garbage collector tracks, modules) and the collections it ran
-# meanwhile, per generation. Counts, not times: the
-# same on a noisy machine as on a quiet one, so a test can assert them.
+# worker). At the start the process creates ``<WI_CALL_COUNTER>/<pid>.counting``; at the
+# stop it removes it and writes ``<pid>.json``: per thread name, ``[caller file, caller
+# line, caller function, called, count]`` rows (``called`` is "" for a Python function's
+# own call, else the builtin's name), and under "" what the process holds (objects the
+# garbage collector tracks, modules) and the collections it ran meanwhile, per generation.
+# Counts, not times: the same on a noisy machine as on a quiet one, so a test can assert them.
 import collections
 import gc
 import json
@@ -37,11 +37,14 @@ def _profile(frame, event, arg):
 
 def _toggle(signum, frame):
     global _counts, _gc_at_start
+    started = _path(".counting")
     if _counts is None:
         _gc_at_start = gc.get_stats()
         _counts = collections.Counter()
+        open(started, "w").close()  # the sender waits for it: counting from now on
         return
     counts, _counts = _counts, None
+    os.unlink(started)
     names = {thread.ident: thread.name for thread in threading.enumerate()}
     rows = collections.defaultdict(list)
     for (ident, *key), count in counts.items():
@@ -49,10 +52,14 @@ def _toggle(signum, frame):
     stats = zip(_gc_at_start, gc.get_stats(), strict=True)
     collections_run = [end["collections"] - start["collections"] for start, end in stats]
     rows[""] = {"gc_objects": len(gc.get_objects()), "modules": len(sys.modules), "gc_collections": collections_run}
-    path = os.path.join(os.environ["WI_CALL_COUNTER"], f"{os.getpid()}.json")
+    path = _path(".json")
     with open(path + ".tmp", "w") as handle:
         json.dump(rows, handle)
     os.replace(path + ".tmp", path)  # the reader waits for the whole file
+
+
+def _path(suffix):
+    return os.path.join(os.environ["WI_CALL_COUNTER"], f"{os.getpid()}{suffix}")
 
 
 if os.environ.get("WI_CALL_COUNTER"):
