@@ -7,7 +7,8 @@ and an authenticated JSON-RPC ``call_kw``. Counts, not times: two runs print the
 same numbers on a quiet or a busy machine, where CPU ratios (``bench_history``)
 move by a percent. Printed per request: A's and B's calls, A's calls made by the
 addon's code (the WSGI hook), A's calls made by Odoo's code (equal to B's when the
-addon changes nothing of Odoo's own work), and what the addon's process holds
+addon changes nothing of Odoo's own work), the calls of A's writer thread (which
+writes the records after the requests), and what the addon's process holds
 beside Odoo's (objects the garbage collector tracks, modules, resident memory).
 
     python benchmarks/bench_calls.py [--requests 200] [--db-on DB] [--db-off DB]
@@ -18,6 +19,7 @@ import collections
 import os
 import sys
 import tempfile
+import time
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -28,8 +30,13 @@ from bench_history import Client, http_worker
 from call_counting import counting, counting_env, from_files
 from odoo_harness import OdooServer, odoo_available
 
+from worker_inspector.engine.stacks import WATCH_INTERVAL
+
 ADDON = f"{os.sep}worker_inspector{os.sep}"
 ROUTES = ("health", "call_kw")
+# The writer (``stacks.Inspector``'s thread) turns every WATCH_INTERVAL while there is work.
+SETTLE = WATCH_INTERVAL + 0.5
+WRITER_THREAD = "worker_inspector"
 
 
 def serving_calls(server, directory, route, requests):
@@ -38,6 +45,7 @@ def serving_calls(server, directory, route, requests):
     client.run(route, 20)  # warm
     with counting(worker, directory) as counts:
         client.run(route, requests)
+        time.sleep(SETTLE)  # the writer's turn that writes the last requests' records
     return counts
 
 
@@ -57,13 +65,15 @@ def main():
         print(f"not measured: {reason}")
         return 1
     args = {"workers": 1, "max_cron_threads": 0, "extra_args": ["--log-level", "warn"]}
-    calls, held, collected = {}, {}, {}
+    calls, held, collected, writer = {}, {}, {}, {}
     with databases(opts) as (db_on, db_off), tempfile.TemporaryDirectory() as directory:
         for label, db in (("A", db_on), ("B", db_off)):
             with OdooServer(db, env=counting_env(directory), **args) as server:
                 for route in ROUTES:
                     counts = serving_calls(server, directory, route, opts.requests)
                     calls[label, route] = counts.thread("workthread")
+                    if label == "A":
+                        writer[route] = counts.thread(WRITER_THREAD)
                     collected[label, route] = counts.process["gc_collections"]
                 held[label] = dict(counts.process, rss=resident_mib(http_worker(server)))
     n = opts.requests
@@ -81,6 +91,10 @@ def main():
         listed = (f"{file}:{function} {k / n:.2f}" for (file, function), k in functions.most_common())
         print("           the addon's functions: " + ", ".join(listed))
         print("           their builtins: " + ", ".join(f"{name} {k / n:.2f}" for name, k in builtins.most_common()))
+        print(
+            f"           A's writer thread: {sum(writer[route].values()) / n:.1f} calls per request"
+            f" ({sum(k for c, k in writer[route].items() if not c.called) / n:.1f} Python functions)"
+        )
         print(
             "           garbage collections (generations 0, 1, 2) per 1,000 requests:"
             f" A {'/'.join(str(round(c * 1000 / n)) for c in collected['A', route])},"

@@ -36,7 +36,9 @@ class Counts(dict):
     process = None
 
     def thread(self, contains):
-        """The counts of the one thread whose name contains ``contains``."""
+        """The counts of the thread named ``contains``, else of the one whose name contains it."""
+        if contains in self:
+            return self[contains]
         (name,) = [name for name in self if contains in name] or [None]
         assert name is not None, f"no thread named like {contains!r} counted: {sorted(self)}"
         return self[name]

@@ -41,20 +41,17 @@ def counted(odoo_db, tmp_path_factory):
 
 def addon_calls(counts):
     """The serving thread's calls made by the addon's functions: ``({(file, function): calls},
-    {builtin: calls}, {builtin called from the hook: calls})``."""
+    {builtin called from the hook: calls})``."""
     calls = from_files(counts.thread("workthread"), ADDON)
     functions = collections.Counter()
-    builtins = collections.Counter()
     from_hook = collections.Counter()
     for call, n in calls.items():
         where = (Path(call.file).name, call.function)
-        if call.called:
-            builtins[call.called] += n
-            if where == HOOK:
-                from_hook[call.called] += n
-        else:
+        if not call.called:
             functions[where] += n
-    return functions, builtins, from_hook
+        elif where == HOOK:
+            from_hook[call.called] += n
+    return functions, from_hook
 
 
 def assert_only_the_hook(functions, from_hook, requests, extra=()):
@@ -89,7 +86,7 @@ def test_a_request_runs_the_hook_and_nothing_else_of_the_addon(counted, route):
     with counting(worker, directory) as counts:
         for _ in range(REQUESTS):
             serve()
-    functions, _builtins, from_hook = addon_calls(counts)
+    functions, from_hook = addon_calls(counts)
     assert_only_the_hook(functions, from_hook, REQUESTS)
     # Odoo's own work ran meanwhile: the counts are the serving thread's.
     assert sum(counts.thread("workthread").values()) > 100 * REQUESTS
@@ -109,7 +106,7 @@ def test_an_rpc_call_adds_the_dispatch_hook_that_names_its_method(counted):
     with counting(worker, directory) as counts:
         for _ in range(REQUESTS):
             assert serve()[0]["login"] == ADMIN_LOGIN
-    functions, _builtins, from_hook = addon_calls(counts)
+    functions, from_hook = addon_calls(counts)
     dispatch_hook = [("post_load.py", "wrapped"), ("recorder.py", "set_rpc")]
     assert_only_the_hook(functions, from_hook, REQUESTS, extra=dispatch_hook)
 
