@@ -216,7 +216,7 @@ def serving_process(server):
     """The process that serves the requests: the HTTP worker (prefork, one worker) or the server."""
     if not server.workers:
         return psutil.Process(server.pid)
-    workers = [p for p in server.children() if " ".join(p.cmdline()).startswith("odoo: WorkerHTTP")]
+    workers = server.http_workers()
     return workers[0] if len(workers) == 1 else None
 
 

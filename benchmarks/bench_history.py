@@ -208,7 +208,7 @@ def background_and_rest_ns(before, after, names):
 
 
 def http_worker(server):
-    pids = [p.pid for p in server.children() if " ".join(p.cmdline()).startswith("odoo: WorkerHTTP")]
+    pids = [p.pid for p in server.http_workers()]
     assert len(pids) == 1, pids
     return pids[0]
 

@@ -10,13 +10,13 @@ import collections
 import contextlib
 import json
 import os
-import signal
 import time
 from pathlib import Path
 
+# Counts nothing here: it counts only where WI_CALL_COUNTER is set (``counting_env``).
+from call_counter.sitecustomize import COUNT_SIGNAL
+
 COUNTER_DIR = Path(__file__).resolve().parent / "call_counter"
-# As ``call_counter/sitecustomize.py`` defines it (that file is imported by the server only).
-COUNT_SIGNAL = signal.SIGRTMIN + 5
 Call = collections.namedtuple("Call", "file line function called")
 
 

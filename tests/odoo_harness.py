@@ -264,6 +264,10 @@ class OdooServer:
             return psutil.Process(self.pid).children()
         return []
 
+    def http_workers(self):
+        """The prefork master's ``WorkerHTTP`` children (``psutil.Process``), by their titles."""
+        return [p for p in self.children() if " ".join(p.cmdline()).startswith("odoo: WorkerHTTP")]
+
     def wait_ready(self, timeout=120):
         import requests
 

@@ -35,7 +35,7 @@ def counted(odoo_db, tmp_path_factory):
     """A prefork server (one HTTP worker) whose processes count their calls on a signal."""
     directory = tmp_path_factory.mktemp("calls")
     with OdooServer(odoo_db, workers=1, max_cron_threads=0, env=counting_env(directory)) as server:
-        (worker,) = [p.pid for p in server.children() if " ".join(p.cmdline()).startswith("odoo: WorkerHTTP")]
+        (worker,) = [p.pid for p in server.http_workers()]
         yield server, worker, directory
 
 
@@ -116,7 +116,7 @@ def test_the_writer_keeps_no_connection_of_odoos_pool(odoo_db):
     (``post_load.slow_after_db``): on a connection of its own, closed after. Odoo's pool
     would keep it: one more PostgreSQL backend per worker, walked past by every borrow."""
     with OdooServer(odoo_db, workers=1, max_cron_threads=0) as server:
-        (worker,) = [p for p in server.children() if " ".join(p.cmdline()).startswith("odoo: WorkerHTTP")]
+        (worker,) = server.http_workers()
         session = server.login_session()  # the pool's connection for the requests
         time.sleep(1.5)  # the login's records written
 
