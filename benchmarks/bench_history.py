@@ -26,7 +26,11 @@ prints:
    The three servers of a set are laid out alike in memory (address-space
    randomization off, one hash seed per set, ``--no-steady`` to leave them
    random): B1 and B2 then differ by the method's noise alone, and A by the
-   addon; the seed changes from set to set.
+   addon; the seed changes from set to set. What no seed fixes is where each
+   process's memory lands in physical memory: the A/A ratio's spread from set
+   to set gives the run's resolution (printed). Transparent huge pages
+   ``always`` halve that spread (the mode and the workers' share of huge
+   pages are printed).
 
     python benchmarks/bench_history.py [--rounds 60] [--generations 4] [--requests 40] [--api] [--skip-servers]
 """
@@ -207,6 +211,30 @@ def background_and_rest_ns(before, after, names):
     return background, rest
 
 
+THP_ENABLED = "/sys/kernel/mm/transparent_hugepage/enabled"
+
+
+def huge_pages_mode():
+    """The kernel's transparent huge pages mode (``always``, ``madvise``, ``never``), or None."""
+    try:
+        with open(THP_ENABLED) as handle:
+            text = handle.read()
+    except OSError:
+        return None
+    return text[text.find("[") + 1 : text.find("]")] or None
+
+
+def huge_page_share(pid):
+    """The share of ``pid``'s anonymous memory in huge pages (``smaps_rollup``), or None."""
+    sizes = {}
+    with contextlib.suppress(OSError), open(f"/proc/{pid}/smaps_rollup") as handle:
+        for line in handle:
+            key, _sep, value = line.partition(":")
+            if key in ("Anonymous", "AnonHugePages"):
+                sizes[key] = int(value.split()[0])
+    return sizes["AnonHugePages"] / sizes["Anonymous"] if sizes.get("Anonymous") else None
+
+
 def http_worker(server):
     pids = [p.pid for p in server.http_workers()]
     assert len(pids) == 1, pids
@@ -341,7 +369,7 @@ def cpu_rounds(opts, db_on, db_off):
                 for route in routes:
                     threads[route][label].extend(value + rest_per_request for value in serving[route][label])
                     alone[route][label].extend(serving[route][label])
-                parts[label].append((rest_per_request, background / seconds / 1000))
+                parts[label].append((rest_per_request, background / seconds / 1000, huge_page_share(worker)))
             os.sched_setaffinity(0, set(cpus))
     return threads, alone, parts
 
@@ -435,6 +463,16 @@ def main():
             f"  {'':>7}  set by set (each process's own bias): A/B1 {min(ab_sets):.3f} .. {max(ab_sets):.3f},"
             f" A/A {min(aa_sets):.3f} .. {max(aa_sets):.3f}"
         )
+        if len(aa_sets) > 1:
+            # Sets are independent: their A/A spread is the run's own standard error.
+            error = statistics.stdev(aa_sets) / len(aa_sets) ** 0.5
+            both = [(b1 + b2) / 2 for b1, b2 in zip(per_label["B1"], per_label["B2"], strict=True)]
+            ab_mean, _low, _high = paired_ratio(per_label["A"], both)
+            print(
+                f"  {'':>7}  the run's resolution: A/A set by set sigma {statistics.stdev(aa_sets):.4f},"
+                f" so +/- {2 * error:.4f} (2 standard errors over {len(aa_sets)} sets);"
+                f" A against the mean of B1 and B2 {ab_mean:.4f}"
+            )
         ab, _low, _high = paired_ratio(alone[route]["A"], alone[route]["B1"])
         aa, _low, _high = paired_ratio(alone[route]["B2"], alone[route]["B1"])
         print(f"  {'':>7}  the serving thread alone: A/B1 {ab:.4f} beside A/A {aa:.4f}")
@@ -449,6 +487,17 @@ def main():
         f"  not per request: A's sampler and heartbeat threads {background['A']:.0f} µs of CPU per second"
         f" ({background['A'] / 1e4:.3f}% of a core; B1 {background['B1']:.0f}, B2 {background['B2']:.0f})"
     )
+    shares = {label: [pair[2] for pair in values if pair[2] is not None] for label, values in parts.items()}
+    mode = huge_pages_mode()
+    print(
+        f"  memory: transparent huge pages {mode or 'unknown'}; the serving workers' anonymous memory in huge"
+        " pages: " + ", ".join(f"{label} {statistics.mean(v):.0%}" for label, v in shares.items() if v)
+    )
+    if mode != "always":
+        print(
+            "  (with transparent huge pages 'always', each process's own bias halves: see README, Tests;"
+            f" as root: echo always > {THP_ENABLED})"
+        )
     return 0
 
 
