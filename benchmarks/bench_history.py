@@ -466,12 +466,9 @@ def main():
         if len(aa_sets) > 1:
             # Sets are independent: their A/A spread is the run's own standard error.
             error = statistics.stdev(aa_sets) / len(aa_sets) ** 0.5
-            both = [(b1 + b2) / 2 for b1, b2 in zip(per_label["B1"], per_label["B2"], strict=True)]
-            ab_mean, _low, _high = paired_ratio(per_label["A"], both)
             print(
                 f"  {'':>7}  the run's resolution: A/A set by set sigma {statistics.stdev(aa_sets):.4f},"
-                f" so +/- {2 * error:.4f} (2 standard errors over {len(aa_sets)} sets);"
-                f" A against the mean of B1 and B2 {ab_mean:.4f}"
+                f" so +/- {2 * error:.4f} (2 standard errors over {len(aa_sets)} sets)"
             )
         ab, _low, _high = paired_ratio(alone[route]["A"], alone[route]["B1"])
         aa, _low, _high = paired_ratio(alone[route]["B2"], alone[route]["B1"])
