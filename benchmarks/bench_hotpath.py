@@ -34,15 +34,14 @@ import argparse
 import statistics
 import sys
 import time
-import uuid
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path[:0] = [str(ROOT), str(ROOT / "tests"), str(ROOT / "benchmarks")]
 
-from bench_activity import paired_ratio
+from bench_activity import database, paired_ratio
 from bench_history import CALL_KW_BODY
-from odoo_harness import addons_path, create_database, drop_database
+from odoo_harness import addons_path
 
 ENVIRON = {"REMOTE_ADDR": "127.0.0.1"}
 
@@ -206,46 +205,46 @@ def side_by_side(client, hooks, route, turns, count):
     )
 
 
+def measure(db, opts):
+    """Every measurement, in this process, on ``db``."""
+    registry, app = load(db)
+    client = Client(app, db)
+    hooks = Hooks(registry)
+    for route in ("health", "call_kw"):
+        parts, cpu = in_place(client, hooks, route, max(opts.rounds // 2, 10), opts.requests)
+        total = sum(parts.values())
+        shown = ", ".join(f"{label} {value:.1f}" for label, value in parts.items())
+        print(
+            f"{route:>7}: hooks and writer in place {total:.1f} µs per request ({shown}) of {cpu:.0f} µs thread CPU"
+            f" = {total / cpu * 100:.2f}%"
+        )
+        print(f"{'':>7}  {side_by_side(client, hooks, route, max(opts.rounds // 6, 3), opts.requests)}")
+        results = on_off(client, hooks, route, opts.rounds, opts.requests)
+        medians = {label: statistics.median(values) for label, values in results.items()}
+        on, on_low, on_high = paired_ratio(results["on"], results["off"])
+        aa, aa_low, aa_high = paired_ratio(results["off2"], results["off"])
+        print(
+            f"{'':>7}  on/off: on {medians['on']:.0f} µs, off {medians['off']:.0f} µs,"
+            f" off2 {medians['off2']:.0f} µs;"
+            f" on/off {on:.4f} ({on_low:.4f} .. {on_high:.4f}) beside A/A off2/off {aa:.4f}"
+            f" ({aa_low:.4f} .. {aa_high:.4f})"
+        )
+
+
 def main():
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--db", help="existing database with worker_inspector installed")
     parser.add_argument("--rounds", type=int, default=60, help="interleaved on/off rounds per route")
     parser.add_argument("--requests", type=int, default=50, help="requests per round or batch")
     opts = parser.parse_args()
-    db = opts.db
-    if not db:
-        db = f"wia_bench_hot_{uuid.uuid4().hex[:8]}"
-        print(f"creating {db} (worker_inspector) ...", flush=True)
-        create_database(db, ["worker_inspector"])
-    try:
-        registry, app = load(db)
-        client = Client(app, db)
-        hooks = Hooks(registry)
-        for route in ("health", "call_kw"):
-            parts, cpu = in_place(client, hooks, route, max(opts.rounds // 2, 10), opts.requests)
-            total = sum(parts.values())
-            shown = ", ".join(f"{label} {value:.1f}" for label, value in parts.items())
-            print(
-                f"{route:>7}: hooks and writer in place {total:.1f} µs per request ({shown}) of {cpu:.0f} µs thread CPU"
-                f" = {total / cpu * 100:.2f}%"
-            )
-            print(f"{'':>7}  {side_by_side(client, hooks, route, max(opts.rounds // 6, 3), opts.requests)}")
-            results = on_off(client, hooks, route, opts.rounds, opts.requests)
-            medians = {label: statistics.median(values) for label, values in results.items()}
-            on, on_low, on_high = paired_ratio(results["on"], results["off"])
-            aa, aa_low, aa_high = paired_ratio(results["off2"], results["off"])
-            print(
-                f"{'':>7}  on/off: on {medians['on']:.0f} µs, off {medians['off']:.0f} µs,"
-                f" off2 {medians['off2']:.0f} µs;"
-                f" on/off {on:.4f} ({on_low:.4f} .. {on_high:.4f}) beside A/A off2/off {aa:.4f}"
-                f" ({aa_low:.4f} .. {aa_high:.4f})"
-            )
-    finally:
-        if not opts.db:
+    with database(opts.db, "wia_bench_hot", ["worker_inspector"], installed=True) as db:
+        try:
+            measure(db, opts)
+        finally:
+            # The in-process registry's connections, before the database may be dropped.
             from odoo.sql_db import close_all
 
             close_all()
-            drop_database(db)
     return 0
 
 
