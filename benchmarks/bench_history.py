@@ -306,7 +306,8 @@ def steady_available():
 
 def cpu_rounds(opts, db_on, db_off):
     """``({route: {label: [CPU µs per request, per round]}}, {route: {label: [its serving
-    thread's alone]}}, {label: [(rest µs per request, background µs per second), per set]})``.
+    thread's alone]}}, {label: [(rest µs per request, background µs per second, the serving worker's
+    share of huge pages or None), per set]})``.
 
     Each round's value is its serving thread's CPU per request (schedstat, in
     the round's window) plus the per-request share of the worker's other
@@ -465,16 +466,17 @@ def main():
         )
         if len(aa_sets) > 1:
             # Sets are independent: their A/A spread is the run's own standard error.
-            error = statistics.stdev(aa_sets) / len(aa_sets) ** 0.5
+            sigma = statistics.stdev(aa_sets)
+            error = sigma / len(aa_sets) ** 0.5
             print(
-                f"  {'':>7}  the run's resolution: A/A set by set sigma {statistics.stdev(aa_sets):.4f},"
+                f"  {'':>7}  the run's resolution: A/A set by set sigma {sigma:.4f},"
                 f" so +/- {2 * error:.4f} (2 standard errors over {len(aa_sets)} sets)"
             )
         ab, _low, _high = paired_ratio(alone[route]["A"], alone[route]["B1"])
         aa, _low, _high = paired_ratio(alone[route]["B2"], alone[route]["B1"])
         print(f"  {'':>7}  the serving thread alone: A/B1 {ab:.4f} beside A/A {aa:.4f}")
-    rest = {label: statistics.mean(pair[0] for pair in values) for label, values in parts.items()}
-    background = {label: statistics.mean(pair[1] for pair in values) for label, values in parts.items()}
+    rest = {label: statistics.mean(part[0] for part in values) for label, values in parts.items()}
+    background = {label: statistics.mean(part[1] for part in values) for label, values in parts.items()}
     print(
         "  each round: its serving thread's CPU plus the other threads' over its set (the writer's,"
         " which writes every request's record; Odoo's main thread) per request: A"
@@ -484,7 +486,7 @@ def main():
         f"  not per request: A's sampler and heartbeat threads {background['A']:.0f} µs of CPU per second"
         f" ({background['A'] / 1e4:.3f}% of a core; B1 {background['B1']:.0f}, B2 {background['B2']:.0f})"
     )
-    shares = {label: [pair[2] for pair in values if pair[2] is not None] for label, values in parts.items()}
+    shares = {label: [part[2] for part in values if part[2] is not None] for label, values in parts.items()}
     mode = huge_pages_mode()
     print(
         f"  memory: transparent huge pages {mode or 'unknown'}; the serving workers' anonymous memory in huge"
