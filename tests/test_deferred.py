@@ -459,8 +459,10 @@ def test_the_wsgi_hook_records_what_begin_request_and_end_request_record(base):
     )
     thread = threading.current_thread()
     path = "/web/dataset/call_kw/res.partner/read"
+    busy = []  # the thread's in-memory record, as Odoo serves
 
     def serve_like_odoo(start_response):
+        busy.append(list(recorder.slot().current))
         thread.dbname, thread.uid, thread.query_count, thread.query_time = "prod", 7, 3, 0.25
         sum(range(20000))  # some CPU
         start_response("404 NOT FOUND", [])
@@ -485,6 +487,9 @@ def test_the_wsgi_hook_records_what_begin_request_and_end_request_record(base):
         assert 0 < second["cpu_time"] <= second["duration"] and 0 < first["cpu_time"] <= first["duration"]
         assert (by_methods["state"], by_methods["requests"]) == ("idle", 1)
         assert (by_hook["state"], by_hook["requests"], by_hook["kind"]) == ("idle", 2, by_methods["kind"])
+        # The hook builds ``new_work``'s record inline; the process's count follows the thread's.
+        assert busy == [board.new_work(record[board.W_START], path) for record in busy]
+        assert board.read_board(os.getpid(), base)[os.getpid()][0] == 2
     finally:
         for name in ("dbname", "uid", "query_count", "query_time"):
             vars(thread).pop(name, None)

@@ -425,6 +425,7 @@ class Slot:
         "server_start_response",
         "signed",
         "stack_taken",
+        "started",
         "status_work",
         "thread",
         "tid",
@@ -442,6 +443,8 @@ class Slot:
         self.signed = memoryview(self.buf)[:_CRC_AT]
         self.seq = 0
         self.requests = 0
+        # The process's count of requests started when this thread began its last one.
+        self.started = 0
         self.current = None
         self.cron = None
         self.last_kind = KIND_NONE
@@ -463,6 +466,10 @@ class Slot:
         (also when called from the response's iterable, after the request ended)."""
         self.status_work[W_STATUS] = line  # parsed by the writer
         return self.server_start_response(line, headers, exc_info)
+
+    # The record is its thread's ``start_response`` (``Recorder.wsgi``): no bound method
+    # made per request, nor one kept per thread and looked up.
+    __call__ = record_status
 
     def working(self):
         """The request (or, outside one, the scheduled action) under way, or None."""
@@ -537,7 +544,7 @@ class Slot:
 
     def start_request(self, path, now):
         """The thread starts a request for ``path``: its in-memory record."""
-        self.board.started = next(self.board.requests)
+        self.started = self.board.started = next(self.board.requests)
         self.requests += 1
         # A copy of a blank record, not ``new_work``: no Python call on the hot path.
         work = self.current = _BLANK_WORK.copy()
@@ -618,7 +625,9 @@ class Slot:
             return
         # Its process count stays: the process's count is the highest of its records.
         self.published = None
-        _HEAD.pack_into(self.buf, _HEAD_AT, 0, KIND_NONE, STATE_FREE, 0.0, 0, self.board.started)
+        board = self.board
+        board.started = max(board.started, self.started)
+        _HEAD.pack_into(self.buf, _HEAD_AT, 0, KIND_NONE, STATE_FREE, 0.0, 0, board.started)
         self._publish()
 
 

@@ -23,7 +23,6 @@ import time
 import weakref
 
 from .board import (
-    _BLANK_WORK,
     KIND_HTTP,
     W_BACKEND,
     W_CPU,
@@ -60,6 +59,22 @@ THREADED_SLOTS = 256
 CPU_IDLE = 1.0
 
 
+class _RequestPath:
+    """The recorder's state that the request path reads, in one small object: between two
+    requests Odoo's code takes the caches over, and each further object or dictionary the
+    hook reads costs it memory accesses (``Recorder.wsgi``)."""
+
+    __slots__ = ("board", "busy", "deferred", "finished", "inspector", "last", "requests")
+
+
+def _path_attribute(name, doc):
+    return property(
+        lambda recorder: getattr(recorder._path, name),
+        lambda recorder, value: setattr(recorder._path, name, value),
+        doc=doc,
+    )
+
+
 class Recorder:
     """Records the calling thread's activity on this process's board.
 
@@ -80,6 +95,12 @@ class Recorder:
     ``_note_busy``; without it, ``set_user`` says who a request is for.
     """
 
+    _board = _path_attribute("board", "This process's board, once open.")
+    _deferred = _path_attribute("deferred", "Whether the writer (``flush``) writes the request path's changes.")
+    _finished = _path_attribute("finished", "The requests and jobs that ended since the writer's last turn.")
+    _last = _path_attribute("last", "What this process began last (``last_doing``).")
+    inspector = _path_attribute("inspector", "This process's inspector thread (its writer), or None.")
+
     def __init__(
         self,
         locate,
@@ -94,6 +115,8 @@ class Recorder:
         busy_context=None,
     ):
         self._locate = locate
+        self._path = _RequestPath()
+        self._path.requests = None
         # Deferred: the request path keeps its work in memory and the writer (``flush``)
         # writes it; otherwise every change is written at once.
         self._deferred = self._deferred_asked = deferred
@@ -103,6 +126,7 @@ class Recorder:
         # ``busy_context(thread, db)`` gives a busy request's ``(backend_pid, slow_after)``:
         # the writer reads them (``_note_busy``), not the request path.
         self._busy_context = busy_context
+        self._path.busy = busy_context is not None
         self._base = base
         self._report_at_fork = report_at_fork
         # Called with the board once it is open in a process, and before it is
@@ -146,7 +170,9 @@ class Recorder:
         log, self._log = self._log, None
         if log is not None:
             log.detach()
-        self._tls = threading.local()
+        # The forking thread is the child's only one: its record was the parent's. Emptied, not
+        # replaced: the request path holds this object (``wsgi``).
+        self._tls.__dict__.clear()
         if self._report_at_fork:
             try:
                 self.slot()
@@ -164,6 +190,7 @@ class Recorder:
                         server_pid, slots = located
                         remove_dead_servers(self._base)
                         self._board = ProcessBoard(server_pid, slots, self._base)
+                        self._path.requests = self._board.requests
                         if self._inspect:
                             self._start_inspector(self._board)
                         # Without its writer (the inspector), every change is written at once.
@@ -202,10 +229,6 @@ class Recorder:
         slot = board.claim() if board is not None else None
         if slot is not None:
             slot.thread = _current_thread()
-            # The thread's requests get it as ``start_response``: bound once, no object made
-            # per request. Kept here, not on the slot: a slot holding its own bound method
-            # would be a cycle, not given back as its thread ends (``Slot.__del__``).
-            self._tls.start_response = slot.record_status
         self._tls.slot = slot
         return slot
 
@@ -277,20 +300,27 @@ class Recorder:
         from its start to its end, whatever escapes, with the status of its response.
 
         What ``begin_request`` and ``end_request`` do, inline: the request path's one
-        Python frame besides the thread's recording ``start_response`` (each frame, and
-        each object it touches or makes, costs far more between two requests, with cold
-        caches, than in a loop). A request inside a request of the same thread is served
-        unrecorded: the thread's record is the outer one's.
+        Python frame besides its record's, which Odoo gets as ``start_response``
+        (``Slot.record_status``). Between two requests Odoo runs milliseconds of its own
+        code, so the hook runs with cold caches, where each object and dictionary it reads
+        costs a memory access: it reads the thread's record through one thread-local
+        lookup, the recorder's state from one small object (``_RequestPath``), and the
+        clocks and constants from its own defaults (one tuple), not from the recorder's
+        dictionary and the module's globals. A request inside a request of the same thread
+        is served unrecorded: the thread's record is the outer one's.
         """
         recorder = self
 
         @functools.wraps(call)
-        def __call__(app, environ, start_response):
-            tls = recorder._tls
+        def __call__(
+            app, environ, start_response,
+            _path=self._path, _tls=self._tls, _time=_time, _thread_time=_thread_time, _cpu_idle=CPU_IDLE,
+            _http=KIND_HTTP,
+        ):  # fmt: skip
             try:
                 try:
-                    slot = tls.slot
-                    if slot.board is not recorder._board:
+                    slot = _tls.slot
+                    if slot.board is not _path.board:
                         slot = recorder._claim()
                 except AttributeError:  # the thread's first request (or no record for it)
                     slot = recorder._claim()
@@ -301,20 +331,20 @@ class Recorder:
                 return call(app, environ, start_response)
             try:
                 now = _time()
-                if now - slot.cpu_at > CPU_IDLE:
+                if now - slot.cpu_at > _cpu_idle:
                     slot.cpu = _thread_time()  # see begin_request
-                board = slot.board
-                board.started = next(board.requests)
+                # The process's count, on the record: the writer sets the board's from them.
+                slot.started = next(_path.requests)
                 slot.requests += 1
-                work = slot.current = _BLANK_WORK.copy()
-                work[W_START] = now
-                work[W_PATH] = environ.get("PATH_INFO") or "/"
+                # ``new_work(now, path)``, inline: no call, no global read.
+                work = slot.current = [
+                    now, environ.get("PATH_INFO") or "/", 0, None, None, 0, None, None, None, None, 0.0, 0, 0.0, 500,
+                ]  # fmt: skip
                 slot.server_start_response, slot.status_work = start_response, work
-                recording_start_response = tls.start_response
-                recorder._last = work
-                if not recorder._deferred:
+                _path.last = work
+                if not _path.deferred:
                     recorder.flush()
-                inspector = recorder.inspector
+                inspector = _path.inspector
                 if inspector is not None and inspector.asleep:
                     inspector.wake()
             except Exception:  # the inspector must never break Odoo: served unrecorded
@@ -322,25 +352,26 @@ class Recorder:
                 slot.current = None
                 return call(app, environ, start_response)
             try:
-                return call(app, environ, recording_start_response)
+                return call(app, environ, slot)
             finally:
                 try:
                     cpu, now = _thread_time(), _time()
                     if slot.current is work:
                         slot.current = None
                         slot.idle_since = now
-                        slot.last_kind = KIND_HTTP
-                        thread = slot.thread
+                        slot.last_kind = _http
+                        # Odoo's counters of the request, on its thread (reset as each begins).
+                        counters = slot.thread.__dict__
                         work[W_ENDED] = now
                         work[W_CPU] = cpu - slot.cpu
-                        work[W_QUERY_TIME] = getattr(thread, "query_time", 0.0)
-                        work[W_QUERIES] = getattr(thread, "query_count", 0)
-                        if recorder._busy_context is not None:
-                            work[W_UID] = getattr(thread, "uid", None) or 0
-                            work[W_DB] = getattr(thread, "dbname", None)
-                        recorder._finished.append(work)
+                        work[W_QUERY_TIME] = counters.get("query_time", 0.0)
+                        work[W_QUERIES] = counters.get("query_count", 0)
+                        if _path.busy:
+                            work[W_UID] = counters.get("uid") or 0
+                            work[W_DB] = counters.get("dbname")
+                        _path.finished.append(work)
                         slot.cpu, slot.cpu_at = cpu, now
-                        if not recorder._deferred:
+                        if not _path.deferred:
                             recorder.flush()
                 except Exception:
                     _logger.debug("end_request failed", exc_info=True)
@@ -441,7 +472,10 @@ class Recorder:
                     written = self._log.add_works(self._finished)
                 else:
                     self._finished.clear()
-                for slot in list(board.claimed.values()):
+                slots = list(board.claimed.values())
+                for slot in slots:  # the process's count: the request path keeps it on the records
+                    board.started = max(board.started, slot.started)
+                for slot in slots:
                     slot.publish()
         except Exception:  # the inspector must never break Odoo
             _logger.debug("flush failed", exc_info=True)

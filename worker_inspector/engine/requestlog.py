@@ -184,6 +184,7 @@ class RequestLog(WrittenFile):
             del self.fd
             raise
         self._lock = threading.Lock()  # the counters: threads of a threaded server share them
+        self._spare = None  # ``add_works``'s buffer, kept between turns
         self.repairs = 0
         self.check_at = time.time() + CHECK_EVERY
         self.closed = False
@@ -220,7 +221,12 @@ class RequestLog(WrittenFile):
         count = len(works)
         if not count:
             return 0
-        buf = bytearray(count * RECORD_SIZE)
+        # The batch is packed in the buffer of the previous turns, taken for this call (a
+        # concurrent one gets a buffer of its own): no fresh pages each turn, which a worker's
+        # allocator gets and gives back to the kernel when a batch is large.
+        buf, self._spare = self._spare, None
+        if buf is None or len(buf) < count * RECORD_SIZE:
+            buf = bytearray(max(count, min(2 * count, CAPACITY)) * RECORD_SIZE)
         view = memoryview(buf)
         pack_into, sign_into, crc32, pid = _BODY.pack_into, _CRC.pack_into, zlib.crc32, self.pid
         pop, texts, paths, statuses, bucket_of = works.popleft, _TEXTS, _PATHS, _STATUSES, bisect.bisect_left
@@ -267,6 +273,8 @@ class RequestLog(WrittenFile):
             if flush:
                 os.pwrite(self.fd, _pack_totals(totals, seq), _TOTALS_AT)
         self._write_ring(view, count, seq)
+        if len(buf) <= CAPACITY * RECORD_SIZE:
+            self._spare = buf
         return count
 
     def add_many(self, records):
