@@ -375,6 +375,19 @@ def cpu_rounds(opts, db_on, db_off):
     return threads, alone, parts
 
 
+FAR_OFF = 1.5
+
+
+def far_off_rounds(per_label):
+    """Per server, how many rounds cost over ``FAR_OFF`` times its median round, and the costliest."""
+    shown = []
+    for label, values in per_label.items():
+        median = statistics.median(values)
+        far = [value for value in values if value > FAR_OFF * median]
+        shown.append(f"{label} {len(far)}" + (f" (up to {max(far):.0f} µs)" if far else ""))
+    return ", ".join(shown)
+
+
 def set_ratios(with_values, without_values, sets):
     """The ratio of the two servers' median rounds in each of ``sets`` sets of fresh servers (the
     rounds of a set are adjacent): how far one process's bias (its memory's physical placement,
@@ -458,6 +471,8 @@ def main():
             f"  {'':>7}  over all rounds: A/B1 {totals['A'] / totals['B1']:.4f}"
             f" beside A/A B2/B1 {totals['B2'] / totals['B1']:.4f}"
         )
+        # The means above move with a few rounds far off the median, which the medians ignore.
+        print(f"  {'':>7}  rounds far off (over {FAR_OFF}x their server's median): {far_off_rounds(per_label)}")
         ab_sets = set_ratios(per_label["A"], per_label["B1"], opts.generations)
         aa_sets = set_ratios(per_label["B2"], per_label["B1"], opts.generations)
         print(
