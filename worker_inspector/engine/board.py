@@ -381,9 +381,6 @@ def new_work(start, path, job=None):
     return [start, path, 0, None, None, 0, None, None, None, job, 0.0, 0, 0.0, NO_RESPONSE]
 
 
-_BLANK_WORK = new_work(0.0, None)
-
-
 def status_code(status):
     """The HTTP status of a request (``W_STATUS``) as a number, 0 when there is none."""
     if status.__class__ is int:
@@ -546,9 +543,7 @@ class Slot:
         """The thread starts a request for ``path``: its in-memory record."""
         self.started = self.board.started = next(self.board.requests)
         self.requests += 1
-        # A copy of a blank record, not ``new_work``: no Python call on the hot path.
-        work = self.current = _BLANK_WORK.copy()
-        work[W_START], work[W_PATH] = now, path
+        work = self.current = new_work(now, path)
         return work
 
     def finish_request(self, now):
