@@ -51,6 +51,18 @@ def test_the_node_table_is_unlogged(cr):
     assert cr.fetchone() == ("u",)
 
 
+def test_a_node_is_stale_by_the_age_its_row_shows(cr):
+    nodes.claim_beat(cr, "old:1", "old", SERVER, interval=2)
+    for age, shown, stale in (("6.0004", 6.0, False), ("6.0006", 6.001, True)):
+        # In one transaction, now() is the same for the write and the read: the age is exact.
+        cr.execute("BEGIN")
+        beat = f"(now() AT TIME ZONE 'UTC') - interval '{age} seconds'"
+        cr.execute(f"UPDATE {nodes.NODE_TABLE} SET beat_at = {beat} WHERE node = 'old:1'")
+        (row,) = nodes.read_nodes(cr, serving_node="web1:4120")
+        cr.execute("COMMIT")
+        assert (row["age"], row["stale"]) == (shown, stale)
+
+
 def test_one_writer_per_interval(cr):
     assert nodes.claim_beat(cr, "web1:4120", "web1", SERVER, interval=10)
     # Another process of the node, within the interval: not its turn.

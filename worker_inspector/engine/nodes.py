@@ -162,6 +162,8 @@ def read_nodes(cr, serving_node, node=None):
         cr.execute(_READ_SQL.format(where="WHERE node = %s"), (node,))
     rows = []
     for name, hostname, pid, mode, version, summary, interval, beat_epoch, age in cr.fetchall():
+        # Stale by the age the row shows: 6.0004 s, shown as 6.0, is not past 3 beats of 2 s.
+        age = round(float(age), 3)
         rows.append(
             {
                 "node": name,
@@ -173,9 +175,9 @@ def read_nodes(cr, serving_node, node=None):
                 "utilization": summary.get("utilization"),
                 "rss": summary.get("rss"),
                 "last_seen": float(beat_epoch),
-                "age": round(float(age), 3),
+                "age": age,
                 "interval": interval,
-                "stale": float(age) > STALE_AFTER_BEATS * interval,
+                "stale": age > STALE_AFTER_BEATS * interval,
                 "serving": name == serving_node,
                 "summary": summary,
             }
