@@ -1,11 +1,13 @@
 """The addon's recorder defers its writes: the request path keeps the request in memory,
 the process's writer publishes it (plain tests, real files, threads and processes)."""
 
+import gc
 import os
 import signal
 import subprocess
 import sys
 import textwrap
+import threading
 import time
 
 import pytest
@@ -13,7 +15,7 @@ from waiting import settled_wakeups, wait_until, wakeups
 
 from worker_inspector.engine import board, requestlog, stacks
 from worker_inspector.engine.identity import process_key
-from worker_inspector.engine.recorder import PREFORK_SLOTS, Recorder
+from worker_inspector.engine.recorder import PREFORK_SLOTS, THREADED_SLOTS, Recorder
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
@@ -79,6 +81,32 @@ def test_requests_between_two_turns_are_all_logged_in_order_and_counted(base):
         requests, _records = board.read_board(os.getpid(), base)[os.getpid()]
         assert requests == 5
         assert _own_record(base)["requests"] == 5
+    finally:
+        recorder.close()
+
+
+def test_the_process_count_adds_each_threads_requests_once_also_after_it_ended(base):
+    recorder = Recorder(lambda: (os.getpid(), THREADED_SLOTS), base=base, deferred=True)
+    hook = recorder.wsgi(lambda _app, _environ, start_response: [start_response("200 OK", [])])
+
+    def serve(count):
+        for _ in range(count):
+            hook(None, {"PATH_INFO": "/x"}, lambda *_a: None)
+
+    try:
+        serve(2)
+        for count in (3, 4):  # each thread ends, and gives its record back, before the next
+            thread = threading.Thread(target=serve, args=(count,))
+            thread.start()
+            thread.join()
+            gc.collect()
+            recorder.flush()
+        assert len(recorder.board.claimed) == 1, "an ended thread kept its record"
+        assert board.read_board(os.getpid(), base)[os.getpid()][0] == 9
+        serve(1)
+        assert recorder.flush() == 1
+        assert board.read_board(os.getpid(), base)[os.getpid()][0] == 10
+        assert _own_record(base)["requests"] == 3  # the thread's own count
     finally:
         recorder.close()
 

@@ -38,7 +38,6 @@ files of this user, and every field read is validated.
 import collections
 import contextlib
 import errno
-import itertools
 import math
 import os
 import stat
@@ -422,7 +421,6 @@ class Slot:
         "server_start_response",
         "signed",
         "stack_taken",
-        "started",
         "status_work",
         "thread",
         "tid",
@@ -439,9 +437,8 @@ class Slot:
         self.buf = bytearray(SLOT_SIZE)
         self.signed = memoryview(self.buf)[:_CRC_AT]
         self.seq = 0
+        # Requests this thread started (the process's count adds them: ``count_started``).
         self.requests = 0
-        # The process's count of requests started when this thread began its last one.
-        self.started = 0
         self.current = None
         self.cron = None
         self.last_kind = KIND_NONE
@@ -541,8 +538,8 @@ class Slot:
 
     def start_request(self, path, now):
         """The thread starts a request for ``path``: its in-memory record."""
-        self.started = self.board.started = next(self.board.requests)
         self.requests += 1
+        self.board.count_started()
         work = self.current = new_work(now, path)
         return work
 
@@ -618,10 +615,12 @@ class Slot:
         """Mark the record unused (its thread ended)."""
         if self.board.closed:
             return
-        # Its process count stays: the process's count is the highest of its records.
+        # Its requests stay counted in the process's (under the board's lock, as the writer
+        # adds the threads' counts), never twice.
         self.published = None
         board = self.board
-        board.started = max(board.started, self.started)
+        board.retired += self.requests
+        self.requests = 0
         _HEAD.pack_into(self.buf, _HEAD_AT, 0, KIND_NONE, STATE_FREE, 0.0, 0, board.started)
         self._publish()
 
@@ -661,9 +660,9 @@ class ProcessBoard(WrittenFile):
             raise
         self.fd = fd
         self.closed = False
-        # Requests started by the process: ``next`` is atomic under the GIL.
-        self.requests = itertools.count(1)
+        # Requests started by the process (``count_started``), and by its threads that ended.
         self.started = 0
+        self.retired = 0
         self._free = list(range(slots - 1, -1, -1))
         # Held by whoever writes records: one writer at a time (see ``Slot``).
         self._lock = threading.RLock()
@@ -707,6 +706,13 @@ class ProcessBoard(WrittenFile):
             slot.write_idle()
             self.claimed[index] = slot
         return slot
+
+    def count_started(self, slots=None):
+        """Set ``started``, the requests the process started, from its threads' counts (each
+        thread counts its own: the request path shares no counter). Never decreases."""
+        if slots is None:
+            slots = list(self.claimed.values())
+        self.started = max(self.started, self.retired + sum(slot.requests for slot in slots))
 
     def writing(self):
         """The lock a record is written under."""

@@ -64,7 +64,7 @@ class _RequestPath:
     requests Odoo's code takes the caches over, and each further object or dictionary the
     hook reads costs it memory accesses (``Recorder.wsgi``)."""
 
-    __slots__ = ("board", "busy", "deferred", "finished", "inspector", "last", "requests")
+    __slots__ = ("asleep", "board", "busy", "deferred", "finished", "inspector", "last")
 
 
 def _path_attribute(name, doc):
@@ -116,7 +116,8 @@ class Recorder:
     ):
         self._locate = locate
         self._path = _RequestPath()
-        self._path.requests = None
+        # Whether the writer rests (``Inspector.asleep``, kept here for the request path).
+        self._path.asleep = False
         # Deferred: the request path keeps its work in memory and the writer (``flush``)
         # writes it; otherwise every change is written at once.
         self._deferred = self._deferred_asked = deferred
@@ -160,6 +161,7 @@ class Recorder:
         self._last = None
         self._finished = collections.deque()
         inspector, self.inspector = self.inspector, None
+        self._path.asleep = False
         self._disabled = False
         self.problem = None
         self._lock = threading.Lock()
@@ -190,7 +192,6 @@ class Recorder:
                         server_pid, slots = located
                         remove_dead_servers(self._base)
                         self._board = ProcessBoard(server_pid, slots, self._base)
-                        self._path.requests = self._board.requests
                         if self._inspect:
                             self._start_inspector(self._board)
                         # Without its writer (the inspector), every change is written at once.
@@ -218,7 +219,9 @@ class Recorder:
             threshold, cap = self._slow_limits()
             board.slow_cap = cap
             board.slow_after = min(threshold, cap)
-            self.inspector = Inspector(board, FrameFormatter(self._frame_roots()), flush=self.flush, idle=self.idle)
+            self.inspector = Inspector(
+                board, FrameFormatter(self._frame_roots()), flush=self.flush, idle=self.idle, rest=self._path
+            )
         except Exception as exc:  # noqa: BLE001 - the activity is still recorded without it
             _logger.warning("Worker stacks are not available in process %s: %s", os.getpid(), exc)
 
@@ -333,8 +336,7 @@ class Recorder:
                 now = _time()
                 if now - slot.cpu_at > _cpu_idle:
                     slot.cpu = _thread_time()  # see begin_request
-                # The process's count, on the record: the writer sets the board's from them.
-                slot.started = next(_path.requests)
+                # The thread's count: the writer sets the process's from them (``count_started``).
                 slot.requests += 1
                 # ``new_work(now, path)``, inline: no call, no global read.
                 work = slot.current = [
@@ -344,9 +346,8 @@ class Recorder:
                 _path.last = work
                 if not _path.deferred:
                     recorder.flush()
-                inspector = _path.inspector
-                if inspector is not None and inspector.asleep:
-                    inspector.wake()
+                if _path.asleep:
+                    _path.inspector.wake()
             except Exception:  # the inspector must never break Odoo: served unrecorded
                 _logger.debug("begin_request failed", exc_info=True)
                 slot.current = None
@@ -473,8 +474,7 @@ class Recorder:
                 else:
                     self._finished.clear()
                 slots = list(board.claimed.values())
-                for slot in slots:  # the process's count: the request path keeps it on the records
-                    board.started = max(board.started, slot.started)
+                board.count_started(slots)
                 for slot in slots:
                     slot.publish()
         except Exception:  # the inspector must never break Odoo

@@ -44,6 +44,7 @@ import stat
 import sys
 import threading
 import time
+import types
 
 from .activity import public_activity
 from .board import CTL_SUFFIX, UntrustedBoard, _open_server_dir, _parse_key, read_board
@@ -226,13 +227,15 @@ class Inspector:
     slots). Stop it with ``close``; a forked child calls ``detach``.
     """
 
-    def __init__(self, board, formatter, slow_store=True, flush=None, idle=None):
+    def __init__(self, board, formatter, slow_store=True, flush=None, idle=None, rest=None):
         self.board = board
+        # Holds ``asleep``: the recorder's request-path state, which the request path reads
+        # without reading this object (``Recorder.wsgi``).
+        self._rest = rest if rest is not None else types.SimpleNamespace()
         # The recorder's writer: run at each turn, and when a reader asks.
         self._flush = flush or (lambda checked=False: 0)
         # Whether no thread of the process works and nothing waits to be written.
         self._idle = idle or (lambda: False)
-        # Read by the request path (``Recorder``): blocked until a message, call ``wake``.
         self.asleep = False
         self.formatter = formatter
         self.pid = board.pid
@@ -255,6 +258,15 @@ class Inspector:
             raise
         self.thread = threading.Thread(target=self._run, name="worker_inspector", daemon=True)
         self.thread.start()
+
+    @property
+    def asleep(self):
+        """Read by the request path (``Recorder``): blocked until a message, call ``wake``."""
+        return self._rest.asleep
+
+    @asleep.setter
+    def asleep(self, value):
+        self._rest.asleep = value
 
     def _run(self):
         name_os_thread(OS_WRITER)
