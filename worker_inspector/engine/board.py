@@ -712,7 +712,10 @@ class ProcessBoard(WrittenFile):
         thread counts its own: the request path shares no counter). Never decreases."""
         if slots is None:
             slots = list(self.claimed.values())
-        self.started = max(self.started, self.retired + sum(slot.requests for slot in slots))
+        total = self.retired
+        for slot in slots:
+            total += slot.requests
+        self.started = max(self.started, total)
 
     def writing(self):
         """The lock a record is written under."""
