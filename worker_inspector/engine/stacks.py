@@ -315,7 +315,7 @@ class Inspector:
         """Make the sleeping thread take its turns again (the first request after a rest).
 
         Never blocks: a full queue already holds a message that wakes it."""
-        self.asleep = False
+        self._rest.asleep = False  # not through the property: no further call on the request path
         with contextlib.suppress(OSError):
             self.sock.sendto(b"", socket.MSG_DONTWAIT, self._address)
 

@@ -6,8 +6,13 @@ and where it is recorded:
 
 - ``Worker.check_limits`` (in the worker, between requests) ends the worker
   for ``limit_request``, ``limit_memory_soft``, a changed parent and, from 18,
-  ``limit_time_worker_cron``: wrapped here, the cause is noted the moment
-  Odoo sets ``alive = False``, and recorded when the worker exits.
+  ``limit_time_worker_cron``, by setting ``alive = False``; only SIGINT
+  (``signal_handler``) does that otherwise. So when the worker's loop ends
+  (``_runloop``, wrapped here) and no SIGINT came while it was alive,
+  ``check_limits`` ended it: the cause is noted from the same facts (nothing
+  has changed them since: no request runs after the check), and recorded when
+  the worker exits. ``check_limits`` itself is not wrapped: Odoo calls it
+  after every request, on the request path.
 - ``limit_time_cpu``: ``check_limits`` sets ``RLIMIT_CPU``; the kernel sends
   SIGXCPU, whose handler raises in the worker's main thread and ``run`` exits.
   At exit, CPU used ≥ the soft ``RLIMIT_CPU`` says so.
@@ -65,6 +70,8 @@ class _State:
     def __init__(self):
         self.worker = None
         self.decided = None
+        # SIGINT came while the worker was alive: it, not check_limits, ended the loop.
+        self.signalled = False
         self.memory_error = None
         self.exception = None
         self.cpu_signalled = False
@@ -123,45 +130,46 @@ def _decide(worker):
     return None
 
 
-def _wrap_check_limits(check_limits):
-    """``check_limits`` noting why it ended the worker, the moment it does."""
-
-    def wrapped(self):
-        STATE.worker = self
-        was_alive = self.alive
-        check_limits(self)
-        if was_alive and not self.alive and STATE.decided is None:
-            try:
-                STATE.decided = _decide(self)
-            except Exception:  # the inspector must never break Odoo
-                _logger.debug("exit cause not decided", exc_info=True)
-
-    wrapped._worker_inspector_hook = True
-    return wrapped
+def _note_loop_end(worker):
+    """The worker's loop ended: unless SIGINT ended it (a recycle, a reload, a stop),
+    ``check_limits`` did, and why is decided now."""
+    if STATE.signalled or STATE.decided is not None:
+        return
+    try:
+        STATE.decided = _decide(worker)
+    except Exception:  # the inspector must never break Odoo
+        _logger.debug("exit cause not decided", exc_info=True)
 
 
 def _install_worker_hooks():
     worker_cls = odoo_server.Worker
-    if getattr(worker_cls.check_limits, "_worker_inspector_hook", False):
+    if getattr(worker_cls._runloop, "_worker_inspector_hook", False):
         return
-    worker_cls.check_limits = _wrap_check_limits(worker_cls.check_limits)
-    # WorkerCron overrides check_limits (18+) and calls super(): wrap its own too.
-    for cls in (odoo_server.WorkerHTTP, odoo_server.WorkerCron):
-        if "check_limits" in vars(cls) and not getattr(cls.check_limits, "_worker_inspector_hook", False):
-            cls.check_limits = _wrap_check_limits(cls.check_limits)
-
     runloop = worker_cls._runloop
 
     def wrapped_runloop(self):
+        STATE.worker = self
         try:
-            return runloop(self)
+            result = runloop(self)
         except SystemExit as exc:
             # Odoo logs the exception and calls sys.exit(1) from its except block.
             if exc.__context__ is not None:
                 STATE.exception = f"{type(exc.__context__).__name__}: {exc.__context__}"
             raise
+        _note_loop_end(self)
+        return result
 
+    wrapped_runloop._worker_inspector_hook = True
     worker_cls._runloop = wrapped_runloop
+    # Bound when the worker starts, as the next one: SIGINT sets ``alive = False``.
+    stop = worker_cls.signal_handler
+
+    def wrapped_stop(self, sig, frame):
+        if self.alive:
+            STATE.signalled = True
+        return stop(self, sig, frame)
+
+    worker_cls.signal_handler = wrapped_stop
     # Bound when the worker starts: applies to workers forked after the addon was imported.
     expired = worker_cls.signal_time_expired_handler
 
