@@ -62,6 +62,22 @@ def _path(suffix):
     return os.path.join(os.environ["WI_CALL_COUNTER"], f"{os.getpid()}{suffix}")
 
 
+def _run_shadowed():
+    """Run the ``sitecustomize`` this one shadows (the next on ``sys.path``, such as Debian's),
+    as Python would have without this folder first."""
+    import importlib.machinery
+    import importlib.util
+
+    here = os.path.dirname(os.path.abspath(__file__))
+    rest = [entry for entry in sys.path if os.path.abspath(entry or os.curdir) != here]
+    spec = importlib.machinery.PathFinder.find_spec("sitecustomize", rest)
+    if spec is not None and spec.loader is not None:
+        spec.loader.exec_module(importlib.util.module_from_spec(spec))
+
+
+if __name__ == "sitecustomize":  # imported by Python at start, not by the tests' helpers
+    _run_shadowed()
+
 if os.environ.get("WI_CALL_COUNTER"):
     # Threads started from now on (a prefork worker's work thread, the threaded
     # server's request threads); the interpreter's main thread too.
