@@ -21,7 +21,9 @@ def _run(tmp_path, extra_path=()):
     counts.mkdir()
     env = {**os.environ, **counting_env(counts), "MARK": str(tmp_path / "mark")}
     env["PYTHONPATH"] = os.pathsep.join([str(COUNTER_DIR), *map(str, extra_path)])
-    done = subprocess.run([sys.executable, "-c", COUNT_TWICE], env=env, capture_output=True, text=True, timeout=60, check=False)
+    done = subprocess.run(
+        [sys.executable, "-c", COUNT_TWICE], env=env, capture_output=True, text=True, timeout=60, check=False
+    )
     assert done.returncode == 0, done.stderr
     (result,) = counts.glob("*.json")
     return json.loads(result.read_text())
