@@ -95,11 +95,16 @@ def test_the_process_count_adds_each_threads_requests_once_also_after_it_ended(b
 
     try:
         serve(2)
+        recorder.flush()
+        served = 2
         for count in (3, 4):  # each thread ends, and gives its record back, before the next
             thread = threading.Thread(target=serve, args=(count,))
             thread.start()
             thread.join()
             gc.collect()
+            served += count
+            # Its freed record carries the process's count at once, before the writer's turn.
+            assert board.read_board(os.getpid(), base)[os.getpid()][0] == served
             recorder.flush()
         assert len(recorder.board.claimed) == 1, "an ended thread kept its record"
         assert board.read_board(os.getpid(), base)[os.getpid()][0] == 9

@@ -616,11 +616,12 @@ class Slot:
         if self.board.closed:
             return
         # Its requests stay counted in the process's (under the board's lock, as the writer
-        # adds the threads' counts), never twice.
+        # adds the threads' counts), never twice, and its last record says so at once.
         self.published = None
         board = self.board
         board.retired += self.requests
         self.requests = 0
+        board.count_started()
         _HEAD.pack_into(self.buf, _HEAD_AT, 0, KIND_NONE, STATE_FREE, 0.0, 0, board.started)
         self._publish()
 
