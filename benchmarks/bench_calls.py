@@ -1,17 +1,20 @@
 """What the addon adds to Odoo's request path, counted call by call on real servers.
 
-Two prefork servers with one HTTP worker each, one with the addon (A) and one
-without (B), count every Python function and builtin their serving thread calls
-(``tests/call_counter``) over ``--requests`` requests of each route: ``/web/health``
-and an authenticated JSON-RPC ``call_kw``. Counts, not times: two runs print the
-same numbers on a quiet or a busy machine, where CPU ratios (``bench_history``)
-move by a percent. Printed per request: A's and B's calls, A's calls made by the
-addon's code (the WSGI hook), A's calls made by Odoo's code (equal to B's when the
-addon changes nothing of Odoo's own work), the calls of A's writer thread (which
-writes the records after the requests), and what the addon's process holds
-beside Odoo's (objects the garbage collector tracks, modules, resident memory).
+Two servers, one with the addon (A) and one without (B), count every Python
+function and builtin their serving threads call (``tests/call_counter``) over
+``--requests`` requests of each route: ``/web/health`` and an authenticated
+JSON-RPC ``call_kw``. ``--mode prefork``: servers with one HTTP worker, whose work
+thread serves every request; ``threaded``: ``--workers=0`` servers, where each
+connection (here each request) gets a request thread of its own, all of them
+counted. Counts, not times: two runs print the same numbers on a quiet or a busy
+machine, where CPU ratios (``bench_history``) move by a percent. Printed per
+request: A's and B's calls, A's calls made by the addon's code (the WSGI hook),
+A's calls made by Odoo's code (equal to B's when the addon changes nothing of
+Odoo's own work), the calls of A's writer thread (which writes the records after
+the requests), and what the serving process holds beside Odoo's (objects the
+garbage collector tracks, modules, resident memory).
 
-    python benchmarks/bench_calls.py [--requests 200] [--db-on DB] [--db-off DB]
+    python benchmarks/bench_calls.py [--mode prefork|threaded|both] [--requests 200] [--db-on DB] [--db-off DB]
 """
 
 import argparse
@@ -37,13 +40,18 @@ ROUTES = ("health", "call_kw")
 # The writer (``stacks.Inspector``'s thread) turns every WATCH_INTERVAL while there is work.
 SETTLE = WATCH_INTERVAL + 0.5
 WRITER_THREAD = "worker_inspector"
+MODES = {
+    # The serving process, the name of its serving threads (Odoo's), and their label.
+    "prefork": (lambda server: http_worker(server), "workthread", "the serving thread of a prefork worker"),
+    "threaded": (lambda server: server.pid, "odoo.service.http.request.", "the request threads of a threaded server"),
+}
 
 
-def serving_calls(server, directory, route, requests):
-    """The worker's ``Counts`` over ``requests`` requests of ``route``."""
-    client, worker = Client(server), http_worker(server)
+def serving_calls(server, serving_process, directory, route, requests):
+    """The serving process's ``Counts`` over ``requests`` requests of ``route``."""
+    client = Client(server)
     client.run(route, 20)  # warm
-    with counting(worker, directory) as counts:
+    with counting(serving_process, directory) as counts:
         client.run(route, requests)
         time.sleep(SETTLE)  # the writer's turn that writes the last requests' records
     return counts
@@ -54,8 +62,18 @@ def resident_mib(pid):
         return int(handle.read().split()[1]) * os.sysconf("SC_PAGE_SIZE") / 2**20
 
 
+def serving_threads(counts, name):
+    """The calls of the threads named ``name`` or, for a name ending in ``.``, named from it."""
+    if not name.endswith("."):
+        return counts.thread(name)
+    threads = [calls for thread, calls in counts.items() if thread.startswith(name)]
+    assert threads, f"no thread named {name}* counted: {sorted(counts)}"
+    return sum(threads, collections.Counter())
+
+
 def main():
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--mode", choices=(*MODES, "both"), default="both", help="the servers' mode (default both)")
     parser.add_argument("--requests", type=int, default=200, help="requests of each route counted")
     parser.add_argument("--db-on", help="existing database with worker_inspector installed")
     parser.add_argument("--db-off", help="existing database without it (web installed)")
@@ -64,20 +82,30 @@ def main():
     if not available:
         print(f"not measured: {reason}")
         return 1
-    args = {"workers": 1, "max_cron_threads": 0, "extra_args": ["--log-level", "warn"]}
+    with databases(opts) as (db_on, db_off):
+        for mode in MODES if opts.mode == "both" else (opts.mode,):
+            count_mode(mode, db_on, db_off, opts.requests)
+    return 0
+
+
+def count_mode(mode, db_on, db_off, n):
+    """Count ``n`` requests of each route on a server of ``mode`` with the addon and one without."""
+    serving_process, thread_name, serving_label = MODES[mode]
+    workers = 1 if mode == "prefork" else 0
+    args = {"workers": workers, "max_cron_threads": 0, "extra_args": ["--log-level", "warn"]}
     calls, held, collected, writer = {}, {}, {}, {}
-    with databases(opts) as (db_on, db_off), tempfile.TemporaryDirectory() as directory:
+    with tempfile.TemporaryDirectory() as directory:
         for label, db in (("A", db_on), ("B", db_off)):
             with OdooServer(db, env=counting_env(directory), **args) as server:
+                pid = serving_process(server)
                 for route in ROUTES:
-                    counts = serving_calls(server, directory, route, opts.requests)
-                    calls[label, route] = counts.thread("workthread")
+                    counts = serving_calls(server, pid, directory, route, n)
+                    calls[label, route] = serving_threads(counts, thread_name)
                     if label == "A":
                         writer[route] = counts.thread(WRITER_THREAD)
                     collected[label, route] = counts.process["gc_collections"]
-                held[label] = dict(counts.process, rss=resident_mib(http_worker(server)))
-    n = opts.requests
-    print(f"calls per request on the serving thread of a prefork worker ({n} requests of each route):")
+                held[label] = dict(counts.process, rss=resident_mib(pid))
+    print(f"calls per request on {serving_label} ({n} requests of each route):")
     for route in ROUTES:
         a, b = calls["A", route], calls["B", route]
         addon = from_files(a, ADDON)
@@ -102,10 +130,9 @@ def main():
         )
     a, b = held["A"], held["B"]
     print(
-        f"  the HTTP worker holds: A {a['gc_objects']} objects tracked by the garbage collector, {a['modules']}"
-        f" modules, {a['rss']:.0f} MiB resident; B {b['gc_objects']}, {b['modules']}, {b['rss']:.0f} MiB"
+        f"  the serving process holds: A {a['gc_objects']} objects tracked by the garbage collector,"
+        f" {a['modules']} modules, {a['rss']:.0f} MiB resident; B {b['gc_objects']}, {b['modules']}, {b['rss']:.0f} MiB"
     )
-    return 0
 
 
 if __name__ == "__main__":

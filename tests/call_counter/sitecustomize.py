@@ -7,6 +7,8 @@
 # line, caller function, called, count]`` rows (``called`` is "" for a Python function's
 # own call, else the builtin's name), and under "" what the process holds (objects the
 # garbage collector tracks, modules) and the collections it ran meanwhile, per generation.
+# A thread is named as it is when counting stops, or as it was when it ended (the threaded
+# server's request threads end with their connection); threads of one name add up.
 # Counts, not times: the same on a noisy machine as on a quiet one, so a test can assert them.
 import collections
 import gc
@@ -20,7 +22,10 @@ COUNT_SIGNAL = signal.SIGRTMIN + 5  # Odoo handles none of the real-time signals
 
 _counts = None
 _gc_at_start = None
+# Each counted thread by its ident, seen first as it made a call: its name when it ended.
+_threads = {}
 _get_ident = threading.get_ident
+_current_thread = threading.current_thread
 
 
 def _profile(frame, event, arg):
@@ -28,11 +33,14 @@ def _profile(frame, event, arg):
     if counts is None:
         return
     code = frame.f_code
+    ident = _get_ident()
+    if ident not in _threads:
+        _threads[ident] = _current_thread()  # no profile event inside the profile function
     if event == "call":
-        counts[(_get_ident(), code.co_filename, code.co_firstlineno, code.co_name, "")] += 1
+        counts[(ident, code.co_filename, code.co_firstlineno, code.co_name, "")] += 1
     elif event == "c_call":
         name = getattr(arg, "__qualname__", None) or getattr(arg, "__name__", "?")
-        counts[(_get_ident(), code.co_filename, code.co_firstlineno, code.co_name, name)] += 1
+        counts[(ident, code.co_filename, code.co_firstlineno, code.co_name, name)] += 1
 
 
 def _toggle(signum, frame):
@@ -40,15 +48,20 @@ def _toggle(signum, frame):
     started = _path(".counting")
     if _counts is None:
         _gc_at_start = gc.get_stats()
+        _threads.clear()
         _counts = collections.Counter()
         open(started, "w").close()  # the sender waits for it: counting from now on
         return
     counts, _counts = _counts, None
     os.unlink(started)
-    names = {thread.ident: thread.name for thread in threading.enumerate()}
-    rows = collections.defaultdict(list)
+    names = {ident: thread.name for ident, thread in list(_threads.items())}
+    names.update((thread.ident, thread.name) for thread in threading.enumerate())
+    merged = collections.Counter()
     for (ident, *key), count in counts.items():
-        rows[names.get(ident, str(ident))].append([*key, count])
+        merged[(names.get(ident, str(ident)), *key)] += count
+    rows = collections.defaultdict(list)
+    for (name, *key), count in merged.items():
+        rows[name].append([*key, count])
     stats = zip(_gc_at_start, gc.get_stats(), strict=True)
     collections_run = [end["collections"] - start["collections"] for start, end in stats]
     rows[""] = {"gc_objects": len(gc.get_objects()), "modules": len(sys.modules), "gc_collections": collections_run}
