@@ -679,3 +679,66 @@ def test_a_thread_that_served_requests_gives_its_record_back_as_it_ends_without_
     finally:
         gc.enable()
         recorder.close()
+
+
+def test_a_threads_first_request_neither_waits_for_the_writers_turn_nor_writes(base):
+    recorder = Recorder(lambda: (os.getpid(), THREADED_SLOTS), base=base, deferred=True)
+    hook = recorder.wsgi(lambda _app, _environ, start_response: [start_response("200 OK", [])])
+    served = threading.Event()
+
+    def serve():
+        hook(None, {"PATH_INFO": "/first"}, lambda *_a: None)
+        served.set()
+        time.sleep(0.2)  # the writer's turn below sees the thread alive, its record claimed
+
+    try:
+        recorder.slot()  # the board and this thread's record
+        recorder.flush()
+        before = _file_bytes(recorder)
+        thread = threading.Thread(target=serve)
+        with recorder.board.writing():  # as the writer holds it for a turn
+            thread.start()
+            assert served.wait(5), "the thread's first request waited for the board's lock"
+            assert _file_bytes(recorder) == before  # its record is claimed, not written
+        assert recorder.flush() == 1
+        ((_, records),) = board.read_board(os.getpid(), base).values()
+        assert sorted(record["requests"] for record in records) == [0, 1]
+        thread.join()
+    finally:
+        recorder.close()
+
+
+def test_records_claimed_and_given_back_never_break_the_writers_walk_over_them(base):
+    recorder = Recorder(lambda: (os.getpid(), THREADED_SLOTS), base=base, deferred=True)
+    recorder.slot()
+    proc_board, stop, failures = recorder.board, threading.Event(), []
+
+    def churn():  # threads of a threaded server come and go
+        while not stop.is_set():
+            slots = [proc_board.claim(tid=1) for _ in range(8)]
+            del slots  # given back (``Slot.__del__``)
+
+    def walk():
+        while not stop.is_set():
+            try:
+                proc_board.count_started()
+                recorder.idle()
+            except Exception as exc:  # noqa: BLE001 - what the test looks for
+                failures.append(exc)
+                return
+
+    interval = sys.getswitchinterval()
+    sys.setswitchinterval(1e-6)  # threads switch within a walk
+    threads = [threading.Thread(target=churn), threading.Thread(target=walk)]
+    try:
+        for thread in threads:
+            thread.start()
+        time.sleep(1.0)
+    finally:
+        stop.set()
+        for thread in threads:
+            thread.join()
+        sys.setswitchinterval(interval)
+        recorder.close()
+    assert failures == []
+    assert len(proc_board.claimed) == 1

@@ -38,6 +38,7 @@ files of this user, and every field read is validated.
 import collections
 import contextlib
 import errno
+import logging
 import math
 import os
 import stat
@@ -50,6 +51,8 @@ import zlib
 
 from .identity import ProcessKey, is_alive, start_ticks
 from .vocabulary import ActivityKind, ActivityState
+
+_logger = logging.getLogger(__name__)
 
 MAGIC = b"WIAB"
 VERSION = 2
@@ -608,8 +611,10 @@ class Slot:
 
     def __del__(self):
         # The thread that owned the record is gone (its thread-local dropped it).
-        with contextlib.suppress(Exception):
+        try:
             self.board.release(self)
+        except Exception:  # a finalizer must not raise (contextlib.suppress: 3 calls more)
+            _logger.debug("record not given back", exc_info=True)
 
     def free(self):
         """Mark the record unused (its thread ended)."""
@@ -624,6 +629,40 @@ class Slot:
         board.count_started()
         _HEAD.pack_into(self.buf, _HEAD_AT, 0, KIND_NONE, STATE_FREE, 0.0, 0, board.started)
         self._publish()
+
+
+class ClaimedSlots:
+    """The records in use by the threads of a process, by index, for its writer and its
+    slow-request watch.
+
+    Threads claim records while the writer reads them, without a shared lock: adding one
+    and copying them all are each one operation under the GIL, so a claim never breaks a
+    reader's iteration, as it would a ``WeakValueDictionary`` being walked in Python code.
+    Weak references: a record dies with its thread's thread-local, which gives it back.
+    """
+
+    __slots__ = ("_refs",)
+
+    def __init__(self):
+        self._refs = {}
+
+    def add(self, index, slot):
+        self._refs[index] = weakref.ref(slot)
+
+    def discard(self, index):
+        self._refs.pop(index, None)
+
+    def values(self):
+        """The live records, as a new list."""
+        slots = []
+        for ref in list(self._refs.values()):
+            slot = ref()
+            if slot is not None:
+                slots.append(slot)
+        return slots
+
+    def __len__(self):
+        return len(self.values())
 
 
 class ProcessBoard(WrittenFile):
@@ -669,8 +708,8 @@ class ProcessBoard(WrittenFile):
         self._lock = threading.RLock()
         self.repairs = 0
         self.check_at = time.time() + CHECK_EVERY
-        # Records in use, for the inspector's slow-request watch; thresholds (seconds).
-        self.claimed = weakref.WeakValueDictionary()
+        # Records in use, for the writer and the slow-request watch; thresholds (seconds).
+        self.claimed = ClaimedSlots()
         self.slow_after = self.slow_cap = math.inf
 
     def _write_header(self):
@@ -691,28 +730,37 @@ class ProcessBoard(WrittenFile):
                 return
             regrow(self.fd, self.size)
             self._write_header()
-            for slot in list(self.claimed.values()):
+            for slot in self.claimed.values():
                 if slot.seq:
                     os.pwrite(self.fd, slot.buf, slot.offset)
             self.repairs += 1
 
-    def claim(self, tid=None):
-        """A record for the calling thread, or None when all are taken."""
-        with self._lock:
-            if self.closed or not self._free:
-                return None
-            index = self._free.pop()
+    def claim(self, tid=None, write=True):
+        """A record for the calling thread, or None when all are taken.
+
+        Without ``write`` the process's writer writes it, at its next turn (``publish``), and
+        the claim takes no lock and makes no system call: a threaded server's thread claims
+        its record as its first request begins, and the writer holds the lock for its turn.
+        """
+        if self.closed:
+            return None
+        try:
+            index = self._free.pop()  # one operation under the GIL: two claims never share one
+        except IndexError:
+            return None
         slot = Slot(self, index, tid or threading.get_native_id())
-        with self._lock:
-            slot.write_idle()
-            self.claimed[index] = slot
+        self.claimed.add(index, slot)
+        if write:
+            with self._lock:
+                if not self.closed:
+                    slot.write_idle()
         return slot
 
     def count_started(self, slots=None):
         """Set ``started``, the requests the process started, from its threads' counts (each
         thread counts its own: the request path shares no counter). Never decreases."""
         if slots is None:
-            slots = list(self.claimed.values())
+            slots = self.claimed.values()
         total = self.retired
         for slot in slots:
             total += slot.requests
@@ -729,6 +777,7 @@ class ProcessBoard(WrittenFile):
             if self.closed or slot.board is not self or index is None:
                 return
             slot.free()
+            self.claimed.discard(index)  # before the index can be claimed again
             self._free.append(index)
 
     def close(self):

@@ -225,11 +225,13 @@ class Recorder:
         except Exception as exc:  # noqa: BLE001 - the activity is still recorded without it
             _logger.warning("Worker stacks are not available in process %s: %s", os.getpid(), exc)
 
-    def _claim(self):
+    def _claim(self, write=True):
+        """Claim the calling thread's record; ``write=False`` leaves it to the writer (see
+        ``ProcessBoard.claim``): the request path's claim, which a flush or wake-up follows."""
         if self._disabled:
             return None
-        board = self._board or self._open()
-        slot = board.claim() if board is not None else None
+        board = self._path.board or self._open()
+        slot = board.claim(write=write) if board is not None else None
         if slot is not None:
             slot.thread = _current_thread()
         self._tls.slot = slot
@@ -324,9 +326,9 @@ class Recorder:
                 try:
                     slot = _tls.slot
                     if slot.board is not _path.board:
-                        slot = recorder._claim()
+                        slot = recorder._claim(False)
                 except AttributeError:  # the thread's first request (or no record for it)
-                    slot = recorder._claim()
+                    slot = recorder._claim(False)
             except Exception:  # the inspector must never break Odoo
                 _logger.debug("no record for this thread", exc_info=True)
                 slot = None
@@ -440,7 +442,7 @@ class Recorder:
         if self._finished:
             return False
         board = self._board
-        return board is None or all(slot.working() is None for slot in list(board.claimed.values()))
+        return board is None or all(slot.working() is None for slot in board.claimed.values())
 
     def flush(self, checked=False):
         """Write what the threads of this process did since the last call: their records on
@@ -462,7 +464,7 @@ class Recorder:
         written = 0
         try:
             if self._busy_context is not None:
-                for slot in list(board.claimed.values()):
+                for slot in board.claimed.values():
                     req = slot.current
                     if req is not None:
                         self._note_busy(slot, req)
@@ -473,7 +475,7 @@ class Recorder:
                     written = self._log.add_works(self._finished)
                 else:
                     self._finished.clear()
-                slots = list(board.claimed.values())
+                slots = board.claimed.values()
                 board.count_started(slots)
                 for slot in slots:
                     slot.publish()

@@ -304,7 +304,11 @@ class Inspector:
         # Asleep first, then the check: a request that begins after the check finds it
         # asleep and wakes it; one that began before it is seen by the check.
         self.asleep = True
-        self.asleep = self._idle()
+        try:
+            self.asleep = self._idle()
+        except Exception:  # the writer must never stop: it keeps turning instead
+            _logger.debug("idle check failed", exc_info=True)
+            self.asleep = False
         return self.asleep
 
     def _set_timeout(self, timeout):
@@ -378,7 +382,7 @@ class Inspector:
         if self.slow is None:
             return
         now = time.time() if now is None else now
-        for slot in list(self.board.claimed.values()):
+        for slot in self.board.claimed.values():
             work = slot.working()
             if work is None or slot.stack_taken is work:
                 continue
