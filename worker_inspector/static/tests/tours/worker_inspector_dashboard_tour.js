@@ -11,6 +11,8 @@ const DASHBOARD_MENU = "worker_inspector.menu_worker_inspector_dashboard";
 
 const ROUTE_ROWS = ".o_worker_inspector_routes tr.o_worker_inspector_route";
 const REQUEST_ROWS = ".o_worker_inspector_slow_requests tr.o_worker_inspector_request";
+// Two refreshes of the Nodes view (NODES_REFRESH_SECONDS) and a margin.
+const NODES_SETTLE_MS = 11000;
 // A route every run has: the Live view polled it.
 const SNAPSHOT_ROUTE = "/worker_inspector/api/snapshot";
 
@@ -126,20 +128,32 @@ registry.category("web_tour.tours").add("worker_inspector_dashboard", {
             content: "The Nodes view has one row per node of the API, this one marked",
             trigger: `.o_worker_inspector_nodes:has(table, .text-muted)`,
             async run() {
-                const response = await fetch("/worker_inspector/api/nodes", {
-                    credentials: "same-origin",
-                    headers: {Accept: "application/json"},
-                });
-                const nodes = await response.json();
-                const rows = [
-                    ...document.querySelectorAll(
-                        ".o_worker_inspector_nodes tr.o_worker_inspector_node"
-                    ),
-                ];
-                const shown = rows.map((row) => row.dataset.node).sort();
-                const listed = nodes.map((node) => node.node).sort();
-                if (JSON.stringify(shown) !== JSON.stringify(listed)) {
-                    throw new Error(`Node rows ${shown}, the API lists ${listed}`);
+                // Every server of this database is a node, and a stopped one expires: the
+                // list may change between the view's load and this one. The rows must match
+                // the API once the view's next refresh (every 5 s) has caught up.
+                const deadline = Date.now() + NODES_SETTLE_MS;
+                let nodes = [];
+                let rows = [];
+                for (;;) {
+                    const response = await fetch("/worker_inspector/api/nodes", {
+                        credentials: "same-origin",
+                        headers: {Accept: "application/json"},
+                    });
+                    nodes = await response.json();
+                    rows = [
+                        ...document.querySelectorAll(
+                            ".o_worker_inspector_nodes tr.o_worker_inspector_node"
+                        ),
+                    ];
+                    const shown = rows.map((row) => row.dataset.node).sort();
+                    const listed = nodes.map((node) => node.node).sort();
+                    if (JSON.stringify(shown) === JSON.stringify(listed)) {
+                        break;
+                    }
+                    if (Date.now() > deadline) {
+                        throw new Error(`Node rows ${shown}, the API lists ${listed}`);
+                    }
+                    await new Promise((resolve) => setTimeout(resolve, 500));
                 }
                 const serving = nodes.filter((node) => node.serving).length;
                 const marked = document.querySelectorAll(
