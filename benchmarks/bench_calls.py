@@ -41,9 +41,15 @@ ROUTES = ("health", "call_kw")
 SETTLE = WATCH_INTERVAL + 0.5
 WRITER_THREAD = "worker_inspector"
 MODES = {
-    # The serving process, the name of its serving threads (Odoo's), and their label.
-    "prefork": (lambda server: http_worker(server), "workthread", "the serving thread of a prefork worker"),
-    "threaded": (lambda server: server.pid, "odoo.service.http.request.", "the request threads of a threaded server"),
+    # The server's --workers, its serving process, the name of its serving threads (Odoo's),
+    # and their label.
+    "prefork": (1, http_worker, "workthread", "the serving thread of a prefork worker"),
+    "threaded": (
+        0,
+        lambda server: server.pid,
+        "odoo.service.http.request.",
+        "the request threads of a threaded server",
+    ),
 }
 
 
@@ -90,8 +96,7 @@ def main():
 
 def count_mode(mode, db_on, db_off, n):
     """Count ``n`` requests of each route on a server of ``mode`` with the addon and one without."""
-    serving_process, thread_name, serving_label = MODES[mode]
-    workers = 1 if mode == "prefork" else 0
+    workers, serving_process, thread_name, serving_label = MODES[mode]
     args = {"workers": workers, "max_cron_threads": 0, "extra_args": ["--log-level", "warn"]}
     calls, held, collected, writer = {}, {}, {}, {}
     with tempfile.TemporaryDirectory() as directory:
