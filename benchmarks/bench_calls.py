@@ -1,18 +1,18 @@
 """What the addon adds to Odoo's request path, counted call by call on real servers.
 
-Two servers, one with the addon (A) and one without (B), count every Python
-function and builtin their serving threads call (``tests/call_counter``) over
-``--requests`` requests of each route: ``/web/health`` and an authenticated
-JSON-RPC ``call_kw``. ``--mode prefork``: servers with one HTTP worker, whose work
-thread serves every request; ``threaded``: ``--workers=0`` servers, where each
-connection (here each request) gets a request thread of its own, all of them
-counted. Counts, not times: two runs print the same numbers on a quiet or a busy
-machine, where CPU ratios (``bench_history``) move by a percent. Printed per
-request: A's and B's calls, A's calls made by the addon's code (the WSGI hook),
-A's calls made by Odoo's code (equal to B's when the addon changes nothing of
-Odoo's own work), the calls of A's writer thread (which writes the records after
-the requests), and what the serving process holds beside Odoo's (objects the
-garbage collector tracks, modules, resident memory).
+Two servers, one with the addon (A) and one without (B), count every Python function
+and builtin their serving threads call (``tests/call_counter``) over ``--requests``
+requests of each route: ``/web/health`` and an authenticated JSON-RPC ``call_kw``.
+``--mode prefork``: servers with one HTTP worker, whose work thread serves every
+request; ``threaded``: ``--workers=0`` servers, where each connection gets a request
+thread of its own, all of them counted (one per request: Werkzeug, Odoo's threaded
+server, closes every connection from its 2.1). Counts, not times: two runs print the
+same numbers on a quiet or a busy machine, where CPU ratios (``bench_history``) move
+by a percent. Printed per request: A's and B's calls, A's calls made by the addon's
+code (the WSGI hook), A's calls made by Odoo's code (equal to B's when the addon
+changes nothing of Odoo's own work), the calls of A's writer thread (which writes
+the records after the requests), and what the serving process holds beside Odoo's
+(objects the garbage collector tracks, modules, resident memory).
 
     python benchmarks/bench_calls.py [--mode prefork|threaded|both] [--requests 200] [--db-on DB] [--db-off DB]
 """
@@ -115,8 +115,13 @@ def count_mode(mode, db_on, db_off, n):
         a, b = calls["A", route], calls["B", route]
         addon = from_files(a, ADDON)
         odoo_a = sum(a.values()) - sum(addon.values())
-        functions = collections.Counter({(Path(c.file).name, c.function): k for c, k in addon.items() if not c.called})
-        builtins = collections.Counter({c.called: k for c, k in addon.items() if c.called})
+        # Summed, not keyed: one name can be called from several places.
+        functions, builtins = collections.Counter(), collections.Counter()
+        for c, k in addon.items():
+            if c.called:
+                builtins[c.called] += k
+            else:
+                functions[Path(c.file).name, c.function] += k
         print(
             f"  {route:>7}: A {sum(a.values()) / n:.1f}, B {sum(b.values()) / n:.1f};"
             f" A's by the addon {sum(addon.values()) / n:.2f}, by Odoo {odoo_a / n:.1f} (B {sum(b.values()) / n:.1f})"
