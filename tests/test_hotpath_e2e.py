@@ -2,7 +2,8 @@
 
 With the addon installed, a request runs its WSGI hook and the hook's recording
 ``start_response``, and no other function of the addon: no override of Odoo's
-request handling, no write. Counts, not times: exact on a shared machine.
+request handling, no write. Counts, not times: exact on a shared machine. On a
+threaded server, each request's thread reads its CPU clock once.
 """
 
 import collections
@@ -12,8 +13,11 @@ import xmlrpc.client
 from pathlib import Path
 
 import pytest
+import requests
 from call_counting import counting, counting_env, from_files
 from odoo_harness import ADMIN_LOGIN, ADMIN_PASSWORD, OdooServer
+
+from worker_inspector.engine.classify import HTTP_REQUEST_THREAD
 
 pytestmark = pytest.mark.odoo
 
@@ -127,3 +131,23 @@ def test_the_writer_keeps_no_connection_of_odoos_pool(odoo_db):
         assert response.status_code == 200, response.text
         time.sleep(1.5)
         assert sockets() == before
+
+
+def test_a_threaded_servers_request_thread_reads_its_cpu_clock_once(odoo_db, tmp_path):
+    # Odoo's threaded server starts a thread for each connection (Werkzeug closes each after
+    # its request): the thread's CPU clock starts at 0 with it, so its request reads the clock
+    # only as it ends.
+    with OdooServer(odoo_db, workers=0, max_cron_threads=0, env=counting_env(tmp_path)) as server:
+        url = server.url + "/web/health"
+        for _ in range(5):  # warm: the registry, the routing map
+            assert requests.get(url, timeout=60).status_code == 200
+        with counting(server.pid, tmp_path) as counts:
+            for _ in range(REQUESTS):
+                assert requests.get(url, timeout=60).status_code == 200
+    request_threads = [calls for name, calls in counts.items() if name.startswith(HTTP_REQUEST_THREAD)]
+    assert request_threads, sorted(counts)
+    reads = collections.Counter()
+    for calls in request_threads:
+        for call, n in from_files(calls, ADDON).items():
+            reads[call.called] += n
+    assert reads["thread_time"] == REQUESTS, dict(reads)

@@ -33,6 +33,7 @@ from odoo.sql_db import connection_info_for
 from odoo.tools import config
 
 from . import engine
+from .engine.classify import HTTP_REQUEST_THREAD
 from .engine.recorder import PREFORK_SLOTS, THREADED_SLOTS, Recorder
 from .engine.stacks import DEFAULT_SLOW_AFTER, ORIGIN_ADDON, ORIGIN_ODOO, request_flush, slow_cap
 
@@ -200,6 +201,7 @@ RECORDER = Recorder(
     slow_limits=_slow_limits,
     deferred=True,
     busy_context=busy_context,
+    connection_threads=HTTP_REQUEST_THREAD,
 )
 # The code of Odoo's own WSGI entry point, whose frame holds the request (``busy_context``).
 _APPLICATION_CALL = getattr(Application.__call__, "__wrapped__", Application.__call__).__code__

@@ -77,6 +77,10 @@ def classify_child(cmdline, nice, master_nice):
     return ROLE_HTTP
 
 
+# Odoo's threaded server names each thread it starts for a connection so (``RequestHandler.setup``).
+HTTP_REQUEST_THREAD = "odoo.service.http.request."
+
+
 def thread_kind(name, thread_type=None, is_main=False):
     """Kind of a thread of an Odoo process, from what Odoo sets on it."""
     if is_main:
@@ -84,7 +88,7 @@ def thread_kind(name, thread_type=None, is_main=False):
     name = name or ""
     if thread_type == "websocket":
         return ThreadKind.WEBSOCKET
-    if name.startswith("odoo.service.http.request."):
+    if name.startswith(HTTP_REQUEST_THREAD):
         return ThreadKind.HTTP
     if name.startswith("odoo.service.cron.cron") or thread_type == "cron":
         return ThreadKind.CRON

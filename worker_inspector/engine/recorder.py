@@ -93,6 +93,8 @@ class Recorder:
     default slow-request threshold and the ceiling no database may raise it
     above (before ``limit_time_real`` kills the request). ``busy_context``: see
     ``_note_busy``; without it, ``set_user`` says who a request is for.
+    ``connection_threads``: the name prefix of the threads a threaded server starts for
+    each connection, whose first request needs no CPU clock read as it begins (``_claim``).
     """
 
     _board = _path_attribute("board", "This process's board, once open.")
@@ -113,8 +115,11 @@ class Recorder:
         slow_limits=None,
         deferred=False,
         busy_context=None,
+        connection_threads=None,
     ):
         self._locate = locate
+        # The name prefix of the threads a threaded server starts for one connection: see ``_claim``.
+        self._connection_threads = connection_threads
         self._path = _RequestPath()
         # Whether the writer rests (``Inspector.asleep``, kept here for the request path).
         self._path.asleep = False
@@ -233,7 +238,14 @@ class Recorder:
         board = self._path.board or self._open()
         slot = board.claim(write=write) if board is not None else None
         if slot is not None:
-            slot.thread = _current_thread()
+            thread = slot.thread = _current_thread()
+            prefix = self._connection_threads
+            if prefix and "perf_t0" not in thread.__dict__ and thread.name.startswith(prefix):
+                # A thread started for this connection, before any request (Odoo sets ``perf_t0``
+                # as one begins): its CPU clock started with it, at 0. Its first request's CPU
+                # counts from there, as a request's counts from the end of the previous one (the
+                # request's parsing included), and the request path reads the clock once, at its end.
+                slot.cpu, slot.cpu_at = 0.0, _time()
         self._tls.slot = slot
         return slot
 
