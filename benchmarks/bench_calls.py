@@ -33,6 +33,7 @@ from bench_history import Client, http_worker
 from call_counting import counting, counting_env, from_files
 from odoo_harness import OdooServer, odoo_available
 
+from worker_inspector.engine.classify import HTTP_REQUEST_THREAD
 from worker_inspector.engine.stacks import WATCH_INTERVAL
 
 ADDON = f"{os.sep}worker_inspector{os.sep}"
@@ -47,7 +48,7 @@ MODES = {
     "threaded": (
         0,
         lambda server: server.pid,
-        "odoo.service.http.request.",
+        HTTP_REQUEST_THREAD,
         "the request threads of a threaded server",
     ),
 }

@@ -14,7 +14,6 @@ import pytest
 from waiting import settled_wakeups, wait_until, wakeups
 
 from worker_inspector.engine import board, requestlog, stacks
-from worker_inspector.engine import recorder as recorder_module
 from worker_inspector.engine.identity import process_key
 from worker_inspector.engine.recorder import PREFORK_SLOTS, THREADED_SLOTS, Recorder
 
@@ -743,54 +742,3 @@ def test_records_claimed_and_given_back_never_break_the_writers_walk_over_them(b
         recorder.close()
     assert failures == []
     assert len(proc_board.claimed) == 1
-
-
-def _burn(seconds):
-    until = time.thread_time() + seconds
-    while time.thread_time() < until:
-        pass
-
-
-def test_a_connection_threads_first_request_counts_its_cpu_from_the_threads_start_reading_the_clock_once(
-    base, monkeypatch
-):
-    reads = []
-
-    def thread_time():
-        reads.append(threading.current_thread().name)
-        return time.thread_time()
-
-    monkeypatch.setattr(recorder_module, "_thread_time", thread_time)
-    recorder = Recorder(
-        lambda: (os.getpid(), THREADED_SLOTS), base=base, deferred=True, connection_threads="conn.request."
-    )
-
-    def app(_self, environ, start_response):
-        time.sleep(0.1)  # a wall time longer than the CPU before it: no CPU time is cut to it
-        start_response("200 OK", [])
-        return [b"ok"]
-
-    hook = recorder.wsgi(app)
-
-    def serve(served_before):
-        if served_before:
-            threading.current_thread().perf_t0 = time.time()  # as Odoo sets it on each request
-        _burn(0.03)  # what the thread does before the request: its start, the request's parsing
-        hook(None, {"PATH_INFO": "/" + threading.current_thread().name}, lambda *_a: None)
-
-    try:
-        for name, served_before in (("conn.request.1", False), ("conn.request.2", True), ("other", False)):
-            thread = threading.Thread(target=serve, args=(served_before,), name=name)
-            thread.start()
-            thread.join()
-        recorder.flush()
-        cpu = {request["url"]: request["cpu_time"] for request in requestlog.read_requests(os.getpid(), base)}
-    finally:
-        recorder.close()
-    # A thread started for a connection: its request counts its CPU from the thread's start.
-    assert cpu["/conn.request.1"] >= 0.025
-    assert reads.count("conn.request.1") == 1
-    # One that served a request before, or any other thread: from the request's start.
-    assert cpu["/conn.request.2"] < 0.02
-    assert cpu["/other"] < 0.02
-    assert reads.count("conn.request.2") == reads.count("other") == 2

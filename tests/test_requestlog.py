@@ -2,6 +2,7 @@
 
 import os
 import struct
+import threading
 import time
 
 import pytest
@@ -9,7 +10,7 @@ import pytest
 from worker_inspector.engine import recorder as recorder_module
 from worker_inspector.engine import requestlog
 from worker_inspector.engine.board import server_dir
-from worker_inspector.engine.recorder import PREFORK_SLOTS, Recorder
+from worker_inspector.engine.recorder import PREFORK_SLOTS, THREADED_SLOTS, Recorder
 
 
 @pytest.fixture
@@ -218,6 +219,51 @@ def test_a_request_cpu_counts_from_the_previous_end_under_load_and_from_its_star
         assert all(r["cpu_time"] <= r["duration"] for r in records.values())
     finally:
         recorder.close()
+
+
+def test_a_connection_threads_first_request_counts_its_cpu_from_the_threads_start_reading_the_clock_once(
+    base, monkeypatch
+):
+    reads = []
+
+    def thread_time():
+        reads.append(threading.current_thread().name)
+        return time.thread_time()
+
+    monkeypatch.setattr(recorder_module, "_thread_time", thread_time)
+    recorder = Recorder(
+        lambda: (os.getpid(), THREADED_SLOTS), base=base, deferred=True, connection_threads="conn.request."
+    )
+
+    def app(_self, environ, start_response):
+        time.sleep(0.1)  # a wall time longer than the CPU before it: no CPU time is cut to it
+        start_response("200 OK", [])
+        return [b"ok"]
+
+    hook = recorder.wsgi(app)
+
+    def serve(served_before):
+        if served_before:
+            threading.current_thread().perf_t0 = time.time()  # as Odoo sets it on each request
+        _burn(0.03)  # what the thread does before the request: its start, the request's parsing
+        hook(None, {"PATH_INFO": "/" + threading.current_thread().name}, lambda *_a: None)
+
+    try:
+        for name, served_before in (("conn.request.1", False), ("conn.request.2", True), ("other", False)):
+            thread = threading.Thread(target=serve, args=(served_before,), name=name)
+            thread.start()
+            thread.join()
+        recorder.flush()
+        cpu = {request["url"]: request["cpu_time"] for request in requestlog.read_requests(os.getpid(), base)}
+    finally:
+        recorder.close()
+    # A thread started for a connection: its request counts its CPU from the thread's start.
+    assert cpu["/conn.request.1"] >= 0.025
+    assert reads.count("conn.request.1") == 1
+    # One that served a request before, or any other thread: from the request's start.
+    assert cpu["/conn.request.2"] < 0.02
+    assert cpu["/other"] < 0.02
+    assert reads.count("conn.request.2") == reads.count("other") == 2
 
 
 def test_one_batch_larger_than_the_ring_keeps_its_newest_records_and_counts_them_all(base):
