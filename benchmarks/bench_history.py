@@ -32,7 +32,14 @@ prints:
    ``always`` halve that spread (the mode and the workers' share of huge
    pages are printed).
 
-    python benchmarks/bench_history.py [--rounds 60] [--generations 4] [--requests 40] [--api] [--skip-servers]
+   ``--mode threaded``: the same on ``--workers=0`` servers, which start a
+   thread per request (Werkzeug closes every connection): a round's CPU is
+   the process's CPU clock, its ended threads included, less what its
+   lasting threads spent (schedstat). Their sets stray several times more
+   than a prefork worker's (see README, Tests).
+
+    python benchmarks/bench_history.py [--mode prefork|threaded] [--rounds 60] [--generations 4] [--requests 40]
+        [--api] [--skip-servers]
 """
 
 import argparse
@@ -200,12 +207,19 @@ def thread_names(pid):
     return names
 
 
-def background_and_rest_ns(before, after, names):
+def process_cpu_ns(pid):
+    """CPU time of every thread ``pid`` has had so far, the ended ones included (the process's
+    CPU clock), in ns: a threaded server's request threads end with their requests."""
+    return time.clock_gettime_ns(((~pid) << 3) | 2)  # CPUCLOCK_SCHED of the process (Linux)
+
+
+def background_and_rest_ns(before, after, names, serving=True):
     """Over a whole set: the CPU ns of the addon's background threads (the sampler's and the
     heartbeat's per-second work, whatever the load) and of the other threads but the busiest
-    (the one serving): the writer's, which writes every request's record, and Odoo's own."""
+    (the one serving; with ``serving=False`` none is: a threaded server's request threads
+    have ended): the writer's, which writes every request's record, and Odoo's own."""
     spent = {tid: ns - before.get(tid, 0) for tid, ns in after.items()}
-    serving = max(spent, key=spent.get)
+    serving = max(spent, key=spent.get) if serving else None
     background = sum(ns for tid, ns in spent.items() if names.get(tid) in BACKGROUND_THREADS)
     rest = sum(ns for tid, ns in spent.items() if tid != serving and names.get(tid) not in BACKGROUND_THREADS)
     return background, rest
@@ -276,6 +290,52 @@ class Client:
                 conn.close()
 
 
+class PreforkMeter:
+    """CPU ns of a round on a prefork server's one HTTP worker: its serving thread's (schedstat)."""
+
+    workers = 1
+    serving_thread = True
+
+    def __init__(self, server):
+        self.pid = http_worker(server)
+
+    def start(self):
+        self._before = schedstat_ns(self.pid)
+
+    def stop(self):
+        spent, _others = split_ns(self._before, schedstat_ns(self.pid))
+        return spent
+
+
+class ThreadedMeter:
+    """CPU ns of a round on a threaded server (``--workers=0``): its request threads', one per
+    request, ended once the round is over: the process's CPU clock less its lasting threads'
+    (schedstat). Made once the server is idle, which its lasting threads are counted from."""
+
+    workers = 0
+    serving_thread = False
+
+    def __init__(self, server):
+        self.pid = server.pid
+        self._lasting = len(os.listdir(f"/proc/{self.pid}/task"))
+
+    def start(self):
+        self._before = process_cpu_ns(self.pid), schedstat_ns(self.pid)
+
+    def stop(self):
+        # The client has its last answer before that request's thread has ended.
+        deadline = time.monotonic() + 5
+        while len(os.listdir(f"/proc/{self.pid}/task")) > self._lasting and time.monotonic() < deadline:
+            time.sleep(0.001)
+        total = process_cpu_ns(self.pid) - self._before[0]
+        before, after = self._before[1], schedstat_ns(self.pid)
+        return total - sum(ns - before.get(tid, 0) for tid, ns in after.items())
+
+
+METERS = {"prefork": PreforkMeter, "threaded": ThreadedMeter}
+SERVING = {"prefork": "serving worker", "threaded": "threaded server"}
+
+
 def pin(pid, cpu):
     """Every thread of ``pid`` on ``cpu``: the three servers' workers share one core's caches."""
     for tid in os.listdir(f"/proc/{pid}/task"):
@@ -323,7 +383,8 @@ def cpu_rounds(opts, db_on, db_off):
     with two or more CPUs the serving workers share one core and the client
     runs on another.
     """
-    args = {"workers": 1, "max_cron_threads": 0, "extra_args": ["--log-level", "warn"]}
+    meter = METERS[opts.mode]
+    args = {"workers": meter.workers, "max_cron_threads": 0, "extra_args": ["--log-level", "warn"]}
     labels = (("A", db_on), ("B1", db_off), ("B2", db_off))
     routes = ("health", "call_kw")
     threads = {route: {label: [] for label, _db in labels} for route in routes}
@@ -340,7 +401,7 @@ def cpu_rounds(opts, db_on, db_off):
             else:
                 servers = {label: stack.enter_context(OdooServer(db, **args)) for label, db in turn}
             clients = {label: Client(server) for label, server in servers.items()}
-            workers = {label: http_worker(server) for label, server in servers.items()}
+            workers = {label: meter(server).pid for label, server in servers.items()}
             if len(cpus) > 1:
                 os.sched_setaffinity(0, {cpus[0]})
                 for worker in workers.values():
@@ -349,6 +410,7 @@ def cpu_rounds(opts, db_on, db_off):
                 for client in clients.values():  # warm-up
                     client.run(route, opts.requests)
             time.sleep(SETTLE)  # the warm-up's records written
+            meters = {label: meter(server) for label, server in servers.items()}
             set_start = {label: schedstat_ns(worker) for label, worker in workers.items()}
             started_at = time.monotonic()
             serving = {route: {label: [] for label in servers} for route in routes}
@@ -357,15 +419,16 @@ def cpu_rounds(opts, db_on, db_off):
                     order = list(servers)
                     order = order[round_ % 3 :] + order[: round_ % 3]  # each goes first in turn
                     for label in order:
-                        before = schedstat_ns(workers[label])
+                        meters[label].start()
                         clients[label].run(route, opts.requests)
-                        spent, _others = split_ns(before, schedstat_ns(workers[label]))
-                        serving[route][label].append(spent / opts.requests / 1000)
+                        serving[route][label].append(meters[label].stop() / opts.requests / 1000)
             time.sleep(SETTLE)  # the last round's records written
             seconds = time.monotonic() - started_at
             served = per_generation * len(routes) * opts.requests
             for label, worker in workers.items():
-                background, rest = background_and_rest_ns(set_start[label], schedstat_ns(worker), thread_names(worker))
+                background, rest = background_and_rest_ns(
+                    set_start[label], schedstat_ns(worker), thread_names(worker), meter.serving_thread
+                )
                 rest_per_request = rest / served / 1000
                 for route in routes:
                     threads[route][label].extend(value + rest_per_request for value in serving[route][label])
@@ -411,6 +474,12 @@ def main():
         action="store_false",
         help="servers with randomized memory layouts and hash seeds (the A/A control strays more)",
     )
+    parser.add_argument(
+        "--mode",
+        choices=sorted(METERS),
+        default="prefork",
+        help="servers with one HTTP worker (prefork) or none (threaded: a thread per request)",
+    )
     parser.add_argument("--api", action="store_true", help="also time the real API on a 16-worker server")
     parser.add_argument("--skip-servers", action="store_true", help="only the in-process measurements")
     parser.add_argument("--db-on", help="existing database with worker_inspector installed")
@@ -453,7 +522,7 @@ def main():
         results, alone, parts = cpu_rounds(opts, db_on, db_off)
     layout = "each set laid out alike (ASLR off, one hash seed per set)" if opts.steady else "randomized memory layouts"
     print(
-        f"serving worker CPU per request (schedstat), {opts.rounds} interleaved rounds of {opts.requests}"
+        f"{SERVING[opts.mode]} CPU per request (schedstat), {opts.rounds} interleaved rounds of {opts.requests}"
         f" requests on {opts.generations} sets of fresh servers, {layout}:"
     )
     for route, per_label in results.items():
@@ -489,7 +558,8 @@ def main():
             )
         ab, _low, _high = paired_ratio(alone[route]["A"], alone[route]["B1"])
         aa, _low, _high = paired_ratio(alone[route]["B2"], alone[route]["B1"])
-        print(f"  {'':>7}  the serving thread alone: A/B1 {ab:.4f} beside A/A {aa:.4f}")
+        alone_label = "the serving thread" if opts.mode == "prefork" else "the request threads"
+        print(f"  {'':>7}  {alone_label} alone: A/B1 {ab:.4f} beside A/A {aa:.4f}")
     rest = {label: statistics.mean(part[0] for part in values) for label, values in parts.items()}
     background = {label: statistics.mean(part[1] for part in values) for label, values in parts.items()}
     print(

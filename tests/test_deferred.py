@@ -97,15 +97,32 @@ def test_the_process_count_adds_each_threads_requests_once_also_after_it_ended(b
         serve(2)
         recorder.flush()
         served = 2
+        own = process_key(os.getpid())
         for count in (3, 4):  # each thread ends, and gives its record back, before the next
-            thread = threading.Thread(target=serve, args=(count,))
+            served += count
+            done, end = threading.Event(), threading.Event()
+            thread = threading.Thread(target=lambda: (serve(count), done.set(), end.wait(5)))  # noqa: B023
             thread.start()
+            assert done.wait(5)
+            recorder.flush()  # its record written while it lives
+            end.set()
             thread.join()
             gc.collect()
-            served += count
-            # Its freed record carries the process's count at once, before the writer's turn.
-            assert board.read_board(os.getpid(), base)[os.getpid()][0] == served
+            # Its end queued its record for the writer: nothing written (under the writer's
+            # lock: none taken either).
+            assert not recorder.idle(), "the writer would rest with a freed record unwritten"
+            written = _file_bytes(recorder)
+            with recorder.board.writing():
+                assert _file_bytes(recorder) == written
+            _requests, records = board.read_process(os.getpid(), own, base, live_only=False)
+            assert thread.native_id in [record["tid"] for record in records]
+            # The writer's turn (which every reader asks for first) writes it free, with the
+            # process's count: the ended thread's requests counted once.
             recorder.flush()
+            requests, records = board.read_process(os.getpid(), own, base, live_only=False)
+            assert requests == served
+            assert [record["tid"] for record in records] == [threading.get_native_id()]
+            assert recorder.idle()
         assert len(recorder.board.claimed) == 1, "an ended thread kept its record"
         assert board.read_board(os.getpid(), base)[os.getpid()][0] == 9
         serve(1)

@@ -436,9 +436,9 @@ class Slot:
         self.tid = tid
         # The thread (``threading.Thread``) that holds the record: Odoo counts its queries there.
         self.thread = None
-        # The record as last written, and the part its CRC covers.
-        self.buf = bytearray(SLOT_SIZE)
-        self.signed = memoryview(self.buf)[:_CRC_AT]
+        # The record as last written, and the part its CRC covers: made as it is first
+        # written (by the writer, for a thread's record claimed on the request path).
+        self.buf = self.signed = None
         self.seq = 0
         # Requests this thread started (the process's count adds them: ``count_started``).
         self.requests = 0
@@ -522,8 +522,14 @@ class Slot:
         if state == self.published and not force:
             return
         self.published = state
+        if self.buf is None:
+            self._new_buffer()
         _BODY.pack_into(self.buf, _HEAD_AT, self.tid, *state)
         self._publish()
+
+    def _new_buffer(self):
+        self.buf = bytearray(SLOT_SIZE)
+        self.signed = memoryview(self.buf)[:_CRC_AT]
 
     def _publish(self):
         """Write the whole record, signed: one system call, never a store into a mapping."""
@@ -627,6 +633,8 @@ class Slot:
         board.retired += self.requests
         self.requests = 0
         board.count_started()
+        if self.buf is None:
+            self._new_buffer()
         _HEAD.pack_into(self.buf, _HEAD_AT, 0, KIND_NONE, STATE_FREE, 0.0, 0, board.started)
         self._publish()
 
@@ -651,6 +659,9 @@ class ClaimedSlots:
 
     def discard(self, index):
         self._refs.pop(index, None)
+
+    def __contains__(self, index):
+        return index in self._refs
 
     def values(self):
         """The live records, as a new list."""
@@ -711,6 +722,13 @@ class ProcessBoard(WrittenFile):
         # Records in use, for the writer and the slow-request watch; thresholds (seconds).
         self.claimed = ClaimedSlots()
         self.slow_after = self.slow_cap = math.inf
+        # With ``defer_free`` (a writer turns: the recorder's), a thread's record given back
+        # is only queued in ``ended`` as ``(index, requests)``: the writer writes it free
+        # (``retire_ended``, ``write_free``). A threaded server's thread per request then
+        # ends without a lock or a system call.
+        self.defer_free = False
+        self.ended = collections.deque()
+        self._free_record = bytearray(SLOT_SIZE)
 
     def _write_header(self):
         os.pwrite(self.fd, _HEADER.pack(MAGIC, VERSION, self.slots, self.pid, self.start), 0)
@@ -736,7 +754,8 @@ class ProcessBoard(WrittenFile):
             self.repairs += 1
 
     def claim(self, tid=None, write=True):
-        """A record for the calling thread, or None when all are taken.
+        """A record for the calling thread (``tid``: its id, read with a system call when
+        not given), or None when all are taken.
 
         Without ``write`` the process's writer writes it, at its next turn (``publish``), and
         the claim takes no lock and makes no system call: a threaded server's thread claims
@@ -770,8 +789,38 @@ class ProcessBoard(WrittenFile):
         """The lock a record is written under."""
         return self._lock
 
+    def retire_ended(self):
+        """The indexes of the records given back since the last call (``defer_free``), their
+        threads' requests now counted in ``retired``. The writer's, under the lock."""
+        ended, freed = self.ended, []
+        for _ in range(len(ended)):
+            index, requests = ended.popleft()
+            self.retired += requests
+            freed.append(index)
+        return freed
+
+    def write_free(self, indexes):
+        """Write the records at ``indexes`` free (with the process's count), but those claimed
+        again meanwhile: their new thread's record is written in their place. The writer's."""
+        buf, claimed = self._free_record, self.claimed
+        _HEAD.pack_into(buf, _HEAD_AT, 0, KIND_NONE, STATE_FREE, 0.0, 0, self.started)
+        _SEQ.pack_into(buf, 0, 1)
+        _CRC.pack_into(buf, _CRC_AT, zlib.crc32(memoryview(buf)[:_CRC_AT]))
+        for index in set(indexes):
+            if index not in claimed:
+                os.pwrite(self.fd, buf, _HEADER_SIZE + index * SLOT_SIZE)
+
     def release(self, slot):
         """Give the record back (once; later calls do nothing)."""
+        if self.defer_free:
+            index, slot.index = slot.index, None
+            if self.closed or slot.board is not self or index is None:
+                return
+            # Each one operation under the GIL; queued before the index can be claimed again.
+            self.claimed.discard(index)
+            self.ended.append((index, slot.requests))
+            self._free.append(index)
+            return
         with self._lock:
             index, slot.index = slot.index, None
             if self.closed or slot.board is not self or index is None:

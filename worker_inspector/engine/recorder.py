@@ -48,6 +48,7 @@ _logger = logging.getLogger(__name__)
 _time = time.time
 _thread_time = time.thread_time
 _current_thread = threading.current_thread
+_main_thread = threading.main_thread
 
 # Records per process: a prefork worker serves requests or runs jobs in one
 # thread; the threaded server has a thread per connection and per cron thread.
@@ -201,6 +202,8 @@ class Recorder:
                             self._start_inspector(self._board)
                         # Without its writer (the inspector), every change is written at once.
                         self._deferred = self._deferred_asked and (self.inspector is not None or not self._inspect)
+                        # Its writer also writes the records of ended threads free.
+                        self._board.defer_free = self._deferred
                         try:
                             self._log = RequestLog(server_pid, self._base)
                         except OSError as exc:  # the activity is still recorded
@@ -236,9 +239,14 @@ class Recorder:
         if self._disabled:
             return None
         board = self._path.board or self._open()
-        slot = board.claim(write=write) if board is not None else None
+        slot = None
+        if board is not None:
+            thread = _current_thread()
+            # The thread's id as ``threading`` keeps it (no system call), but the main thread's:
+            # after a fork, Python 3.11 keeps the parent's there.
+            slot = board.claim(tid=thread.native_id if thread is not _main_thread() else None, write=write)
         if slot is not None:
-            thread = slot.thread = _current_thread()
+            slot.thread = thread
             prefix = self._connection_threads
             if prefix and "perf_t0" not in thread.__dict__ and thread.name.startswith(prefix):
                 # A thread started for this connection, before any request (Odoo sets ``perf_t0``
@@ -454,7 +462,9 @@ class Recorder:
         if self._finished:
             return False
         board = self._board
-        return board is None or all(slot.working() is None for slot in board.claimed.values())
+        if board is None:
+            return True
+        return not board.ended and all(slot.working() is None for slot in board.claimed.values())
 
     def flush(self, checked=False):
         """Write what the threads of this process did since the last call: their records on
@@ -487,8 +497,11 @@ class Recorder:
                     written = self._log.add_works(self._finished)
                 else:
                     self._finished.clear()
+                freed = board.retire_ended()
                 slots = board.claimed.values()
                 board.count_started(slots)
+                if freed:
+                    board.write_free(freed)
                 for slot in slots:
                     slot.publish()
         except Exception:  # the inspector must never break Odoo
