@@ -295,9 +295,12 @@ class PreforkMeter:
 
     workers = 1
     serving_thread = True
+    measured = "serving worker"
+    alone = "the serving thread"
+    process = staticmethod(http_worker)
 
     def __init__(self, server):
-        self.pid = http_worker(server)
+        self.pid = self.process(server)
 
     def start(self):
         self._before = schedstat_ns(self.pid)
@@ -314,9 +317,15 @@ class ThreadedMeter:
 
     workers = 0
     serving_thread = False
+    measured = "threaded server"
+    alone = "the request threads"
+
+    @staticmethod
+    def process(server):
+        return server.pid
 
     def __init__(self, server):
-        self.pid = server.pid
+        self.pid = self.process(server)
         self._lasting = len(os.listdir(f"/proc/{self.pid}/task"))
 
     def start(self):
@@ -333,7 +342,6 @@ class ThreadedMeter:
 
 
 METERS = {"prefork": PreforkMeter, "threaded": ThreadedMeter}
-SERVING = {"prefork": "serving worker", "threaded": "threaded server"}
 
 
 def pin(pid, cpu):
@@ -401,7 +409,7 @@ def cpu_rounds(opts, db_on, db_off):
             else:
                 servers = {label: stack.enter_context(OdooServer(db, **args)) for label, db in turn}
             clients = {label: Client(server) for label, server in servers.items()}
-            workers = {label: meter(server).pid for label, server in servers.items()}
+            workers = {label: meter.process(server) for label, server in servers.items()}
             if len(cpus) > 1:
                 os.sched_setaffinity(0, {cpus[0]})
                 for worker in workers.values():
@@ -522,7 +530,7 @@ def main():
         results, alone, parts = cpu_rounds(opts, db_on, db_off)
     layout = "each set laid out alike (ASLR off, one hash seed per set)" if opts.steady else "randomized memory layouts"
     print(
-        f"{SERVING[opts.mode]} CPU per request (schedstat), {opts.rounds} interleaved rounds of {opts.requests}"
+        f"{METERS[opts.mode].measured} CPU per request (schedstat), {opts.rounds} interleaved rounds of {opts.requests}"
         f" requests on {opts.generations} sets of fresh servers, {layout}:"
     )
     for route, per_label in results.items():
@@ -558,8 +566,7 @@ def main():
             )
         ab, _low, _high = paired_ratio(alone[route]["A"], alone[route]["B1"])
         aa, _low, _high = paired_ratio(alone[route]["B2"], alone[route]["B1"])
-        alone_label = "the serving thread" if opts.mode == "prefork" else "the request threads"
-        print(f"  {'':>7}  {alone_label} alone: A/B1 {ab:.4f} beside A/A {aa:.4f}")
+        print(f"  {'':>7}  {METERS[opts.mode].alone} alone: A/B1 {ab:.4f} beside A/A {aa:.4f}")
     rest = {label: statistics.mean(part[0] for part in values) for label, values in parts.items()}
     background = {label: statistics.mean(part[1] for part in values) for label, values in parts.items()}
     print(
