@@ -523,13 +523,10 @@ class Slot:
             return
         self.published = state
         if self.buf is None:
-            self._new_buffer()
+            self.buf = bytearray(SLOT_SIZE)
+            self.signed = memoryview(self.buf)[:_CRC_AT]
         _BODY.pack_into(self.buf, _HEAD_AT, self.tid, *state)
         self._publish()
-
-    def _new_buffer(self):
-        self.buf = bytearray(SLOT_SIZE)
-        self.signed = memoryview(self.buf)[:_CRC_AT]
 
     def _publish(self):
         """Write the whole record, signed: one system call, never a store into a mapping."""
@@ -621,22 +618,6 @@ class Slot:
             self.board.release(self)
         except Exception:  # a finalizer must not raise (contextlib.suppress: 3 calls more)
             _logger.debug("record not given back", exc_info=True)
-
-    def free(self):
-        """Mark the record unused (its thread ended)."""
-        if self.board.closed:
-            return
-        # Its requests stay counted in the process's (under the board's lock, as the writer
-        # adds the threads' counts), never twice, and its last record says so at once.
-        self.published = None
-        board = self.board
-        board.retired += self.requests
-        self.requests = 0
-        board.count_started()
-        if self.buf is None:
-            self._new_buffer()
-        _HEAD.pack_into(self.buf, _HEAD_AT, 0, KIND_NONE, STATE_FREE, 0.0, 0, board.started)
-        self._publish()
 
 
 class ClaimedSlots:
@@ -790,8 +771,9 @@ class ProcessBoard(WrittenFile):
         return self._lock
 
     def retire_ended(self):
-        """The indexes of the records given back since the last call (``defer_free``), their
-        threads' requests now counted in ``retired``. The writer's, under the lock."""
+        """The indexes of the records given back since the last call (``release``), their
+        threads' requests now counted in ``retired``. Under the lock: the writer's turn, or
+        ``release`` itself without a writer."""
         ended, freed = self.ended, []
         for _ in range(len(ended)):
             index, requests = ended.popleft()
@@ -801,7 +783,7 @@ class ProcessBoard(WrittenFile):
 
     def write_free(self, indexes):
         """Write the records at ``indexes`` free (with the process's count), but those claimed
-        again meanwhile: their new thread's record is written in their place. The writer's."""
+        again meanwhile: their new thread's record is written in their place. Under the lock."""
         buf, claimed = self._free_record, self.claimed
         _HEAD.pack_into(buf, _HEAD_AT, 0, KIND_NONE, STATE_FREE, 0.0, 0, self.started)
         _SEQ.pack_into(buf, 0, 1)
@@ -811,23 +793,24 @@ class ProcessBoard(WrittenFile):
                 os.pwrite(self.fd, buf, _HEADER_SIZE + index * SLOT_SIZE)
 
     def release(self, slot):
-        """Give the record back (once; later calls do nothing)."""
-        if self.defer_free:
-            index, slot.index = slot.index, None
-            if self.closed or slot.board is not self or index is None:
-                return
-            # Each one operation under the GIL; queued before the index can be claimed again.
-            self.claimed.discard(index)
-            self.ended.append((index, slot.requests))
-            self._free.append(index)
+        """Give the record back (once; later calls do nothing): queued in ``ended`` and written
+        free, with the thread's requests counted in the process's, by the writer's next turn
+        (``defer_free``) or at once."""
+        index, slot.index = slot.index, None
+        if self.closed or slot.board is not self or index is None:
             return
-        with self._lock:
-            index, slot.index = slot.index, None
-            if self.closed or slot.board is not self or index is None:
-                return
-            slot.free()
-            self.claimed.discard(index)  # before the index can be claimed again
-            self._free.append(index)
+        # Each one operation under the GIL; queued before the index can be claimed again.
+        self.claimed.discard(index)
+        self.ended.append((index, slot.requests))
+        self._free.append(index)
+        if not self.defer_free:
+            # The writer's part, under the lock every record is written under: a claim of the
+            # index meanwhile is written after this, or makes this skip it (``write_free``).
+            with self._lock:
+                if not self.closed:
+                    freed = self.retire_ended()
+                    self.count_started()
+                    self.write_free(freed)
 
     def close(self):
         """Delete the file: the process is done."""
