@@ -188,8 +188,14 @@ class OdooServer:
     (master, WorkerHTTP, WorkerCron and the gevent process).
     """
 
-    def __init__(self, db, workers=0, max_cron_threads=0, extra_args=(), name=None, env=None, setproctitle=True):
+    def __init__(
+        self, db, workers=0, max_cron_threads=0, extra_args=(), name=None, env=None, setproctitle=True, preload=True
+    ):
         self.db = db
+        # ``-d``: the master loads the database (and the addon) before it forks its workers.
+        # Without it, as on a server of several databases, ``--db-filter`` still selects ``db``
+        # and each worker loads it at its first request.
+        self.preload = preload
         self.workers = workers
         self.max_cron_threads = max_cron_threads
         self.port = free_port()
@@ -216,9 +222,8 @@ class OdooServer:
     def command(self):
         return (
             odoo_bin_command()
+            + (["-d", self.db] if self.preload else [])
             + [
-                "-d",
-                self.db,
                 "--db-filter",
                 f"^{self.db}$",
                 "--addons-path",

@@ -1,5 +1,6 @@
 """The history store, its query parsing, exit classification and the listen backlog (no Odoo)."""
 
+import contextlib
 import fcntl
 import os
 import signal
@@ -13,7 +14,7 @@ from waiting import settled_wakeups, wait_until, wakeups
 from worker_inspector.engine import board, history
 from worker_inspector.engine import sampler as sampler_module
 from worker_inspector.engine.backlog import find_listen_inode, listen_backlog, socket_inode
-from worker_inspector.engine.history import BadQuery, HistoryStore, parse_query
+from worker_inspector.engine.history import BadQuery, HistoryStore, parse_kinds, parse_since
 from worker_inspector.engine.identity import is_zombie
 from worker_inspector.engine.recorder import Recorder
 from worker_inspector.engine.sampler import Sampler, classify_exit, doing_of, infer_exit
@@ -141,34 +142,16 @@ def test_intents_match_one_process(directory):
     assert store.intent(42, 556) is None, "a reused pid is another process"
 
 
-@pytest.mark.parametrize(
-    ("params", "expected"),
-    [
-        ({}, (0.0, ("exits", "series"))),
-        ({"since": "1795569409.5"}, (1795569409.5, ("exits", "series"))),
-        ({"kinds": "series"}, (0.0, ("series",))),
-        ({"kinds": "exits, series", "since": "0"}, (0.0, ("exits", "series"))),
-    ],
-)
-def test_parse_query(params, expected):
-    assert parse_query(params) == expected
-
-
-@pytest.mark.parametrize(
-    "params",
-    [
-        {"since": "x"},
-        {"since": "-1"},
-        {"since": "inf"},
-        {"kinds": ""},
-        {"kinds": "exits,"},
-        {"kinds": "pids"},
-        {"pid": "1"},
-    ],
-)
-def test_parse_query_rejects(params):
-    with pytest.raises(BadQuery):
-        parse_query(params)
+def test_the_apis_since_and_kinds_parse_or_say_why_not():
+    """The parsers of the API's ``since`` and ``kinds`` (the controller makes a BadQuery a 400)."""
+    assert parse_since("0") == 0.0 and parse_since("1795569409.5") == 1795569409.5
+    assert parse_kinds("series") == ("series",) and parse_kinds("exits, series") == ("exits", "series")
+    for text in ("x", "-1", "inf", "nan", ""):
+        with pytest.raises(BadQuery, match="since must be epoch seconds"):
+            parse_since(text)
+    for text in ("", "exits,", "pids"):
+        with pytest.raises(BadQuery, match="kinds must be a comma list"):
+            parse_kinds(text)
 
 
 def test_classify_exit_follows_odoo_order():
@@ -463,3 +446,34 @@ def test_the_master_never_waits_for_the_history_file_its_sampler_records_the_exa
     assert _board_keys(directory) == []
     # Uncontended, the bounded wait records at once.
     assert sampler.record_dead((key[0] + 1, key[1]), time.time(), ("crashed", "killed by SIGSEGV"), timeout=0.02)
+
+
+def test_the_request_rate_counts_the_last_requests_of_workers_that_exited(tmp_path):
+    """A worker's board goes with it: the requests it served since the last point (or in a
+    life shorter than one) are counted from its exit record, once."""
+    ready_r, ready_w = os.pipe()
+    child = os.fork()
+    if child == 0:  # a worker of this "master"
+        os.write(ready_w, b"x")
+        time.sleep(30)
+        os._exit(0)
+    try:
+        os.read(ready_r, 1)
+        sampler = Sampler(os.getpid(), "prefork", {"workers": 2}, base=str(tmp_path), interval=1)
+        sampler.point(100.0, {child: (10, [])}, 2)
+        sampler.point(101.0, {child: (14, [])}, 2)
+        assert sampler.store.points()[1][-1]["requests_per_second"] == 4.0
+        # It served 25 in all and exited; another lived and served 7 between two points.
+        sampler.store.add_exit(_exit(child, reason="limit_request", requests=25))
+        sampler.store.add_exit(_exit(child + 1, reason="limit_request", requests=7))
+        sampler.store.add_exit(_exit(child + 2, role="cron", requests=3))  # a cron worker counts jobs
+        os.kill(child, signal.SIGKILL)
+        os.waitpid(child, 0)
+        sampler.point(103.0, {}, 2)
+        assert sampler.store.points()[1][-1]["requests_per_second"] == (25 - 14 + 7) / 2
+        sampler.point(104.0, {}, 2)
+        assert sampler.store.points()[1][-1]["requests_per_second"] == 0.0, "counted twice"
+    finally:
+        with contextlib.suppress(ProcessLookupError, ChildProcessError):
+            os.kill(child, signal.SIGKILL)
+            os.waitpid(child, 0)

@@ -11,9 +11,9 @@ import uuid
 import psutil
 import pytest
 import requests
-from activity_helpers import BUSY_URL, Background, Hold, busy_on, poll, trigger_cron
+from activity_helpers import BUSY_URL, Background, Hold, trigger_cron
 from odoo_harness import OdooServer, odoo_available
-from test_recycle_e2e import csrf_token, pid_of, recycle, wait_respawned, workers_by_role
+from test_recycle_e2e import BusyWorker, csrf_token, pid_of, recycle, wait_respawned, workers_by_role
 from waiting import wait_until
 
 pytestmark = pytest.mark.odoo
@@ -95,6 +95,12 @@ def test_worker_reaching_limit_request_is_recorded(server, admin):
     assert str(LIMIT_REQUEST) in gone["detail"]
     assert gone["started_at"] < gone["ended_at"] <= time.time()
     assert not psutil.pid_exists(gone["pid"]) or gone["pid"] not in workers_by_role(server)
+    # The points of those seconds carry their rate (a worker's requests since the point before its
+    # exit are not counted: over a second, not all 180) and the worker's memory.
+    points = history(server, admin, since=started, kinds="series")["series"]["points"]
+    assert max(p["requests_per_second"] for p in points) >= 10, points
+    http = [p for point in points for p in point["processes"] if p["role"] == "http"]
+    assert http and all(p["rss"] > 50 * MIB and p["vms"] > p["rss"] for p in http), http
 
 
 def test_worker_past_limit_memory_soft_is_recorded_with_its_growth(server, admin):
@@ -141,27 +147,36 @@ def test_worker_past_limit_time_cpu_is_recorded(server, admin):
     assert gone["doing"]["url"] == "/worker_inspector_test/burn", gone
     assert gone["doing"]["elapsed"] >= LIMIT_TIME_CPU - 1
     assert "limit_time_cpu" in gone["detail"]
+    # The series saw that worker burn a core while the request ran.
+    points = history(server, admin, since=started, kinds="series")["series"]["points"]
+    burning = [p["cpu_percent"] for point in points for p in point["processes"] if p["pid"] == gone["pid"]]
+    assert burning and max(burning) >= 50, burning
+
+
+def killed_for_limit_time_real(server, session, limit=LIMIT_TIME_REAL):
+    """The exit of a worker held busy on one request until the master killed it for
+    ``limit_time_real`` (``limit``), named with that request, which never got an answer."""
+    started = time.time()
+    busy = BusyWorker(server, session)
+    try:
+        pid = busy.pid
+        gone = wait_exit(server, session, lambda e: e["pid"] == pid, "time_real", started, timeout=limit + 30, pid=pid)
+    finally:
+        busy.release()
+    busy.call.join(60)
+    assert gone["reason"] == "time_real", gone
+    assert gone["doing"]["url"] == BUSY_URL and gone["doing"]["elapsed"] >= limit - 4, gone
+    assert busy.call.response is None or busy.call.response.status_code != 200
+    return gone
 
 
 def test_worker_killed_for_limit_time_real_is_named_with_its_request(server, admin):
-    started = time.time()
-    with Hold() as hold:
-        call = Background(server, admin, BUSY_URL, hold.token)
-        _snap, (_place, entry) = poll(server, admin, lambda s: busy_on(s, BUSY_URL), "busy request")
-        pid = entry["pid"]
-        gone = wait_exit(
-            server, admin, lambda e: e["pid"] == pid, "time_real", since=started, timeout=LIMIT_TIME_REAL + 30, pid=pid
-        )
-    call.join(60)
-    assert gone["reason"] == "time_real", gone
-    assert gone["doing"]["url"] == BUSY_URL
-    assert gone["doing"]["elapsed"] >= LIMIT_TIME_REAL - 4
+    gone = killed_for_limit_time_real(server, admin)
     # Its stack was taken before the kill (the slow threshold is capped below the limit).
     assert "busy" in [frame["function"] for frame in gone["doing"]["stack"] or ()], gone
     # The master loaded the addon (-d preloads it): the cause is its own, not inferred.
     assert "limit_time_real" in gone["detail"] and "without a heartbeat" in gone["detail"], gone
     assert gone["role"] == "http" and gone["peak_rss"] > 50 * MIB and gone["peak_vms"] > gone["peak_rss"]
-    assert call.response is None or call.response.status_code != 200
 
 
 def http_worker_far_from_limit_request(server, session, margin=10):
@@ -208,6 +223,7 @@ def test_more_slow_requests_than_workers_fill_the_backlog(server, admin):
     assert max(p["backlog"] for p in points) >= 2, [(p["t"], p["backlog"]) for p in points]
     assert max(p["http_busy"] for p in points) == 2
     assert max(p["utilization"] for p in points) == 1.0
+    assert 3.0 <= max(p["longest_busy"] or 0 for p in points) < 10, [(p["t"], p["longest_busy"]) for p in points]
     assert points[-1]["all_busy_seconds"] - all_busy_before >= 2.0
 
 

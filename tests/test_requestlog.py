@@ -147,7 +147,21 @@ def test_counters_for_the_metrics_never_go_down_when_a_ring_is_pruned(base):
     hist = families["odoo_http_request_duration_seconds"]
     count = next(s for s in hist.samples if s.name.endswith("_count") and s.labels["status_class"] == "2xx")
     assert count.value == 2 and "url" not in count.labels
-    assert prometheus  # the exposition parses (checked end to end in the metrics tests)
+    # Their text exposition parses back to the same histogram.
+    from prometheus_client import CollectorRegistry, generate_latest
+
+    class RequestMetrics:
+        collect = text._request_metrics
+
+    registry = CollectorRegistry(auto_describe=False)
+    registry.register(RequestMetrics())
+    exposition = generate_latest(registry).decode()
+    parsed = {f.name: f for f in prometheus.text_string_to_metric_families(exposition)}
+    assert parsed["odoo_http_request_duration_seconds"].type == "histogram"
+    counts = [s for s in parsed["odoo_http_request_duration_seconds"].samples if s.name.endswith("_count")]
+    assert [(s.labels, s.value) for s in counts if s.labels["status_class"] == "2xx"] == [
+        ({"kind": "http", "status_class": "2xx"}, 2.0)
+    ]
 
 
 def test_views_fill_exactly_the_declared_keys(base):

@@ -138,18 +138,6 @@ def parse_kinds(text):
     return kinds
 
 
-def parse_query(params):
-    """``(since, kinds)`` from the API's query parameters; raises BadQuery."""
-    params = dict(params)
-    since_text = params.pop("since", None)
-    kinds_text = params.pop("kinds", None)
-    if params:
-        raise BadQuery("Unknown parameter(s): {}.".format(", ".join(sorted(params))))
-    since = parse_since(since_text) if since_text is not None else 0.0
-    kinds = parse_kinds(kinds_text) if kinds_text is not None else DEFAULT_KINDS
-    return since, kinds
-
-
 def _nan(value):
     return math.nan if value is None else float(value)
 
@@ -493,6 +481,19 @@ class HistoryStore:
             "cpu_seconds": cpu,
             "http_requests": int(requests),
         }
+
+    def exits_after(self, seen):
+        """``(written, [(pid, role, requests)])``: the exits recorded since ``seen`` exits were
+        (the count this returned before; None: none, only the count), for the sampler's rate."""
+        with self._locked(fcntl.LOCK_SH):
+            written = self._counters()[2]
+            if seen is None:
+                return written, []
+            first = max(seen, written - self.exits_cap)
+            records = [
+                self._get(_EXIT, self._exits_at + (seq % self.exits_cap) * _EXIT.size) for seq in range(first, written)
+            ]
+        return written, [(rec[0], ROLES[rec[1]] if rec[1] < len(ROLES) else None, rec[6]) for rec in records]
 
     def exits(self, since=0.0):
         with self._locked(fcntl.LOCK_SH):

@@ -193,6 +193,10 @@ class Sampler:
         self._reset_interval()
         self._all_busy_until = None
         self._requests = {}
+        # Exits in the history file when the last point was taken (``exits_after``), and the
+        # pids of HTTP workers whose exit counted their last requests (see ``point``).
+        self._exits_seen = None
+        self._exited = set()
         self._peaks = {}
         self._last_point = 0.0
         # Exits with their cause the master's loop left to this thread (``record_dead``).
@@ -291,13 +295,22 @@ class Sampler:
 
     def point(self, now, boards, capacity):
         processes = read_processes(self.server_pid, self.mode, self.config, self._cpu)
+        # An HTTP worker that exited since the last point served requests that no board shows
+        # any more (its last ones, or all of a short life): its exit record says how many.
+        self._exits_seen, exited = self.store.exits_after(self._exits_seen)
+        last_counts = {pid: count for (pid, _started), count in self._requests.items()}
         total_new = 0
+        for pid, role, served in exited:
+            if role == "http" and pid not in self._exited:
+                total_new += max(served - last_counts.get(pid, 0), 0)
+                self._exited.add(pid)
         requests = {}
         for proc in processes:
             count = boards.get(proc["pid"], (0, []))[0]
             key = (proc["pid"], proc["started_at"])
             requests[key] = count
-            total_new += count - self._requests.get(key, 0 if self._last_point else count)
+            if proc["pid"] not in self._exited:  # still listed while it exits: counted by its record
+                total_new += max(count - self._requests.get(key, 0 if self._last_point else count), 0)
             proc["requests"] = count
             peak = self._peaks.get(proc["pid"], (0, 0, 0.0, None))
             self._peaks[proc["pid"]] = (
@@ -307,6 +320,7 @@ class Sampler:
                 proc["role"],
             )
         self._requests = requests
+        self._exited &= {proc["pid"] for proc in processes}
         self._peaks = {p["pid"]: self._peaks[p["pid"]] for p in processes}
         busy_records = [r for _requests, records in boards.values() for r in records if r["state"] == "busy"]
         dt = now - self._last_point if self._last_point else None

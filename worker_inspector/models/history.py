@@ -43,6 +43,8 @@ import logging
 import os
 import resource
 import signal
+import sys
+import threading
 import time
 
 import odoo
@@ -69,6 +71,8 @@ class _State:
 
     def __init__(self):
         self.worker = None
+        # The worker was found after its loop began (``on_board_open``), its hooks unbound.
+        self.late = False
         self.decided = None
         # SIGINT came while the worker was alive: it, not check_limits, ended the loop.
         self.signalled = False
@@ -392,9 +396,32 @@ def _listen_socket():
 _start_master_sampler(odoo_server.server)
 
 
+def _running_worker():
+    """The ``Worker`` of this process, found on its main thread's stack, which waits in
+    ``Worker.run`` for the loop's thread; None outside a prefork worker."""
+    frame = sys._current_frames().get(threading.main_thread().ident)
+    while frame is not None:
+        if frame.f_code is _WORKER_RUN:
+            worker = frame.f_locals.get("self")
+            return worker if isinstance(worker, odoo_server.Worker) else None
+        frame = frame.f_back
+    return None
+
+
+_WORKER_RUN = odoo_server.Worker.run.__code__
+
+
 def on_board_open(board):
     """Start this process's sampler (it elects one per server)."""
     server = current_server()
+    if STATE.worker is None and server.pid != os.getpid():
+        # A worker that imports the addon at its first request (its master did not load it)
+        # runs a loop started unwrapped: its exit is still its own to record (``on_board_close``).
+        try:
+            STATE.worker = _running_worker()
+            STATE.late = STATE.worker is not None
+        except Exception:  # the inspector must never break Odoo
+            _logger.debug("worker not found", exc_info=True)
     STATE.sampler = Sampler(
         server.pid, server.mode, effective_config(config.options), board.dir, listen_socket=_listen_socket
     ).start()
@@ -403,6 +430,15 @@ def on_board_open(board):
 def history_store():
     """This process's handle on the server's history, or None when not recording."""
     return STATE.sampler.store if STATE.sampler is not None else None
+
+
+def recording_store():
+    """``history_store()`` for the API, in a request: a worker that imported the addon during
+    this very request (its master did not load it) has recorded nothing yet, and starts now
+    (its board opened, its sampler started) rather than at its next request."""
+    if STATE.sampler is None:
+        RECORDER.slot()
+    return history_store()
 
 
 def harvest():
@@ -420,6 +456,11 @@ def on_board_close(board):
     if worker is None or sampler is None:
         return  # not a prefork worker (the threaded server, the master)
     now = time.time()
+    if STATE.late:
+        # Its loop and signal handlers were bound before the addon was imported: neither the
+        # loop's end nor a SIGINT was seen. The limits it reached are read now, from the same
+        # facts (a request ran since the check only if it ended for another reason).
+        _note_loop_end(worker)
     soft, hard = config["limit_memory_soft"], config["limit_memory_hard"]
     intent = sampler.store.intent(board.pid, board.start)
     facts = {

@@ -36,7 +36,7 @@ def own_pids(snapshot):
 
 def advice_history():
     """What the history measured over the last hour, for the advice (None: no history yet)."""
-    store = history.history_store()
+    store = history.recording_store()
     if store is None:
         return None
     interval, points = store.points(since=time.time() - ADVICE_WINDOW)
@@ -159,7 +159,7 @@ class WorkerInspector(models.AbstractModel):
     def get_metrics(self):
         """The snapshot and the history's counters in Prometheus' text format (bytes)."""
         snapshot = self.get_snapshot()
-        store, sampler = history.history_store(), history.STATE.sampler
+        store, sampler = history.recording_store(), history.STATE.sampler
         totals = store.totals(*metrics.live_totals(snapshot)) if store is not None else None
         requests = requestlog.read_totals(current_server().pid)
         return metrics.render(
@@ -178,8 +178,8 @@ class WorkerInspector(models.AbstractModel):
         database, as the snapshot's activity is (README, "Security").
         """
         self._check_access()
+        store = history.recording_store()
         history.harvest()
-        store = history.history_store()
         if store is None:
             _ = compat.gettext(self.env)
             raise UserError(_("The history is not recorded by this process."))  # pylint: disable=prefer-env-translation
@@ -309,7 +309,7 @@ class WorkerInspector(models.AbstractModel):
         """
         self._check_access()
         server = current_server()
-        store = history.history_store()
+        store = history.recording_store()
         if store is not None and server.mode == engine.MODE_PREFORK:
             # Before the signal: the worker's exit record must find it. (A worker
             # asked to force-recycle itself is recycled gracefully: see engine.recycle.)
