@@ -477,3 +477,29 @@ def test_the_request_rate_counts_the_last_requests_of_workers_that_exited(tmp_pa
         with contextlib.suppress(ProcessLookupError, ChildProcessError):
             os.kill(child, signal.SIGKILL)
             os.waitpid(child, 0)
+
+
+def test_a_late_exit_record_counts_only_what_the_worker_served_since_it_was_last_seen(tmp_path):
+    """A zombie's exit is recorded when its master reaps it, a point or more after it left the
+    process list: its requests were counted up to its last board count, not again."""
+    ready_r, ready_w = os.pipe()
+    child = os.fork()
+    if child == 0:
+        os.write(ready_w, b"x")
+        time.sleep(30)
+        os._exit(0)
+    try:
+        os.read(ready_r, 1)
+        sampler = Sampler(os.getpid(), "prefork", {"workers": 2}, base=str(tmp_path), interval=1)
+        sampler.point(100.0, {child: (4000, [])}, 2)
+        sampler.point(101.0, {child: (4010, [])}, 2)
+        os.kill(child, signal.SIGKILL)
+        os.waitpid(child, 0)
+        sampler.point(102.0, {}, 2)  # gone, no record yet
+        sampler.store.add_exit(_exit(child, reason="crashed", requests=4012))
+        sampler.point(103.0, {}, 2)
+        assert [p["requests_per_second"] for p in sampler.store.points()[1]] == [0.0, 10.0, 0.0, 2.0]
+    finally:
+        with contextlib.suppress(ProcessLookupError, ChildProcessError):
+            os.kill(child, signal.SIGKILL)
+            os.waitpid(child, 0)

@@ -40,6 +40,9 @@ TICK = 1.0  # seconds between two looks at the board and the backlog
 # kills a worker between limit_time_real - beat and limit_time_real + beat
 # after the request began.
 MASTER_BEAT = 4.0
+# Seconds a gone process's last board count is kept for its exit record, which comes at once
+# from a clean exit or this sampler's harvest, within a beat or two from a master reaping a zombie.
+VANISHED_KEPT = 60.0
 LOCK_NAME = "sampler.lock"
 _GIB, _MIB = 1 << 30, 1 << 20
 
@@ -193,9 +196,12 @@ class Sampler:
         self._reset_interval()
         self._all_busy_until = None
         self._requests = {}
-        # Exits in the history file when the last point was taken (``exits_after``), and the
-        # pids of HTTP workers whose exit counted their last requests (see ``point``).
+        # Exits in the history file when the last point was taken (``exits_after``); each
+        # process's board count and when it was seen, kept a while after it is gone (its exit
+        # may be recorded later: a zombie's by its master); the pids of HTTP workers whose
+        # exit counted their last requests (see ``point``).
         self._exits_seen = None
+        self._last_seen = {}
         self._exited = set()
         self._peaks = {}
         self._last_point = 0.0
@@ -298,19 +304,21 @@ class Sampler:
         # An HTTP worker that exited since the last point served requests that no board shows
         # any more (its last ones, or all of a short life): its exit record says how many.
         self._exits_seen, exited = self.store.exits_after(self._exits_seen)
-        last_counts = {pid: count for (pid, _started), count in self._requests.items()}
         total_new = 0
         for pid, role, served in exited:
             if role == "http" and pid not in self._exited:
-                total_new += max(served - last_counts.get(pid, 0), 0)
+                seen = self._last_seen.pop(pid, None)
+                total_new += max(served - (seen[0] if seen else 0), 0)
                 self._exited.add(pid)
         requests = {}
         for proc in processes:
-            count = boards.get(proc["pid"], (0, []))[0]
-            key = (proc["pid"], proc["started_at"])
+            pid = proc["pid"]
+            count = boards.get(pid, (0, []))[0]
+            key = (pid, proc["started_at"])
             requests[key] = count
-            if proc["pid"] not in self._exited:  # still listed while it exits: counted by its record
+            if pid not in self._exited:  # still listed while it exits: counted by its record
                 total_new += max(count - self._requests.get(key, 0 if self._last_point else count), 0)
+                self._last_seen[pid] = (count, now)
             proc["requests"] = count
             peak = self._peaks.get(proc["pid"], (0, 0, 0.0, None))
             self._peaks[proc["pid"]] = (
@@ -320,7 +328,11 @@ class Sampler:
                 proc["role"],
             )
         self._requests = requests
-        self._exited &= {proc["pid"] for proc in processes}
+        listed = {proc["pid"] for proc in processes}
+        self._exited &= listed
+        self._last_seen = {
+            pid: seen for pid, seen in self._last_seen.items() if pid in listed or now - seen[1] < VANISHED_KEPT
+        }
         self._peaks = {p["pid"]: self._peaks[p["pid"]] for p in processes}
         busy_records = [r for _requests, records in boards.values() for r in records if r["state"] == "busy"]
         dt = now - self._last_point if self._last_point else None
