@@ -227,6 +227,35 @@ def test_more_slow_requests_than_workers_fill_the_backlog(server, admin):
     assert points[-1]["all_busy_seconds"] - all_busy_before >= 2.0
 
 
+def test_the_backlog_gauge_counts_the_connections_still_waiting_when_a_scrape_is_answered(server, admin):
+    """Every worker busy: a scrape waits in the accept queue, two connections behind it. When a
+    worker frees it takes the scrape, the oldest, and the two are still waiting as it answers."""
+    from worker_inspector.engine.backlog import find_listen_inode, listen_backlog
+    from worker_inspector.engine.board import read_board
+
+    inode = find_listen_inode(server.pid, server.port)
+    assert inode
+
+    def busy_on_hold():
+        records = [r for _count, rs in read_board(server.pid, cleanup=False).values() for r in rs]
+        return len([r for r in records if r["state"] == "busy" and r["url"] == BUSY_URL]) == server.workers
+
+    with Hold() as first, Hold() as others:
+        held = [Background(server, admin, BUSY_URL, token) for token in (first.token, others.token)]
+        assert wait_until(busy_on_hold, 30, interval=0.05), "the HTTP workers never all got busy"
+        scrape = Background(server, admin, "/worker_inspector/metrics")
+        assert wait_until(lambda: listen_backlog(inode) == 1, 10, interval=0.02), "the scrape never queued"
+        held += [Background(server, admin, BUSY_URL, others.token) for _ in range(2)]
+        assert wait_until(lambda: listen_backlog(inode) == 3, 10, interval=0.02), listen_backlog(inode)
+        first.release()
+        response = scrape.result()
+    for call in held:
+        call.result()
+    assert response is not None and response.status_code == 200, scrape.error
+    gauge = [line for line in response.text.splitlines() if line.startswith("odoo_http_listen_backlog ")]
+    assert gauge == ["odoo_http_listen_backlog 2.0"], gauge
+
+
 def test_recycled_worker_is_recorded_and_history_survives_its_restart(server, admin):
     started = time.time()
     snap = server.snapshot(admin)

@@ -26,6 +26,7 @@ pytestmark = pytest.mark.odoo
 
 SNAPSHOT = "/worker_inspector/api/snapshot"
 METRICS = "/worker_inspector/metrics"
+HISTORY = "/worker_inspector/api/history"
 RECYCLE = "/worker_inspector/api/recycle"
 
 needs_root = pytest.mark.skipif(os.geteuid() != 0, reason="simulating another user needs root (chown, mount)")
@@ -290,6 +291,13 @@ def _other_database_busy(server, mine, theirs, their_db):
     return snap
 
 
+def logged_requests(server, session, **params):
+    """The request log as ``session`` reads it (the API's ``kinds=requests``)."""
+    response = session.get(server.url + HISTORY, params={"kinds": "requests", **params}, timeout=60)
+    assert response.status_code == 200, response.text
+    return response.json()["requests"]
+
+
 def test_an_admin_sees_only_their_databases_activity_and_sql(odoo_db, second_db, multi_conf):
     with _multi_server(odoo_db, multi_conf, server_wide=False) as server:
         mine, theirs = login(server, odoo_db), login(server, second_db)
@@ -303,6 +311,10 @@ def test_an_admin_sees_only_their_databases_activity_and_sql(odoo_db, second_db,
         text = str(snap)
         assert second_db not in text and BUSY_URL not in text and "pg_sleep" not in text
         assert snap["http_busy"] >= 2  # the server is shared: its load is not hidden
+        # The request log, too: the other database's requests are not listed.
+        logged = logged_requests(server, mine)
+        assert logged and {r["db"] for r in logged} <= {odoo_db, None}, logged
+        assert BUSY_URL not in {r["url"] for r in logged}
 
 
 def test_the_server_wide_view_is_an_opt_in_of_the_config_file(odoo_db, second_db, multi_conf):
@@ -312,6 +324,12 @@ def test_the_server_wide_view_is_an_opt_in_of_the_config_file(odoo_db, second_db
         assert snap["scope"] == {"db": None}
         assert busy_on(snap, BUSY_URL)[1]["activity"]["db"] == second_db
         assert "pg_sleep" in str([t["sql"] for t in snap["threads"]])
+        # The request log lists every database's requests; ``db`` keeps one database's.
+        every = logged_requests(server, mine)
+        assert {(r["db"], r["url"]) for r in every} >= {(second_db, BUSY_URL), (second_db, PG_SLEEP_URL)}, every
+        assert {r["db"] for r in every} >= {odoo_db, second_db}
+        only = logged_requests(server, mine, db=odoo_db)
+        assert only and {r["db"] for r in only} == {odoo_db}, only
 
 
 def test_api_keys_name_their_database_on_a_multi_database_server(odoo_db, second_db, multi_conf):

@@ -51,6 +51,7 @@ import odoo
 from odoo.service import server as odoo_server
 from odoo.tools import config
 
+from .. import engine
 from ..engine import board as board_mod
 from ..engine.config import effective_config
 from ..engine.identity import ticks_to_epoch
@@ -435,9 +436,12 @@ def history_store():
 def recording_store():
     """``history_store()`` for the API, in a request: a worker that imported the addon during
     this very request (its master did not load it) has recorded nothing yet, and starts now
-    (its board opened, its sampler started) rather than at its next request."""
+    (its board opened, its sampler started) rather than at its next request. Never in a
+    prefork master, which records nothing of its own (its sampler is ``MASTER``'s)."""
     if STATE.sampler is None:
-        RECORDER.slot()
+        server = current_server()
+        if server.mode != engine.MODE_PREFORK or server.pid != os.getpid():
+            RECORDER.slot()
     return history_store()
 
 

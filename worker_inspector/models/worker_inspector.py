@@ -35,8 +35,9 @@ def own_pids(snapshot):
 
 
 def advice_history():
-    """What the history measured over the last hour, for the advice (None: no history yet)."""
-    store = history.recording_store()
+    """What the history measured over the last hour, for the advice (None: no history yet).
+    Also the heartbeat's, in a preloading master: not ``recording_store``."""
+    store = history.history_store()
     if store is None:
         return None
     interval, points = store.points(since=time.time() - ADVICE_WINDOW)
