@@ -227,6 +227,22 @@ def test_more_slow_requests_than_workers_fill_the_backlog(server, admin):
     assert points[-1]["all_busy_seconds"] - all_busy_before >= 2.0
 
 
+def test_a_forced_recycle_names_the_request_it_killed(server, admin):
+    started = time.time()
+    busy = BusyWorker(server, admin)
+    try:
+        response = recycle(server, admin, csrf_token(server, admin), pid=busy.pid, force=1)
+        assert response.status_code == 200, response.text
+        assert response.json()["signal"] == "SIGTERM"  # another worker answered: the busy one is killed
+        wait_respawned(server, busy.pid, "http", busy.workers_before)
+        gone = wait_exit(server, admin, lambda e: e["pid"] == busy.pid, "forced recycle", since=started, pid=busy.pid)
+    finally:
+        busy.release()
+    busy.call.join(60)
+    assert gone["reason"] == "recycled" and "SIGTERM" in gone["detail"], gone
+    assert gone["doing"]["url"] == BUSY_URL and gone["doing"]["elapsed"] > 0, gone
+
+
 def test_the_backlog_gauge_counts_the_connections_still_waiting_when_a_scrape_is_answered(server, admin):
     """Every worker busy: a scrape waits in the accept queue, two connections behind it. When a
     worker frees it takes the scrape, the oldest, and the two are still waiting as it answers."""

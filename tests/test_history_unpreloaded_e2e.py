@@ -12,10 +12,9 @@ import time
 import psutil
 import pytest
 import requests
-from activity_helpers import BUSY_URL
 from odoo_harness import OdooServer
 from test_history_e2e import _flock_holders, history, killed_for_limit_time_real, wait_exit
-from test_recycle_e2e import BusyWorker, csrf_token, recycle, wait_respawned, workers_by_role
+from test_recycle_e2e import csrf_token, recycle, wait_respawned, workers_by_role
 from waiting import wait_until
 
 pytestmark = pytest.mark.odoo
@@ -103,23 +102,6 @@ def test_a_worker_that_reaches_limit_request_records_its_own_exit(server, admin)
     assert gone["role"] == "http" and gone["requests"] == LIMIT_REQUEST, gone
     assert str(LIMIT_REQUEST) in gone["detail"] and gone["doing"]["url"] == "/web/health", gone
     assert not psutil.pid_exists(gone["pid"]) or gone["pid"] not in workers_by_role(server)
-
-
-def test_a_forced_recycle_names_the_request_it_killed(server, admin):
-    http_workers_recording(server, admin)
-    started = time.time()
-    busy = BusyWorker(server, admin)
-    try:
-        response = recycle(server, admin, csrf_token(server, admin), pid=busy.pid, force=1)
-        assert response.status_code == 200, response.text
-        assert response.json()["signal"] == "SIGTERM"  # another worker answered: the busy one is killed
-        wait_respawned(server, busy.pid, "http", busy.workers_before)
-        gone = wait_exit(server, admin, lambda e: e["pid"] == busy.pid, "forced recycle", since=started, pid=busy.pid)
-    finally:
-        busy.release()
-    busy.call.join(60)
-    assert gone["reason"] == "recycled" and "SIGTERM" in gone["detail"], gone
-    assert gone["doing"]["url"] == BUSY_URL and gone["doing"]["elapsed"] > 0, gone
 
 
 def test_a_worker_killed_for_limit_time_real_is_inferred_with_its_request(server, admin):

@@ -9,6 +9,7 @@ several databases on one server.
 import glob
 import os
 import pwd
+import signal
 import subprocess
 import time
 
@@ -270,11 +271,11 @@ def multi_conf(tmp_path_factory):
     return tmp_path_factory.mktemp("conf")
 
 
-def _multi_server(odoo_db, conf_dir, server_wide):
+def _multi_server(odoo_db, conf_dir, server_wide, workers=0):
     conf = conf_dir / f"odoo-{server_wide}.conf"
     conf.write_text(f"[options]\nworker_inspector_server_wide = {server_wide}\n")
     args = ["-c", str(conf), "--load", "base,web,worker_inspector"]
-    return MultiDatabaseServer(odoo_db, workers=0, extra_args=args)
+    return MultiDatabaseServer(odoo_db, workers=workers, extra_args=args)
 
 
 def _other_database_busy(server, mine, theirs, their_db):
@@ -330,6 +331,29 @@ def test_the_server_wide_view_is_an_opt_in_of_the_config_file(odoo_db, second_db
         assert {r["db"] for r in every} >= {odoo_db, second_db}
         only = logged_requests(server, mine, db=odoo_db)
         assert only and {r["db"] for r in only} == {odoo_db}, only
+
+
+def test_what_an_exited_worker_was_doing_on_another_database_is_hidden(odoo_db, second_db, multi_conf):
+    """A prefork worker killed while it served the other database: its exit is listed to both
+    admins (the server's load is shared), what it was doing only to that database's."""
+    with _multi_server(odoo_db, multi_conf, server_wide=False, workers=2) as server:
+        mine, theirs = login(server, odoo_db), login(server, second_db)
+        with Hold() as hold:
+            call = Background(server, theirs, BUSY_URL, hold.token)
+            _snap, (_place, entry) = poll(server, theirs, lambda s: busy_on(s, BUSY_URL), "the other db's request")
+            os.kill(entry["pid"], signal.SIGKILL)
+            call.join(60)
+
+        def exit_of(session):
+            response = session.get(server.url + HISTORY, params={"kinds": "exits"}, timeout=60)
+            assert response.status_code == 200, response.text
+            return next((e for e in response.json()["exits"] if e["pid"] == entry["pid"]), None)
+
+        theirs_view = wait_until(lambda: exit_of(theirs), timeout=30)
+        assert theirs_view and theirs_view["reason"] == "crashed" and theirs_view["doing"]["url"] == BUSY_URL
+        mine_view = exit_of(mine)
+        assert mine_view["reason"] == "crashed" and mine_view["detail"] == theirs_view["detail"]
+        assert mine_view["doing"] is None and second_db not in str(mine_view), mine_view
 
 
 def test_api_keys_name_their_database_on_a_multi_database_server(odoo_db, second_db, multi_conf):

@@ -96,14 +96,15 @@ def _server_wide():
 
 
 def _snapshot(server):
+    from .engine import history as history_mod
+    from .models import history
     from .post_load import fresh_board
 
     fresh_board(server)
+    # Before the snapshot deletes the board files of gone processes: their exits first.
+    history.harvest()
     snapshot = engine.take_snapshot(server, config.options, threads=[])
     # The history's view of the node: exits in the last hour, the listen backlog now.
-    from .engine import history as history_mod
-    from .models import history
-
     store, sampler = history.history_store(), history.STATE.sampler
     exits = store.exits(snapshot["taken_at"] - 3600) if store is not None else []
     snapshot["exits_last_hour"] = history_mod.summarize_exits(exits or [])

@@ -252,6 +252,7 @@ class WorkerInspector(models.AbstractModel):
         """Every scheduled action of this database and its health (see README)."""
         self._check_access()
         fresh_board()
+        history.harvest()  # before the snapshot deletes the board files of gone processes
         snapshot = engine.take_snapshot(current_server(), config.options, board_problem=RECORDER.problem)
         with sql_db.db_connect(self.env.cr.dbname).cursor() as cr:
             rows = database.read_crons(cr, db=cr.dbname)
