@@ -448,58 +448,50 @@ def test_the_master_never_waits_for_the_history_file_its_sampler_records_the_exa
     assert sampler.record_dead((key[0] + 1, key[1]), time.time(), ("crashed", "killed by SIGSEGV"), timeout=0.02)
 
 
-def test_the_request_rate_counts_the_last_requests_of_workers_that_exited(tmp_path):
+@pytest.fixture
+def child():
+    """A process of this test's "master" (it sleeps), killed at the end if the test did not."""
+    ready_r, ready_w = os.pipe()
+    pid = os.fork()
+    if pid == 0:
+        os.write(ready_w, b"x")
+        time.sleep(30)
+        os._exit(0)
+    os.read(ready_r, 1)
+    yield pid
+    with contextlib.suppress(ProcessLookupError, ChildProcessError):
+        os.kill(pid, signal.SIGKILL)
+        os.waitpid(pid, 0)
+
+
+def test_the_request_rate_counts_the_last_requests_of_workers_that_exited(tmp_path, child):
     """A worker's board goes with it: the requests it served since the last point (or in a
     life shorter than one) are counted from its exit record, once."""
-    ready_r, ready_w = os.pipe()
-    child = os.fork()
-    if child == 0:  # a worker of this "master"
-        os.write(ready_w, b"x")
-        time.sleep(30)
-        os._exit(0)
-    try:
-        os.read(ready_r, 1)
-        sampler = Sampler(os.getpid(), "prefork", {"workers": 2}, base=str(tmp_path), interval=1)
-        sampler.point(100.0, {child: (10, [])}, 2)
-        sampler.point(101.0, {child: (14, [])}, 2)
-        assert sampler.store.points()[1][-1]["requests_per_second"] == 4.0
-        # It served 25 in all and exited; another lived and served 7 between two points.
-        sampler.store.add_exit(_exit(child, reason="limit_request", requests=25))
-        sampler.store.add_exit(_exit(child + 1, reason="limit_request", requests=7))
-        sampler.store.add_exit(_exit(child + 2, role="cron", requests=3))  # a cron worker counts jobs
-        os.kill(child, signal.SIGKILL)
-        os.waitpid(child, 0)
-        sampler.point(103.0, {}, 2)
-        assert sampler.store.points()[1][-1]["requests_per_second"] == (25 - 14 + 7) / 2
-        sampler.point(104.0, {}, 2)
-        assert sampler.store.points()[1][-1]["requests_per_second"] == 0.0, "counted twice"
-    finally:
-        with contextlib.suppress(ProcessLookupError, ChildProcessError):
-            os.kill(child, signal.SIGKILL)
-            os.waitpid(child, 0)
+    sampler = Sampler(os.getpid(), "prefork", {"workers": 2}, base=str(tmp_path), interval=1)
+    sampler.point(100.0, {child: (10, [])}, 2)
+    sampler.point(101.0, {child: (14, [])}, 2)
+    assert sampler.store.points()[1][-1]["requests_per_second"] == 4.0
+    # It served 25 in all and exited; another lived and served 7 between two points.
+    sampler.store.add_exit(_exit(child, reason="limit_request", requests=25))
+    sampler.store.add_exit(_exit(child + 1, reason="limit_request", requests=7))
+    sampler.store.add_exit(_exit(child + 2, role="cron", requests=3))  # a cron worker counts jobs
+    os.kill(child, signal.SIGKILL)
+    os.waitpid(child, 0)
+    sampler.point(103.0, {}, 2)
+    assert sampler.store.points()[1][-1]["requests_per_second"] == (25 - 14 + 7) / 2
+    sampler.point(104.0, {}, 2)
+    assert sampler.store.points()[1][-1]["requests_per_second"] == 0.0, "counted twice"
 
 
-def test_a_late_exit_record_counts_only_what_the_worker_served_since_it_was_last_seen(tmp_path):
+def test_a_late_exit_record_counts_only_what_the_worker_served_since_it_was_last_seen(tmp_path, child):
     """A zombie's exit is recorded when its master reaps it, a point or more after it left the
     process list: its requests were counted up to its last board count, not again."""
-    ready_r, ready_w = os.pipe()
-    child = os.fork()
-    if child == 0:
-        os.write(ready_w, b"x")
-        time.sleep(30)
-        os._exit(0)
-    try:
-        os.read(ready_r, 1)
-        sampler = Sampler(os.getpid(), "prefork", {"workers": 2}, base=str(tmp_path), interval=1)
-        sampler.point(100.0, {child: (4000, [])}, 2)
-        sampler.point(101.0, {child: (4010, [])}, 2)
-        os.kill(child, signal.SIGKILL)
-        os.waitpid(child, 0)
-        sampler.point(102.0, {}, 2)  # gone, no record yet
-        sampler.store.add_exit(_exit(child, reason="crashed", requests=4012))
-        sampler.point(103.0, {}, 2)
-        assert [p["requests_per_second"] for p in sampler.store.points()[1]] == [0.0, 10.0, 0.0, 2.0]
-    finally:
-        with contextlib.suppress(ProcessLookupError, ChildProcessError):
-            os.kill(child, signal.SIGKILL)
-            os.waitpid(child, 0)
+    sampler = Sampler(os.getpid(), "prefork", {"workers": 2}, base=str(tmp_path), interval=1)
+    sampler.point(100.0, {child: (4000, [])}, 2)
+    sampler.point(101.0, {child: (4010, [])}, 2)
+    os.kill(child, signal.SIGKILL)
+    os.waitpid(child, 0)
+    sampler.point(102.0, {}, 2)  # gone, no record yet
+    sampler.store.add_exit(_exit(child, reason="crashed", requests=4012))
+    sampler.point(103.0, {}, 2)
+    assert [p["requests_per_second"] for p in sampler.store.points()[1]] == [0.0, 10.0, 0.0, 2.0]
