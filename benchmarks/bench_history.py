@@ -38,8 +38,15 @@ prints:
    lasting threads spent (schedstat). Their sets stray several times more
    than a prefork worker's (see README, Tests).
 
+   ``--switch``: instead, the addon's hook turned off and on in the same
+   process (``hook_switch``), on a server with the addon and a control without
+   it that gets the same signals: the hook's cost, free of the bias each process
+   keeps for its life, which is most of what the A/A ratio of two servers shows.
+   It leaves out what the addon costs with its hook off (its modules, its
+   threads' per-second work; the default method includes them).
+
     python benchmarks/bench_history.py [--mode prefork|threaded] [--rounds 60] [--generations 4] [--requests 40]
-        [--api] [--skip-servers]
+        [--switch] [--api] [--skip-servers]
 """
 
 import argparse
@@ -58,6 +65,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path[:0] = [str(ROOT), str(ROOT / "tests"), str(ROOT / "benchmarks")]
 
+import hook_switch
 from bench_activity import bookkeeping_costs, databases, paired_ratio
 from odoo_harness import OdooServer, odoo_available
 
@@ -351,17 +359,28 @@ def pin(pid, cpu):
             os.sched_setaffinity(int(tid), {cpu})
 
 
-class SteadyServer(OdooServer):
-    """A server laid out in memory the same way at each start: address-space randomization
-    off (``setarch -R``, inherited by the forked workers) and a fixed hash seed. Two such
-    servers of the same code run alike, so the A/A control measures the method, not the
-    luck of two layouts; each generation draws a new seed for its three servers."""
+class BenchServer(OdooServer):
+    """A server of the benchmark. With a ``seed``, laid out in memory the same way at each
+    start: address-space randomization off (``setarch -R``, inherited by the forked workers)
+    and a fixed hash seed. Two such servers of the same code run alike, so the A/A control
+    measures the method, not the luck of two layouts; each generation draws a new seed for
+    its servers. With a ``switch_dir``, run through ``hook_switch`` (the hook turned off and
+    on in the running process)."""
 
-    def __init__(self, db, seed, **kwargs):
-        super().__init__(db, env={"PYTHONHASHSEED": str(seed)}, **kwargs)
+    def __init__(self, db, seed=None, switch_dir=None, **kwargs):
+        env = {}
+        if seed is not None:
+            env["PYTHONHASHSEED"] = str(seed)
+        if switch_dir is not None:
+            env["WI_HOOK_SWITCH"] = str(switch_dir)
+        super().__init__(db, env=env, **kwargs)
+        self.seed, self.switch_dir = seed, switch_dir
 
     def command(self):
-        return ["setarch", platform.machine(), "-R", *super().command()]
+        command = super().command()
+        if self.switch_dir is not None:
+            command.insert(command.index(sys.executable) + 1, hook_switch.SCRIPT)
+        return ["setarch", platform.machine(), "-R", *command] if self.seed is not None else command
 
 
 def steady_available():
@@ -403,11 +422,8 @@ def cpu_rounds(opts, db_on, db_off):
     for generation in range(opts.generations):
         with contextlib.ExitStack() as stack:
             turn = labels[generation % 3 :] + labels[: generation % 3]  # each is started first in turn
-            if opts.steady:
-                seed = 1 + generation
-                servers = {label: stack.enter_context(SteadyServer(db, seed, **args)) for label, db in turn}
-            else:
-                servers = {label: stack.enter_context(OdooServer(db, **args)) for label, db in turn}
+            seed = 1 + generation if opts.steady else None
+            servers = {label: stack.enter_context(BenchServer(db, seed, **args)) for label, db in turn}
             clients = {label: Client(server) for label, server in servers.items()}
             workers = {label: meter.process(server) for label, server in servers.items()}
             if len(cpus) > 1:
@@ -446,6 +462,161 @@ def cpu_rounds(opts, db_on, db_off):
     return threads, alone, parts
 
 
+class Switched:
+    """A process of a server run through ``hook_switch``, and the state its hook is in."""
+
+    def __init__(self, pid, directory, hooked):
+        self.switch = hook_switch.HookSwitch(pid, directory)
+        self.hooked = hooked  # whether it has the addon's hook: the control has none
+        self.state = "on"
+
+    def flip(self):
+        switched = self.switch.flip()
+        self.state = "off" if self.state == "on" else "on"
+        expected = self.state if self.hooked else "none"
+        if switched != expected:
+            raise RuntimeError(f"process {self.switch.pid}'s hook is {switched}, not {expected}")
+
+
+SWITCH_STATES = ("on", "off")
+
+
+def switch_rounds(opts, db_on, db_off):
+    """``({route: {label: {state: [CPU µs per request, per round]}}}, {route: {label: {state:
+    [its serving thread's alone]}}}, {label: [other threads' µs per request with the hook,
+    per set]})``, states "on" and "off".
+
+    Two servers of one HTTP worker (or threaded), A with the addon and B without, both run
+    through ``hook_switch``. Each round of a server is two adjacent half-rounds in the same
+    process, one with the addon's hook and one without, in turn first: their ratio carries
+    none of the process's own bias, which makes two servers' A/A ratio stray by a few
+    percent from set to set. B gets the same signals with no hook to switch: its on/off
+    ratio is the control. A half-round's CPU is its serving thread's (schedstat); the other
+    threads' over the set (the writer's, which writes the records after their requests;
+    not the sampler's and heartbeat's per-second work) is charged to the requests served
+    with the hook, for B too.
+
+    What this leaves out is what the addon costs with its hook off: its modules loaded,
+    its threads' per-second work. The default method measures the whole addon.
+    """
+    meter = METERS[opts.mode]
+    args = {"workers": meter.workers, "max_cron_threads": 0, "extra_args": ["--log-level", "warn"]}
+    labels = (("A", db_on), ("B", db_off))
+    routes = ("health", "call_kw")
+    values = {route: {label: {state: [] for state in SWITCH_STATES} for label, _db in labels} for route in routes}
+    alone = {route: {label: {state: [] for state in SWITCH_STATES} for label, _db in labels} for route in routes}
+    rest = {label: [] for label, _db in labels}
+    cpus = sorted(os.sched_getaffinity(0))
+    with tempfile.TemporaryDirectory(prefix="wi-switch-") as directory:
+        for generation in range(opts.generations):
+            with contextlib.ExitStack() as stack:
+                seed = 1 + generation if opts.steady else None
+                turn = labels[generation % 2 :] + labels[: generation % 2]
+                servers = {
+                    label: stack.enter_context(BenchServer(db, seed, switch_dir=directory, **args))
+                    for label, db in turn
+                }
+                workers = {label: meter.process(server) for label, server in servers.items()}
+                if len(cpus) > 1:
+                    os.sched_setaffinity(0, {cpus[0]})
+                    for worker in workers.values():
+                        pin(worker, cpus[-1])
+                switched = {label: Switched(worker, directory, label == "A") for label, worker in workers.items()}
+                spent, charged = _switched_set(opts, meter, servers, switched, routes)
+                for label in servers:
+                    rest[label].append(charged[label])
+                    for route in routes:
+                        values[route][label]["on"].extend(v + charged[label] for v in spent[route][label]["on"])
+                        values[route][label]["off"].extend(spent[route][label]["off"])
+                        for state in SWITCH_STATES:
+                            alone[route][label][state].extend(spent[route][label][state])
+                os.sched_setaffinity(0, set(cpus))
+    return values, alone, rest
+
+
+def _switched_set(opts, meter, servers, switched, routes):
+    """One set of ``switch_rounds``: ``({route: {label: {state: [serving thread's µs per request]}}},
+    {label: the other threads' µs per request served with the hook})``."""
+    clients = {label: Client(server) for label, server in servers.items()}
+    for _state in SWITCH_STATES:  # warm-up, each way
+        for route in routes:
+            for client in clients.values():
+                client.run(route, opts.requests)
+        for process in switched.values():
+            process.flip()
+    time.sleep(SETTLE)  # the warm-up's records written
+    meters = {label: meter(server) for label, server in servers.items()}
+    set_start = {label: schedstat_ns(meters[label].pid) for label in servers}
+    spent = {route: {label: {state: [] for state in SWITCH_STATES} for label in servers} for route in routes}
+    per_generation = max(2, opts.rounds // opts.generations // 2 * 2)  # an even count: see ``balanced``
+    for round_ in range(per_generation):
+        for index, route in enumerate(routes):
+            order = list(servers)
+            for label in order[round_ % 2 :] + order[: round_ % 2]:
+                # Each way goes first in turn, from round to round, on each route: the first
+                # half-round runs after the other server's, with colder caches.
+                first = SWITCH_STATES[(round_ + index) % 2]
+                for half in range(2):
+                    if (switched[label].state == first) == bool(half):
+                        switched[label].flip()  # between the two windows
+                    meters[label].start()
+                    clients[label].run(route, opts.requests)
+                    spent[route][label][switched[label].state].append(meters[label].stop() / opts.requests / 1000)
+    time.sleep(SETTLE)  # the last round's records written
+    charged = {}
+    for label in servers:
+        pid = meters[label].pid
+        _background, other = background_and_rest_ns(
+            set_start[label], schedstat_ns(pid), thread_names(pid), meter.serving_thread
+        )
+        charged[label] = other / (per_generation * len(routes) * opts.requests) / 1000
+    return spent, charged
+
+
+def balanced(with_values, without_values):
+    """Both lists with each two adjacent rounds added up: a round of each order (see
+    ``_switched_set``), so that each value carries no bias of the order."""
+    return [
+        [values[i] + values[i + 1] for i in range(0, len(values) - 1, 2)] for values in (with_values, without_values)
+    ]
+
+
+def print_switch_rounds(opts, values, alone, rest):
+    print(
+        f"the addon's hook switched off and on in the same process ({METERS[opts.mode].measured}), CPU per request"
+        f" (schedstat), {opts.rounds} rounds of {opts.requests} requests each way on {opts.generations} sets of"
+        " fresh servers; A has the addon, B (the control) not and gets the same signals:"
+    )
+    for route, per_label in values.items():
+        a, b = per_label["A"], per_label["B"]
+        ab, ab_low, ab_high = paired_ratio(*balanced(a["on"], a["off"]))
+        aa, aa_low, aa_high = paired_ratio(*balanced(b["on"], b["off"]))
+        verdict = "OK" if ab <= GOAL_CPU_RATIO else "ABOVE GOAL"
+        print(
+            f"  {route:>7}: A with the hook {statistics.median(a['on']):.0f} µs, without"
+            f" {statistics.median(a['off']):.0f} µs; on/off A {ab:.4f} ({ab_low:.4f} .. {ab_high:.4f}) beside the"
+            f" control B {aa:.4f} ({aa_low:.4f} .. {aa_high:.4f}); goal <= {GOAL_CPU_RATIO} {verdict}"
+        )
+        print_sets(
+            set_ratios(*balanced(a["on"], a["off"]), opts.generations),
+            set_ratios(*balanced(b["on"], b["off"]), opts.generations),
+            ("set by set", "A", "B", "the control's"),
+        )
+        a_alone, b_alone = alone[route]["A"], alone[route]["B"]
+        a_ratio, _low, _high = paired_ratio(*balanced(a_alone["on"], a_alone["off"]))
+        b_ratio, _low, _high = paired_ratio(*balanced(b_alone["on"], b_alone["off"]))
+        print(f"  {'':>7}  {METERS[opts.mode].alone} alone: on/off A {a_ratio:.4f}, B {b_ratio:.4f}")
+        static, _low, _high = paired_ratio(a["off"], b["off"])
+        print(
+            f"  {'':>7}  the addon with its hook off against no addon, two processes (each with its own bias:"
+            f" the default method's A/A shows how much): {static:.4f}"
+        )
+    print(
+        "  the other threads' CPU (the writer's: it writes the records), charged to each request with the hook: A"
+        f" {statistics.mean(rest['A']):.1f} µs, B {statistics.mean(rest['B']):.1f} µs"
+    )
+
+
 FAR_OFF = 1.5
 
 
@@ -471,6 +642,24 @@ def set_ratios(with_values, without_values, sets):
     ]
 
 
+def print_sets(ab_sets, aa_sets, names):
+    """The ratios of each set of fresh servers, and the resolution their control's spread gives.
+    ``names``: the line's, the ratio's, its control's, and the control's in the resolution."""
+    title, ab_name, aa_name, control = names
+    print(
+        f"  {'':>7}  {title}: {ab_name} {min(ab_sets):.4f} .. {max(ab_sets):.4f},"
+        f" {aa_name} {min(aa_sets):.4f} .. {max(aa_sets):.4f}"
+    )
+    if len(aa_sets) > 1:
+        # Sets are independent: their control's spread is the run's own standard error.
+        sigma = statistics.stdev(aa_sets)
+        error = sigma / len(aa_sets) ** 0.5
+        print(
+            f"  {'':>7}  the run's resolution: {control} set by set sigma {sigma:.4f},"
+            f" so +/- {2 * error:.4f} (2 standard errors over {len(aa_sets)} sets)"
+        )
+
+
 def main():
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--rounds", type=int, default=60, help="interleaved rounds per server and route")
@@ -487,6 +676,11 @@ def main():
         choices=sorted(METERS),
         default="prefork",
         help="servers with one HTTP worker (prefork) or none (threaded: a thread per request)",
+    )
+    parser.add_argument(
+        "--switch",
+        action="store_true",
+        help="the hook turned off and on in the same process, instead of servers with and without the addon",
     )
     parser.add_argument("--api", action="store_true", help="also time the real API on a 16-worker server")
     parser.add_argument("--skip-servers", action="store_true", help="only the in-process measurements")
@@ -527,6 +721,9 @@ def main():
                 f" (best {best:.1f} ms), {size / 1e6:.1f} MB"
             )
         opts.steady = opts.steady and steady_available()
+        if opts.switch:
+            print_switch_rounds(opts, *switch_rounds(opts, db_on, db_off))
+            return 0
         results, alone, parts = cpu_rounds(opts, db_on, db_off)
     layout = "each set laid out alike (ASLR off, one hash seed per set)" if opts.steady else "randomized memory layouts"
     print(
@@ -550,20 +747,11 @@ def main():
         )
         # The means above move with a few rounds far off the median, which the medians ignore.
         print(f"  {'':>7}  rounds far off (over {FAR_OFF}x their server's median): {far_off_rounds(per_label)}")
-        ab_sets = set_ratios(per_label["A"], per_label["B1"], opts.generations)
-        aa_sets = set_ratios(per_label["B2"], per_label["B1"], opts.generations)
-        print(
-            f"  {'':>7}  set by set (each process's own bias): A/B1 {min(ab_sets):.3f} .. {max(ab_sets):.3f},"
-            f" A/A {min(aa_sets):.3f} .. {max(aa_sets):.3f}"
+        print_sets(
+            set_ratios(per_label["A"], per_label["B1"], opts.generations),
+            set_ratios(per_label["B2"], per_label["B1"], opts.generations),
+            ("set by set (each process's own bias)", "A/B1", "A/A", "A/A"),
         )
-        if len(aa_sets) > 1:
-            # Sets are independent: their A/A spread is the run's own standard error.
-            sigma = statistics.stdev(aa_sets)
-            error = sigma / len(aa_sets) ** 0.5
-            print(
-                f"  {'':>7}  the run's resolution: A/A set by set sigma {sigma:.4f},"
-                f" so +/- {2 * error:.4f} (2 standard errors over {len(aa_sets)} sets)"
-            )
         ab, _low, _high = paired_ratio(alone[route]["A"], alone[route]["B1"])
         aa, _low, _high = paired_ratio(alone[route]["B2"], alone[route]["B1"])
         print(f"  {'':>7}  {METERS[opts.mode].alone} alone: A/B1 {ab:.4f} beside A/A {aa:.4f}")

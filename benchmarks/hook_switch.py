@@ -1,0 +1,81 @@
+"""Turn the addon's WSGI hook off and on again in a running Odoo process.
+
+One process then serves rounds with the hook and rounds without it: what the
+hook costs, free of the bias each process keeps for its life (where its memory
+lies), which two servers cannot be rid of. Run Odoo through this script
+(``python hook_switch.py odoo-bin ARGS...``) with ``WI_HOOK_SWITCH`` naming a
+directory; its workers inherit the switch from the master.
+
+Each ``SWITCH_SIGNAL`` swaps ``odoo.http.Application.__call__`` between the
+addon's hook and the function it wraps, and writes ``<WI_HOOK_SWITCH>/<pid>``:
+"<signals so far> <state>", the state being "on", "off", or "none" where the
+process has no hook (a server without the addon: the control, which gets the
+same signals). Python runs the handler in the main thread, between requests in
+a prefork worker (which serves on it) and in the threaded server (whose request
+threads read ``__call__`` as each request begins).
+"""
+
+import os
+import runpy
+import signal
+import sys
+import time
+from pathlib import Path
+
+SWITCH_SIGNAL = signal.SIGRTMIN + 6  # Odoo handles none of the real-time signals; the call counter has +5
+SCRIPT = os.path.abspath(__file__)
+
+_hooked = None  # the addon's hook, while it is switched off
+_signals = 0
+
+
+def _switch(signum, frame):
+    global _hooked, _signals
+    _signals += 1
+    state = "none"
+    application = getattr(sys.modules.get("odoo.http"), "Application", None)
+    if application is not None:
+        current = application.__dict__.get("__call__")
+        if getattr(current, "_worker_inspector_hook", False):
+            _hooked, application.__call__ = current, current.__wrapped__
+            state = "off"
+        elif _hooked is not None:
+            application.__call__, _hooked = _hooked, None
+            state = "on"
+    path = os.path.join(os.environ["WI_HOOK_SWITCH"], str(os.getpid()))
+    with open(path + ".tmp", "w") as handle:
+        handle.write(f"{_signals} {state}")
+    os.replace(path + ".tmp", path)  # the sender reads a whole line
+
+
+class HookSwitch:
+    """The sender's side, for process ``pid`` of a server run through this script."""
+
+    def __init__(self, pid, directory):
+        self.pid = pid
+        self.path = Path(directory) / str(pid)
+        self.sent = 0
+
+    def flip(self, timeout=10):
+        """Swap the process's hook and return its new state ("on", "off" or "none")."""
+        self.sent += 1
+        os.kill(self.pid, SWITCH_SIGNAL)
+        deadline = time.monotonic() + timeout
+        while True:
+            try:
+                count, state = self.path.read_text().split()
+                if int(count) == self.sent:
+                    return state
+            except (FileNotFoundError, ValueError):
+                pass
+            if time.monotonic() > deadline:
+                raise RuntimeError(f"process {self.pid} did not switch its hook in {timeout} s")
+            time.sleep(0.001)
+
+
+if __name__ == "__main__":
+    signal.signal(SWITCH_SIGNAL, _switch)
+    # Odoo's own script, as if run directly (the prefork master re-runs ``sys.argv[0]`` for
+    # its gevent process: that one runs without the switch, which it does not need).
+    sys.argv = sys.argv[1:]
+    runpy.run_path(sys.argv[0], run_name="__main__")
