@@ -177,7 +177,7 @@ def sampler_cost_ms(workers=16, runs=30):
                 sampler.tick(time.time())
                 looks.append((time.perf_counter() - start) * 1000)
                 start = time.perf_counter()
-                sampler.point(time.time(), board.read_board(os.getpid(), base, cleanup=False), workers)
+                sampler.point(time.time(), board.read_board(os.getpid(), base), workers)
                 points.append((time.perf_counter() - start) * 1000)
             for proc_board in boards:
                 proc_board.close()

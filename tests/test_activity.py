@@ -181,7 +181,7 @@ def _fork(child):
     return pid
 
 
-def test_dead_process_never_shows_and_its_file_goes(recorder, base):
+def test_dead_process_never_shows_and_its_file_stays_for_its_exit(recorder, base):
     ready_r, ready_w = os.pipe()
 
     def child():
@@ -204,21 +204,25 @@ def test_dead_process_never_shows_and_its_file_goes(recorder, base):
     assert os.path.exists(f"/proc/{pid}")
     assert pid not in read_board(SERVER, base=base)
     os.waitpid(pid, 0)
+    assert pid not in read_board(SERVER, base=base)
     files = os.listdir(board.server_dir(SERVER, start_ticks(SERVER), base))
-    # Its request log stays (bounded, README: Request log); its board goes.
-    assert [name for name in files if name.startswith(f"{pid}-")] == [f"{pid}-{start_ticks_of_dead}.requests"]
+    # Its request log stays (bounded, README: Request log); its board too, the only record of how
+    # it ended, until the history's sampler records its exit (``Sampler.harvest``, test_history).
+    left = sorted(name for name in files if name.startswith(f"{pid}-"))
+    assert left == [f"{pid}-{start_ticks_of_dead}.board", f"{pid}-{start_ticks_of_dead}.requests"]
+    assert (pid, start_ticks_of_dead) in board.dead_boards(SERVER, base)
 
 
 def test_a_reused_pid_never_inherits_records(base):
     # A file for this very pid but another start time: a dead process whose
-    # pid the kernel gave to us. It must not show, and it is cleaned up.
+    # pid the kernel gave to us. It must not show; it is a dead process's board.
     stale = ProcessBoard(SERVER, 2, base=base)
     stale.claim().begin_request(b"/old-life")
     stale.detach()
     ghost = os.path.join(stale.dir, f"{os.getpid()}-{stale.start - 1}.board")
     os.rename(stale.path, ghost)
     assert read_board(SERVER, base=base) == {}
-    assert not os.path.exists(ghost)
+    assert board.dead_boards(SERVER, base) == [(os.getpid(), stale.start - 1)]
 
 
 def test_forked_child_writes_its_own_file_not_its_parents(recorder, base):
@@ -302,7 +306,7 @@ def test_reader_never_sees_a_torn_record(base):
         started = time.monotonic()
         while time.monotonic() - started < 1.0 or (seen_busy < 50 or seen_user < 10):
             assert time.monotonic() - started < 30, (seen_busy, seen_user)
-            records = read_board(SERVER, base=base, cleanup=False).get(pid, (0, []))[1]
+            records = read_board(SERVER, base=base).get(pid, (0, []))[1]
             for r in records:
                 if r["state"] == "idle":
                     assert (r["url"], r["db"], r["uid"], r["login"]) == (None, None, None, None)

@@ -254,7 +254,8 @@ def test_the_writer_turns_on_its_own_and_at_exit(child, base):
 
 def test_a_flush_skips_dead_processes_and_times_out_on_one_that_does_not_answer(child, base):
     child.send("begin")
-    assert _wait_for(lambda: os.path.exists(_ctl_path(child, base)))
+    ctl = _ctl_path(child, base)
+    assert _wait_for(lambda: os.path.exists(ctl))
     os.kill(child.pid, signal.SIGSTOP)  # it cannot answer
     try:
         # The signal is delivered asynchronously: stopped only once its state says so.
@@ -267,6 +268,9 @@ def test_a_flush_skips_dead_processes_and_times_out_on_one_that_does_not_answer(
     child.kill()
     child.wait()
     assert stacks.request_flush(os.getpid(), base=base) == (0, 0)  # its socket is left, it is gone
+    assert os.path.exists(ctl)
+    board.remove_dead_sockets(os.getpid(), base)  # the sampler's harvest, once the exit is recorded
+    assert not os.path.exists(ctl)
 
 
 def test_a_flush_into_an_untrusted_directory_asks_nobody(tmp_path):

@@ -11,7 +11,7 @@ import time
 import pytest
 from waiting import settled_wakeups, wait_until, wakeups
 
-from worker_inspector.engine import board, history
+from worker_inspector.engine import board, history, snapshot
 from worker_inspector.engine import sampler as sampler_module
 from worker_inspector.engine.backlog import find_listen_inode, listen_backlog, socket_inode
 from worker_inspector.engine.history import BadQuery, HistoryStore, parse_kinds, parse_since
@@ -278,6 +278,19 @@ def test_sampler_records_a_killed_busy_worker_from_the_board_it_left(tmp_path):
     interval, points = sampler.store.points()
     assert interval == 1 and points[-1]["processes"][0]["pid"] == os.getpid()
     assert points[-1]["http_capacity"] == 1 and points[-1]["backlog"] == 0
+
+
+def test_a_look_at_the_board_before_the_harvest_loses_no_exit(tmp_path):
+    # The dashboard's, the heartbeat's or the crons view's read of the board can come first.
+    base = str(tmp_path)
+    child, directory = _worker_killed_while_busy(base, "/killed/first", busy_for=0.1)
+    activity, status = snapshot.read_activity_board(os.getpid(), base=base)
+    assert status["available"] and child not in activity
+    sampler = Sampler(os.getpid(), "prefork", {"limit_time_real": 120, "workers": 1}, directory, base=base, interval=1)
+    sampler.harvest()
+    (gone,) = sampler.store.exits()
+    assert (gone["pid"], gone["reason"], gone["doing"]["url"]) == (child, "crashed", "/killed/first")
+    assert board.dead_boards(os.getpid(), base) == []
 
 
 def test_summarize_exits_by_role():

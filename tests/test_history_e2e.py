@@ -253,7 +253,7 @@ def test_the_backlog_gauge_counts_the_connections_still_waiting_when_a_scrape_is
     assert inode
 
     def busy_on_hold():
-        records = [r for _count, rs in read_board(server.pid, cleanup=False).values() for r in rs]
+        records = [r for _count, rs in read_board(server.pid).values() for r in rs]
         return len([r for r in records if r["state"] == "busy" and r["url"] == BUSY_URL]) == server.workers
 
     with Hold() as first, Hold() as others:

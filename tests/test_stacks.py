@@ -11,6 +11,7 @@ import pytest
 from worker_inspector.engine import board, requestlog, stacks
 from worker_inspector.engine.identity import process_key
 from worker_inspector.engine.recorder import Recorder
+from worker_inspector.engine.sampler import Sampler
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 
@@ -233,8 +234,13 @@ def test_another_process_answers_and_its_socket_goes_when_it_is_killed(tmp_path)
         child.kill()
         child.wait()
     assert board.read_board(os.getpid(), str(tmp_path)) == {}
-    # Its board and socket go; only its request log stays (README: Request log).
-    assert os.listdir(server_dir) == [f"{key.pid}-{key.start}.requests"]
+    # Its board and socket stay until the history's sampler has recorded its exit; then only its
+    # request log stays (README: Request log).
+    left = sorted(name for name in os.listdir(server_dir) if name.startswith(f"{key.pid}-"))
+    assert left == [f"{key.pid}-{key.start}{suffix}" for suffix in (".board", ".ctl", ".requests")]
+    Sampler(os.getpid(), "prefork", {"workers": 1}, server_dir, base=str(tmp_path), interval=1).harvest()
+    left = [name for name in os.listdir(server_dir) if name.startswith(f"{key.pid}-")]
+    assert left == [f"{key.pid}-{key.start}.requests"]
     with pytest.raises(stacks.StackUnavailable) as gone:
         stacks.request_stack(os.getpid(), key, base=str(tmp_path))
     assert gone.value.status == 400

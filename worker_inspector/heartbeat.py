@@ -101,7 +101,7 @@ def _snapshot(server):
     from .post_load import fresh_board
 
     fresh_board(server)
-    # Before the snapshot deletes the board files of gone processes: their exits first.
+    # Exits of workers killed since the sampler's last look (a second ago at most) too.
     history.harvest()
     snapshot = engine.take_snapshot(server, config.options, threads=[])
     # The history's view of the node: exits in the last hour, the listen backlog now.

@@ -963,6 +963,18 @@ def dead_boards(server_pid, base=None):
         return [key for key in keys if key and not is_alive(key)]
 
 
+def remove_dead_sockets(server_pid, base=None):
+    """Delete the inspector sockets that killed processes of the server left behind (``stacks``)."""
+    with existing_server_dir(server_pid, base) as dir_fd:
+        if dir_fd is None:
+            return
+        for name in os.listdir(dir_fd):
+            key = _parse_key(name.removesuffix(CTL_SUFFIX)) if name.endswith(CTL_SUFFIX) else None
+            if key is not None and not is_alive(key):
+                with contextlib.suppress(OSError):
+                    os.unlink(name, dir_fd=dir_fd)
+
+
 def read_process(server_pid, key, base=None, live_only=True, remove=False):
     """``(requests, records)`` of the board of process ``key``, or None.
 
@@ -983,13 +995,15 @@ def read_process(server_pid, key, base=None, live_only=True, remove=False):
         os.close(dir_fd)
 
 
-def read_board(server_pid, base=None, cleanup=True):
+def read_board(server_pid, base=None):
     """Activity of the live processes of a server: ``{pid: (requests, records)}``.
 
     Files of processes that are gone, or whose pid now names another process,
-    are skipped and (with ``cleanup``) deleted; files that are not valid
-    boards of this user are skipped. Raises ``UntrustedBoard`` when the board
-    directory is not this user's private one.
+    are skipped, never deleted: such a file is the only record of how its
+    process ended, which the history's sampler records before it deletes it
+    (``Sampler.harvest``). Files that are not valid boards of this user are
+    skipped. Raises ``UntrustedBoard`` when the board directory is not this
+    user's private one.
     """
     server_start = start_ticks(server_pid)
     if server_start is None:
@@ -1001,20 +1015,8 @@ def read_board(server_pid, base=None, cleanup=True):
     now = time.time()
     try:
         for name in os.listdir(dir_fd):
-            if name.endswith(CTL_SUFFIX):
-                # A killed process's inspector socket (see ``stacks``).
-                key = _parse_key(name.removesuffix(CTL_SUFFIX))
-                if cleanup and key is not None and not is_alive(key):
-                    with contextlib.suppress(OSError):
-                        os.unlink(name, dir_fd=dir_fd)
-                continue
             key = _parse_key(name) if name.endswith(_FILE_SUFFIX) else None
-            if key is None:
-                continue
-            if not is_alive(key):
-                if cleanup:
-                    with contextlib.suppress(OSError):
-                        os.unlink(name, dir_fd=dir_fd)
+            if key is None or not is_alive(key):
                 continue
             result = _read_entry(dir_fd, name, key, now)
             if result is not None:

@@ -280,7 +280,7 @@ class Sampler:
     def tick(self, now):
         """One look at the board and the backlog; a point when the interval is over."""
         self.harvest(now)
-        boards = board_mod.read_board(self.server_pid, self.base, cleanup=False)
+        boards = board_mod.read_board(self.server_pid, self.base)
         busy_http = [
             r for _requests, records in boards.values() for r in records if r["kind"] == "http" and r["state"] == "busy"
         ]
@@ -362,6 +362,7 @@ class Sampler:
         for key in board_mod.dead_boards(self.server_pid, self.base):
             if not is_zombie(key):
                 self.record_dead(key, now)
+        board_mod.remove_dead_sockets(self.server_pid, self.base)
 
     def record_dead(self, key, now, cause=None, timeout=None):
         """Record the exit of process ``key``, gone without a word, from the board file it left.

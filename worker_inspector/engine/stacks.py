@@ -803,8 +803,7 @@ def reporting_process(server_pid, mode, pid, base=None):
     proc = processes.get(pid)
     if proc is None:
         raise StackUnavailable(400, f"Process {pid} is not a process of this Odoo server (or has already exited).")
-    # Not cleaning up: a gone process's board file is its exit's record (``Sampler.harvest``).
-    if pid not in read_board(server_pid, base, cleanup=False):
+    if pid not in read_board(server_pid, base):
         raise StackUnavailable(
             400, f"Process {pid} ({proc['role']}) does not report its activity, so it has no stacks."
         )

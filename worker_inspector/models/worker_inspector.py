@@ -104,7 +104,7 @@ class WorkerInspector(models.AbstractModel):
         self._check_access()
         fresh_board()
         sessions, overdue, sql_problem, postgres = self._read_database()
-        # Exits of workers killed since the last look are recorded before their boards go.
+        # Exits of workers killed since the sampler's last look (a second ago at most) too.
         history.harvest()
         snapshot = engine.take_snapshot(
             current_server(),
@@ -252,7 +252,6 @@ class WorkerInspector(models.AbstractModel):
         """Every scheduled action of this database and its health (see README)."""
         self._check_access()
         fresh_board()
-        history.harvest()  # before the snapshot deletes the board files of gone processes
         snapshot = engine.take_snapshot(current_server(), config.options, board_problem=RECORDER.problem)
         with sql_db.db_connect(self.env.cr.dbname).cursor() as cr:
             rows = database.read_crons(cr, db=cr.dbname)
@@ -528,7 +527,7 @@ class WorkerInspector(models.AbstractModel):
         _logger.info("Worker inspector: stack of process %s asked by %s", pid, self.env.user.login)
         answer = stacks.request_stack(server.pid, key)
         sessions, _overdue, _problem, _postgres = self._read_database()
-        records = read_board(server.pid, cleanup=False).get(pid, (0, []))[1]
+        records = read_board(server.pid).get(pid, (0, []))[1]
         stacks.tag_threads(answer, records, sessions, answer["taken_at"])
         self._hide_foreign_stacks(answer["threads"])
         self._name_users([thread["activity"] for thread in answer["threads"] if thread.get("activity")])
