@@ -40,9 +40,8 @@ prints:
 
    ``--switch``: instead, the addon's hook turned off and on in the same
    process (``hook_switch``), on a server with the addon and a control without
-   it that gets the same signals: the hook's cost, free of the bias each process
-   keeps for its life, which is most of what the A/A ratio of two servers shows.
-   It leaves out what the addon costs with its hook off (its modules, its
+   it that gets the same signals: the hook's cost (and the writer's), free of the
+   bias each process keeps for its life. It leaves out what the addon costs with its hook off (its modules, its
    threads' per-second work; the default method includes them).
 
     python benchmarks/bench_history.py [--mode prefork|threaded] [--rounds 60] [--generations 4] [--requests 40]

@@ -10,9 +10,10 @@ Each ``SWITCH_SIGNAL`` swaps ``odoo.http.Application.__call__`` between the
 addon's hook and the function it wraps, and writes ``<WI_HOOK_SWITCH>/<pid>``:
 "<signals so far> <state>", the state being "on", "off", or "none" where the
 process has no hook (a server without the addon: the control, which gets the
-same signals). Python runs the handler in the main thread, between requests in
-a prefork worker (which serves on it) and in the threaded server (whose request
-threads read ``__call__`` as each request begins).
+same signals). Python runs the handler in the main thread, which serves no
+request: a prefork worker serves on its work thread (``Worker.run``), the
+threaded server on a thread per request. A request reads ``__call__`` as it
+begins; the benchmark switches between requests.
 """
 
 import os
