@@ -597,8 +597,8 @@ def print_switch_rounds(opts, values, alone, rest):
             f" control B {aa:.4f} ({aa_low:.4f} .. {aa_high:.4f}); goal <= {GOAL_CPU_RATIO} {verdict}"
         )
         print_sets(
-            set_ratios(*balanced(a["on"], a["off"]), opts.generations),
-            set_ratios(*balanced(b["on"], b["off"]), opts.generations),
+            set_paired_ratios(*balanced(a["on"], a["off"]), opts.generations),
+            set_paired_ratios(*balanced(b["on"], b["off"]), opts.generations),
             ("set by set", "A", "B", "the control's"),
         )
         a_alone, b_alone = alone[route]["A"], alone[route]["B"]
@@ -637,6 +637,17 @@ def set_ratios(with_values, without_values, sets):
     return [
         statistics.median(with_values[start : start + per_set])
         / statistics.median(without_values[start : start + per_set])
+        for start in range(0, len(with_values), per_set)
+    ]
+
+
+def set_paired_ratios(with_values, without_values, sets):
+    """``paired_ratio``'s median in each of ``sets`` sets (adjacent values): the statistic the
+    switched run reports, set by set. Two processes' sets differ by their medians (each
+    process's own bias, ``set_ratios``); one process's differ only by the pairs' noise."""
+    per_set = max(2, len(with_values) // sets)
+    return [
+        paired_ratio(with_values[start : start + per_set], without_values[start : start + per_set])[0]
         for start in range(0, len(with_values), per_set)
     ]
 
