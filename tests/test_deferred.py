@@ -269,8 +269,13 @@ def test_a_flush_skips_dead_processes_and_times_out_on_one_that_does_not_answer(
     child.wait()
     assert stacks.request_flush(os.getpid(), base=base) == (0, 0)  # its socket is left, it is gone
     assert os.path.exists(ctl)
-    board.remove_dead_sockets(os.getpid(), base)  # the sampler's harvest, once the exit is recorded
+    # The sampler's harvest: one listing finds the gone process's board file and socket.
+    boards, sockets = board.dead_files(os.getpid(), base)
+    assert [f"{key.pid}-{key.start}{board.CTL_SUFFIX}" for key in sockets] == [os.path.basename(ctl)]
+    assert boards == sockets
+    board.remove_sockets(os.getpid(), sockets, base)  # once the exit is recorded
     assert not os.path.exists(ctl)
+    assert board.dead_files(os.getpid(), base) == (boards, [])
 
 
 def test_a_flush_into_an_untrusted_directory_asks_nobody(tmp_path):

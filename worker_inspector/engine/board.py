@@ -159,10 +159,12 @@ def server_dir(server_pid, server_start, base=None):
     return os.path.join(root_dir(base), _key_name((server_pid, server_start)))
 
 
-def _parse_key(name):
-    """``ProcessKey`` from ``<pid>-<start>[.board]``, or None."""
-    name = name.removesuffix(_FILE_SUFFIX)
-    pid, sep, start = name.partition("-")
+def _parse_key(name, suffix=""):
+    """``ProcessKey`` from a name ``<pid>-<start><suffix>`` (a server's directory, or with
+    its suffix a process's file in one), or None for any other name."""
+    if not name.endswith(suffix):
+        return None
+    pid, sep, start = name[: len(name) - len(suffix)].partition("-")
     if not sep or not pid.isdigit() or not start.isdigit() or len(pid) > 10 or len(start) > 20:
         return None
     return ProcessKey(int(pid), int(start))
@@ -956,23 +958,36 @@ def existing_server_dir(server_pid, base=None):
 
 def dead_boards(server_pid, base=None):
     """Keys of the processes of the server that left their board file behind (gone)."""
-    with existing_server_dir(server_pid, base) as dir_fd:
-        if dir_fd is None:
-            return []
-        keys = (_parse_key(name) for name in os.listdir(dir_fd) if name.endswith(_FILE_SUFFIX))
-        return [key for key in keys if key and not is_alive(key)]
+    return dead_files(server_pid, base)[0]
 
 
-def remove_dead_sockets(server_pid, base=None):
-    """Delete the inspector sockets that killed processes of the server left behind (``stacks``)."""
+def dead_files(server_pid, base=None):
+    """``(boards, sockets)``: keys of the gone processes of the server that left their board
+    file behind, and of those that left their inspector socket (``stacks``): one listing."""
+    found = {_FILE_SUFFIX: [], CTL_SUFFIX: []}
     with existing_server_dir(server_pid, base) as dir_fd:
-        if dir_fd is None:
-            return
-        for name in os.listdir(dir_fd):
-            key = _parse_key(name.removesuffix(CTL_SUFFIX)) if name.endswith(CTL_SUFFIX) else None
-            if key is not None and not is_alive(key):
-                with contextlib.suppress(OSError):
-                    os.unlink(name, dir_fd=dir_fd)
+        if dir_fd is not None:
+            alive = {}
+            for name in os.listdir(dir_fd):
+                for suffix, keys in found.items():
+                    key = _parse_key(name, suffix)
+                    if key is None:
+                        continue
+                    if key not in alive:
+                        alive[key] = is_alive(key)
+                    if not alive[key]:
+                        keys.append(key)
+    return found[_FILE_SUFFIX], found[CTL_SUFFIX]
+
+
+def remove_sockets(server_pid, keys, base=None):
+    """Delete the inspector sockets of processes ``keys`` of the server (gone: ``dead_files``)."""
+    if not keys:
+        return
+    with existing_server_dir(server_pid, base) as dir_fd:
+        for key in keys if dir_fd is not None else ():
+            with contextlib.suppress(OSError):
+                os.unlink(_key_name(key) + CTL_SUFFIX, dir_fd=dir_fd)
 
 
 def read_process(server_pid, key, base=None, live_only=True, remove=False):
@@ -1015,7 +1030,7 @@ def read_board(server_pid, base=None):
     now = time.time()
     try:
         for name in os.listdir(dir_fd):
-            key = _parse_key(name) if name.endswith(_FILE_SUFFIX) else None
+            key = _parse_key(name, _FILE_SUFFIX)
             if key is None or not is_alive(key):
                 continue
             result = _read_entry(dir_fd, name, key, now)

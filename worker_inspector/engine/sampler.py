@@ -359,10 +359,11 @@ class Sampler:
         """
         now = now or time.time()
         self._record_deferred()  # exact causes first: the master could not write them at once
-        for key in board_mod.dead_boards(self.server_pid, self.base):
+        boards, sockets = board_mod.dead_files(self.server_pid, self.base)
+        for key in boards:
             if not is_zombie(key):
                 self.record_dead(key, now)
-        board_mod.remove_dead_sockets(self.server_pid, self.base)
+        board_mod.remove_sockets(self.server_pid, sockets, self.base)
 
     def record_dead(self, key, now, cause=None, timeout=None):
         """Record the exit of process ``key``, gone without a word, from the board file it left.

@@ -547,7 +547,7 @@ def _prune_slow_files(dir_fd):
         return
     dead = []
     for name in names:
-        key = _parse_key(name.removesuffix(SLOW_SUFFIX))
+        key = _parse_key(name, SLOW_SUFFIX)
         if key is not None and not is_alive(key):
             with contextlib.suppress(OSError):
                 dead.append((os.stat(name, dir_fd=dir_fd, follow_symlinks=False).st_mtime, name))
@@ -593,7 +593,7 @@ def read_slow(server_pid, base=None, pid=None, pids=None):
         for name in os.listdir(dir_fd):
             if not name.endswith(SLOW_SUFFIX):
                 continue
-            key = _parse_key(name.removesuffix(SLOW_SUFFIX))
+            key = _parse_key(name, SLOW_SUFFIX)
             if key is None or (pid is not None and key.pid != pid) or (pids is not None and key.pid not in pids):
                 continue
             data = _read_private(dir_fd, name)
@@ -756,7 +756,7 @@ def request_flush(server_pid, own=None, base=None, timeout=FLUSH_TIMEOUT):
         sock = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM | socket.SOCK_CLOEXEC | socket.SOCK_NONBLOCK)
         try:
             for name in os.listdir(dir_fd):
-                key = _parse_key(name.removesuffix(CTL_SUFFIX)) if name.endswith(CTL_SUFFIX) else None
+                key = _parse_key(name, CTL_SUFFIX)
                 if key is None or key.pid == me or not is_alive(key):
                     continue
                 reply = secrets.token_hex(16) + REPLY_SUFFIX
