@@ -41,8 +41,9 @@ prints:
    ``--switch``: instead, the addon's hook turned off and on in the same
    process (``hook_switch``), on a server with the addon and a control without
    it that gets the same signals: the hook's cost (and the writer's), free of the
-   bias each process keeps for its life. It leaves out what the addon costs with its hook off (its modules, its
-   threads' per-second work; the default method includes them).
+   bias each process keeps for its life. It leaves out what the addon costs with
+   its hook off (its modules, its threads' per-second work; the default method
+   includes them).
 
     python benchmarks/bench_history.py [--mode prefork|threaded] [--rounds 60] [--generations 4] [--requests 40]
         [--switch] [--api] [--skip-servers]
@@ -481,18 +482,18 @@ SWITCH_STATES = ("on", "off")
 
 
 def switch_rounds(opts, db_on, db_off):
-    """``({route: {label: {state: [CPU µs per request, per round]}}}, {route: {label: {state:
-    [its serving thread's alone]}}}, {label: [other threads' µs per request with the hook,
-    per set]})``, states "on" and "off".
+    """``({route: {label: {state: [its serving thread's CPU µs per request, per round]}}},
+    {label: [the writer's µs per request served with the hook, per set]})``, states "on"
+    and "off".
 
     Two servers of one HTTP worker (or threaded), A with the addon and B without, both run
     through ``hook_switch``. Each round of a server is two adjacent half-rounds in the same
-    process, one with the addon's hook and one without, in turn first: their ratio carries
-    none of the process's own bias, which makes two servers' A/A ratio stray by a few
-    percent from set to set. B gets the same signals with no hook to switch: its on/off
-    ratio is the control. A half-round's CPU is its serving thread's (schedstat); the
-    writer's over the set (it writes the records after their requests) is charged to the
-    requests served with the hook: B has none.
+    process, one with the addon's hook and one without: their ratio carries none of the
+    process's own bias, which makes two servers' A/A ratio stray by a few percent from set
+    to set. B gets the same signals with no hook to switch: its on/off ratio is the
+    control. A half-round's CPU is its serving thread's (schedstat); the writer's over the
+    set (it writes the records after their requests) is charged to the requests served
+    with the hook (``with_writer``): B has none.
 
     What this leaves out is what the addon costs with its hook off: its modules loaded,
     its threads' per-second work. The default method measures the whole addon.
@@ -501,9 +502,8 @@ def switch_rounds(opts, db_on, db_off):
     args = {"workers": meter.workers, "max_cron_threads": 0, "extra_args": ["--log-level", "warn"]}
     labels = (("A", db_on), ("B", db_off))
     routes = ("health", "call_kw")
-    values = {route: {label: {state: [] for state in SWITCH_STATES} for label, _db in labels} for route in routes}
-    alone = {route: {label: {state: [] for state in SWITCH_STATES} for label, _db in labels} for route in routes}
-    rest = {label: [] for label, _db in labels}
+    spent = {route: {label: {state: [] for state in SWITCH_STATES} for label, _db in labels} for route in routes}
+    writer = {label: [] for label, _db in labels}
     cpus = sorted(os.sched_getaffinity(0))
     with tempfile.TemporaryDirectory(prefix="wi-switch-") as directory:
         for generation in range(opts.generations):
@@ -520,21 +520,23 @@ def switch_rounds(opts, db_on, db_off):
                     for worker in workers.values():
                         pin(worker, cpus[-1])
                 switched = {label: Switched(worker, directory, label == "A") for label, worker in workers.items()}
-                spent, charged = _switched_set(opts, meter, servers, switched, routes)
+                set_spent, set_writer = _switched_set(opts, meter, servers, switched, routes)
                 for label in servers:
-                    rest[label].append(charged[label])
+                    writer[label].append(set_writer[label])
                     for route in routes:
-                        values[route][label]["on"].extend(v + charged[label] for v in spent[route][label]["on"])
-                        values[route][label]["off"].extend(spent[route][label]["off"])
                         for state in SWITCH_STATES:
-                            alone[route][label][state].extend(spent[route][label][state])
+                            spent[route][label][state].extend(set_spent[route][label][state])
                 os.sched_setaffinity(0, set(cpus))
-    return values, alone, rest
+    return spent, writer
+
+
+# Rounds whose orders, taken together, carry no bias (see ``_switched_set``).
+SWITCH_CYCLE = 4
 
 
 def _switched_set(opts, meter, servers, switched, routes):
     """One set of ``switch_rounds``: ``({route: {label: {state: [serving thread's µs per request]}}},
-    {label: the other threads' µs per request served with the hook})``."""
+    {label: the writer's µs per request served with the hook})``."""
     clients = {label: Client(server) for label, server in servers.items()}
     for _state in SWITCH_STATES:  # warm-up, each way
         for route in routes:
@@ -546,14 +548,16 @@ def _switched_set(opts, meter, servers, switched, routes):
     meters = {label: meter(server) for label, server in servers.items()}
     set_start = {label: schedstat_ns(meters[label].pid) for label in servers}
     spent = {route: {label: {state: [] for state in SWITCH_STATES} for label in servers} for route in routes}
-    per_generation = max(2, opts.rounds // opts.generations // 2 * 2)  # an even count: see ``balanced``
+    per_generation = max(SWITCH_CYCLE, opts.rounds // opts.generations // SWITCH_CYCLE * SWITCH_CYCLE)
     for round_ in range(per_generation):
         for index, route in enumerate(routes):
             order = list(servers)
+            # The first half-round of a server runs after the other server's rounds, with colder
+            # caches, and the first server of a round after the previous route's: over a cycle
+            # of four rounds each server goes first and second, each time once with the hook
+            # first and once without. Crossed, neither order biases the on/off ratio (``balanced``).
+            first = SWITCH_STATES[(round_ // 2 + index) % 2]
             for label in order[round_ % 2 :] + order[: round_ % 2]:
-                # Each way goes first in turn, from round to round, on each route: the first
-                # half-round runs after the other server's, with colder caches.
-                first = SWITCH_STATES[(round_ + index) % 2]
                 for half in range(2):
                     if (switched[label].state == first) == bool(half):
                         switched[label].flip()  # between the two windows
@@ -561,33 +565,42 @@ def _switched_set(opts, meter, servers, switched, routes):
                     clients[label].run(route, opts.requests)
                     spent[route][label][switched[label].state].append(meters[label].stop() / opts.requests / 1000)
     time.sleep(SETTLE)  # the last round's records written
-    charged = {}
+    writer = {}
     for label in servers:
         pid = meters[label].pid
         names, end = thread_names(pid), schedstat_ns(pid)
         # The writer's CPU only: the switch's own (Odoo's main thread of a prefork worker, which
         # handles the signals while its work thread serves) is the method's, not the addon's.
-        writer = sum(ns - set_start[label].get(tid, 0) for tid, ns in end.items() if names.get(tid) == OS_WRITER)
-        charged[label] = writer / (per_generation * len(routes) * opts.requests) / 1000
-    return spent, charged
+        ns = sum(ns - set_start[label].get(tid, 0) for tid, ns in end.items() if names.get(tid) == OS_WRITER)
+        writer[label] = ns / (per_generation * len(routes) * opts.requests) / 1000
+    return spent, writer
 
 
 def balanced(with_values, without_values):
-    """Both lists with each two adjacent rounds added up: a round of each order (see
-    ``_switched_set``), so that each value carries no bias of the order."""
+    """Both lists with each ``SWITCH_CYCLE`` adjacent rounds added up: a round of each order
+    (see ``_switched_set``), so that each value carries no bias of the order."""
     return [
-        [values[i] + values[i + 1] for i in range(0, len(values) - 1, 2)] for values in (with_values, without_values)
+        [sum(values[i : i + SWITCH_CYCLE]) for i in range(0, len(values) - SWITCH_CYCLE + 1, SWITCH_CYCLE)]
+        for values in (with_values, without_values)
     ]
 
 
-def print_switch_rounds(opts, values, alone, rest):
+def with_writer(values, writer, sets):
+    """``values`` (a server's rounds, in ``sets`` sets of adjacent rounds) each with the writer's
+    µs per request of its set (``writer``) added."""
+    per_set = len(values) // sets
+    return [value + writer[index // per_set] for index, value in enumerate(values)]
+
+
+def print_switch_rounds(opts, spent, writer):
     print(
         f"the addon's hook switched off and on in the same process ({METERS[opts.mode].measured}), CPU per request"
         f" (schedstat), {opts.rounds} rounds of {opts.requests} requests each way on {opts.generations} sets of"
         " fresh servers; A has the addon, B (the control) not and gets the same signals:"
     )
-    for route, per_label in values.items():
-        a, b = per_label["A"], per_label["B"]
+    for route, alone in spent.items():
+        a = {"on": with_writer(alone["A"]["on"], writer["A"], opts.generations), "off": alone["A"]["off"]}
+        b = {"on": with_writer(alone["B"]["on"], writer["B"], opts.generations), "off": alone["B"]["off"]}
         ab, ab_low, ab_high = paired_ratio(*balanced(a["on"], a["off"]))
         aa, aa_low, aa_high = paired_ratio(*balanced(b["on"], b["off"]))
         verdict = "OK" if ab <= GOAL_CPU_RATIO else "ABOVE GOAL"
@@ -601,9 +614,8 @@ def print_switch_rounds(opts, values, alone, rest):
             set_paired_ratios(*balanced(b["on"], b["off"]), opts.generations),
             ("set by set", "A", "B", "the control's"),
         )
-        a_alone, b_alone = alone[route]["A"], alone[route]["B"]
-        a_ratio, _low, _high = paired_ratio(*balanced(a_alone["on"], a_alone["off"]))
-        b_ratio, _low, _high = paired_ratio(*balanced(b_alone["on"], b_alone["off"]))
+        a_ratio, _low, _high = paired_ratio(*balanced(alone["A"]["on"], alone["A"]["off"]))
+        b_ratio, _low, _high = paired_ratio(*balanced(alone["B"]["on"], alone["B"]["off"]))
         print(f"  {'':>7}  {METERS[opts.mode].alone} alone: on/off A {a_ratio:.4f}, B {b_ratio:.4f}")
         static, _low, _high = paired_ratio(a["off"], b["off"])
         print(
@@ -612,7 +624,7 @@ def print_switch_rounds(opts, values, alone, rest):
         )
     print(
         "  the writer's CPU (it writes the records), charged to each request with the hook: A"
-        f" {statistics.mean(rest['A']):.1f} µs (B has none: {statistics.mean(rest['B']):.1f} µs)"
+        f" {statistics.mean(writer['A']):.1f} µs (B has none: {statistics.mean(writer['B']):.1f} µs)"
     )
 
 
