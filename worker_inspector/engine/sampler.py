@@ -195,13 +195,12 @@ class Sampler:
         self._cpu = CpuMeter()
         self._reset_interval()
         self._all_busy_until = None
-        self._requests = {}
         # Exits in the history file when the last point was taken (``exits_after``); each
-        # process's board count and when it was seen, kept a while after it is gone (its exit
-        # may be recorded later: a zombie's by its master); the pids of HTTP workers whose
-        # exit counted their last requests (see ``point``).
+        # process's ``(started_at, board count, when seen)`` at the last points, kept a while
+        # after it is gone (its exit may be recorded later: a zombie's by its master); the
+        # pids of HTTP workers whose exit counted their last requests (see ``point``).
         self._exits_seen = None
-        self._last_seen = {}
+        self._counts = {}
         self._exited = set()
         self._peaks = {}
         self._last_point = 0.0
@@ -307,18 +306,19 @@ class Sampler:
         total_new = 0
         for pid, role, served in exited:
             if role == "http" and pid not in self._exited:
-                seen = self._last_seen.pop(pid, None)
-                total_new += max(served - (seen[0] if seen else 0), 0)
+                seen = self._counts.pop(pid, None)
+                total_new += max(served - (seen[1] if seen else 0), 0)
                 self._exited.add(pid)
-        requests = {}
         for proc in processes:
-            pid = proc["pid"]
+            pid, started_at = proc["pid"], proc["started_at"]
             count = boards.get(pid, (0, []))[0]
-            key = (pid, proc["started_at"])
-            requests[key] = count
             if pid not in self._exited:  # still listed while it exits: counted by its record
-                total_new += max(count - self._requests.get(key, 0 if self._last_point else count), 0)
-                self._last_seen[pid] = (count, now)
+                seen = self._counts.get(pid)
+                # A process new since the last point served all its count since; at the first
+                # point, the count before it is unknown. A reused pid is a new process.
+                before = seen[1] if seen and seen[0] == started_at else (0 if self._last_point else count)
+                total_new += max(count - before, 0)
+                self._counts[pid] = (started_at, count, now)
             proc["requests"] = count
             peak = self._peaks.get(proc["pid"], (0, 0, 0.0, None))
             self._peaks[proc["pid"]] = (
@@ -327,11 +327,10 @@ class Sampler:
                 proc["cpu_seconds"],
                 proc["role"],
             )
-        self._requests = requests
         listed = {proc["pid"] for proc in processes}
         self._exited &= listed
-        self._last_seen = {
-            pid: seen for pid, seen in self._last_seen.items() if pid in listed or now - seen[1] < VANISHED_KEPT
+        self._counts = {
+            pid: seen for pid, seen in self._counts.items() if pid in listed or now - seen[2] < VANISHED_KEPT
         }
         self._peaks = {p["pid"]: self._peaks[p["pid"]] for p in processes}
         busy_records = [r for _requests, records in boards.values() for r in records if r["state"] == "busy"]
