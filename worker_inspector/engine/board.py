@@ -985,7 +985,9 @@ def remove_sockets(server_pid, keys, base=None):
     if not keys:
         return
     with existing_server_dir(server_pid, base) as dir_fd:
-        for key in keys if dir_fd is not None else ():
+        if dir_fd is None:
+            return
+        for key in keys:
             with contextlib.suppress(OSError):
                 os.unlink(_key_name(key) + CTL_SUFFIX, dir_fd=dir_fd)
 

@@ -591,8 +591,6 @@ def read_slow(server_pid, base=None, pid=None, pids=None):
     found = []
     try:
         for name in os.listdir(dir_fd):
-            if not name.endswith(SLOW_SUFFIX):
-                continue
             key = _parse_key(name, SLOW_SUFFIX)
             if key is None or (pid is not None and key.pid != pid) or (pids is not None and key.pid not in pids):
                 continue
