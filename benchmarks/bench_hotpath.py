@@ -8,7 +8,8 @@ benchmark loads a real registry and serves real requests through Odoo's WSGI
 application (``odoo.http.root``, no socket) in this process, and prints:
 
 1. in place: the WSGI hook's whole cost per request on the serving thread
-   (its frame, the request's begin and end, the recording ``start_response``;
+   (its frame, the request's begin and end; requests come with werkzeug's server's
+   ``start_response``, as Odoo serves them;
    the time around Odoo's application less the time inside it, against the
    same two timers without the hook), median over batches, and the writer's
    per request, beside the request's thread CPU time;
@@ -34,6 +35,7 @@ import argparse
 import statistics
 import sys
 import time
+import types
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -60,11 +62,31 @@ def load(db):
     return Registry(db), odoo.http.root
 
 
+def served_by_werkzeug(app):
+    """``app`` called as werkzeug's server calls it, which Odoo serves with: with the
+    ``start_response`` of ``WSGIRequestHandler.run_wsgi`` (its code, fresh cells), the one
+    whose status the addon's hook reads (``post_load.server_status_cell``); the status
+    and headers it got then go to the caller's (the test client's)."""
+    import werkzeug.serving
+
+    code, _index = sys.modules["odoo.addons.worker_inspector.post_load"].server_status_cell()
+
+    def served(environ, start_response):
+        cells = {name: types.CellType(None) for name in code.co_freevars}
+        cells["write"].cell_contents = lambda data: None  # for applications that write: none here
+        closure = tuple(cells[name] for name in code.co_freevars)
+        body = app(environ, types.FunctionType(code, vars(werkzeug.serving), code.co_name, (None,), closure))
+        start_response(cells["status_set"].cell_contents, cells["headers_set"].cell_contents)
+        return body
+
+    return served
+
+
 class Client:
     def __init__(self, app, db):
         from werkzeug.test import Client as WerkzeugClient
 
-        self.client = WerkzeugClient(app)
+        self.client = WerkzeugClient(served_by_werkzeug(app))
         response = self.client.post(
             "/web/session/authenticate",
             json={"jsonrpc": "2.0", "params": {"db": db, "login": "admin", "password": "admin"}},
@@ -104,18 +126,20 @@ class Hooks:
         self.application.__call__ = on
 
 
-def in_place(client, hooks, route, batches, count, deferred=True):
+def in_place(client, hooks, route, batches, count, deferred=True, own_start_response=False):
     """{part: median µs per request}, and the median thread CPU µs per request.
 
     ``"hook"``: the WSGI hook's whole cost on the serving thread (its frame, the
-    request's begin and end, the recording ``start_response``): the time around
+    request's begin and end): the time around
     Odoo's application minus the time inside it, less the same difference taken
     through the same two timers without the hook, in alternate batches (the
     timers' own cost cancels out). ``deferred``: the addon's design, where the
     request path keeps the request in memory and the process's writer
     (``Recorder.flush``) writes it; ``"writer"`` is the writer's cost per request,
     run after each batch (thread CPU time). Otherwise every change is written at
-    once, inside the hook (the previous design).
+    once, inside the hook (the previous design). ``own_start_response``: also
+    ``"own"``, the hook's cost where the server is not werkzeug's (it passes a
+    ``start_response`` of its own), in the same alternation.
     """
     # The package exports the function ``post_load``: the module is in sys.modules.
     post_load = sys.modules["odoo.addons.worker_inspector.post_load"]
@@ -137,6 +161,15 @@ def in_place(client, hooks, route, batches, count, deferred=True):
     inside = timed(original, "inside")
     variants = {"hooked": timed(recorder.wsgi(inside), "around"), "bare": timed(inside, "around")}
     samples = {"hook": [], "writer": []}
+    if own_start_response:
+        # The hook as it runs under another server than werkzeug's: with a ``start_response``
+        # of its own (``Slot.record_status``), whose records the writer then writes too.
+        cell, recorder._status_cell = recorder._status_cell, (None, 0)
+        try:
+            variants["own"] = timed(recorder.wsgi(inside), "around")
+        finally:
+            recorder._status_cell = cell
+        samples["own"] = []
     cpu = []
     try:
         for variant in variants.values():
@@ -158,6 +191,9 @@ def in_place(client, hooks, route, batches, count, deferred=True):
                     written = recorder.flush()
                     samples["writer"].append((time.thread_time_ns() - start) / max(written, 1) / 1000)
             samples["hook"].append(margins["hooked"] - margins["bare"])
+            if own_start_response:
+                samples["own"].append(margins["own"] - margins["bare"])
+                recorder.flush()
     finally:
         recorder._deferred = was_deferred
         hooks.set(True)
@@ -211,12 +247,14 @@ def measure(db, opts):
     client = Client(app, db)
     hooks = Hooks(registry)
     for route in ("health", "call_kw"):
-        parts, cpu = in_place(client, hooks, route, max(opts.rounds // 2, 10), opts.requests)
+        parts, cpu = in_place(client, hooks, route, max(opts.rounds // 2, 10), opts.requests, own_start_response=True)
+        own = parts.pop("own")
         total = sum(parts.values())
         shown = ", ".join(f"{label} {value:.1f}" for label, value in parts.items())
         print(
             f"{route:>7}: hooks and writer in place {total:.1f} µs per request ({shown}) of {cpu:.0f} µs thread CPU"
-            f" = {total / cpu * 100:.2f}%"
+            f" = {total / cpu * 100:.2f}%; the hook with a start_response of its own (not werkzeug's server)"
+            f" {own:.1f} µs"
         )
         print(f"{'':>7}  {side_by_side(client, hooks, route, max(opts.rounds // 6, 3), opts.requests)}")
         results = on_off(client, hooks, route, opts.rounds, opts.requests)

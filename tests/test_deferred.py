@@ -685,6 +685,78 @@ def test_a_start_response_called_after_the_request_ended_still_reaches_the_serve
         recorder.close()
 
 
+def _serve_like_werkzeug(app, environ, fail_with=None):
+    """Serve one request as werkzeug's ``WSGIRequestHandler.run_wsgi`` does: its
+    ``start_response`` is a closure that keeps the status line in its cell ``status_set``;
+    an error that escapes the application before the response is answered with a 500
+    through the same ``start_response``. Returns ``(start_response, the body)``."""
+    status_set = headers_set = None
+
+    def start_response(status, headers, exc_info=None):
+        nonlocal status_set, headers_set
+        status_set, headers_set = status, headers
+
+    try:
+        body = b"".join(app(None, environ, start_response))
+    except Exception:
+        if fail_with is None:
+            raise
+        status_set = headers_set = None
+        start_response(fail_with, [])
+        body = b"error"
+    return start_response, body
+
+
+def _werkzeug_like_cell():
+    start_response, _body = _serve_like_werkzeug(lambda _a, _e, respond: [respond("200 OK", []) or b""], {})
+    code = start_response.__code__
+    return code, code.co_freevars.index("status_set")
+
+
+def test_with_the_servers_start_response_the_hook_passes_it_on_and_logs_the_status_it_answered(base):
+    recorder = Recorder(
+        lambda: (os.getpid(), PREFORK_SLOTS), base=base, deferred=True, status_cell=_werkzeug_like_cell()
+    )
+    given = []
+
+    def app(_app, environ, start_response):
+        given.append(start_response)
+        if environ["PATH_INFO"] == "/boom":
+            raise RuntimeError("boom")
+        if environ["PATH_INFO"] == "/lazy":  # called from the iterable, after the request's end
+
+            def body():
+                start_response("201 CREATED", [])
+                yield b"late"
+
+            return body()
+        start_response("404 NOT FOUND", [])
+        return [b"missing"]
+
+    hooked = recorder.wsgi(app)
+    try:
+        responded, body = _serve_like_werkzeug(hooked, {"PATH_INFO": "/missing"})
+        assert body == b"missing"
+        assert given == [responded]  # the server's own: no start_response of the hook's
+        assert _serve_like_werkzeug(hooked, {"PATH_INFO": "/lazy"})[1] == b"late"
+        # The server answers an escaped error with a status set after the request's end.
+        assert _serve_like_werkzeug(hooked, {"PATH_INFO": "/boom"}, fail_with="503 SERVICE UNAVAILABLE")[1]
+        with pytest.raises(RuntimeError):  # no response at all: the hook's 500
+            _serve_like_werkzeug(hooked, {"PATH_INFO": "/boom"})
+        assert all(start_response.__code__ is _werkzeug_like_cell()[0] for start_response in given)
+        assert recorder.flush() == 4
+        logged = [(r["url"], r["status"]) for r in requestlog.read_requests(os.getpid(), base)]
+        assert logged == [("/missing", 404), ("/lazy", 201), ("/boom", 503), ("/boom", 500)]
+        # Another server's ``start_response`` (another code): the record's own notes the status.
+        seen = []
+        assert hooked(None, {"PATH_INFO": "/other"}, lambda line, *_a: seen.append(line)) == [b"missing"]
+        assert seen == ["404 NOT FOUND"] and given[-1] in recorder.board.claimed.values()
+        assert recorder.flush() == 1
+        assert requestlog.read_requests(os.getpid(), base)[-1]["status"] == 404
+    finally:
+        recorder.close()
+
+
 def test_a_thread_that_served_requests_gives_its_record_back_as_it_ends_without_the_gc(base):
     # The threaded server has a thread per connection: a record kept alive by a reference
     # cycle would wait for a full collection, and the board would run out of records.

@@ -22,6 +22,7 @@ import logging
 import os
 import sys
 import time
+import types
 
 import psycopg2
 
@@ -190,6 +191,25 @@ def busy_context(thread, db):
     return backend, slow_after_db(db)
 
 
+def server_status_cell():
+    """``(code, index)`` of the ``start_response`` werkzeug's server gives each request (Odoo
+    serves with it, threaded and prefork): a closure whose free variable ``status_set``
+    holds the status line of the response. The hook keeps that cell in the request's record,
+    in place of a ``start_response`` of its own (``Recorder.wsgi``). None where this
+    werkzeug's differs: the hook then passes its own."""
+    from werkzeug.serving import WSGIRequestHandler
+
+    for const in WSGIRequestHandler.run_wsgi.__code__.co_consts:
+        if (
+            isinstance(const, types.CodeType)
+            and const.co_name == "start_response"
+            and "status_set" in const.co_freevars
+        ):
+            return const, const.co_freevars.index("status_set")
+    _logger.info("werkzeug's start_response not recognised: each request's status is noted by a wrapper")
+    return None
+
+
 # Workers forked by a master that preloaded the addon report idle from birth.
 RECORDER = Recorder(
     _locate_server,
@@ -202,6 +222,7 @@ RECORDER = Recorder(
     deferred=True,
     busy_context=busy_context,
     connection_threads=HTTP_REQUEST_THREAD,
+    status_cell=server_status_cell(),
 )
 # The code of Odoo's own WSGI entry point, whose frame holds the request (``busy_context``).
 _APPLICATION_CALL = getattr(Application.__call__, "__wrapped__", Application.__call__).__code__

@@ -372,7 +372,7 @@ def _decode(raw):
 # fills and the writer reads (see ``Slot``). A request's ``path`` is the WSGI
 # PATH_INFO (str) or bytes; a job's is None and its ``job`` is ``(id, name)``.
 # Once it ended: its CPU time, SQL queries and their time, HTTP status (a number,
-# or the WSGI status line).
+# the WSGI status line, or the server's cell that holds it: ``Recorder.wsgi``).
 (
     W_START, W_PATH, W_UID, W_DB, W_LOGIN, W_BACKEND, W_SLOW, W_RPC, W_ENDED, W_JOB,
     W_CPU, W_QUERIES, W_QUERY_TIME, W_STATUS,

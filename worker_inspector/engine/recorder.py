@@ -20,10 +20,12 @@ import logging
 import os
 import threading
 import time
+import types
 import weakref
 
 from .board import (
     KIND_HTTP,
+    NO_RESPONSE,
     W_BACKEND,
     W_CPU,
     W_DB,
@@ -49,6 +51,7 @@ _time = time.time
 _thread_time = time.thread_time
 _current_thread = threading.current_thread
 _main_thread = threading.main_thread
+_FUNCTION = types.FunctionType
 
 # Records per process: a prefork worker serves requests or runs jobs in one
 # thread; the threaded server has a thread per connection and per cron thread.
@@ -96,6 +99,7 @@ class Recorder:
     ``_note_busy``; without it, ``set_user`` says who a request is for.
     ``connection_threads``: the name prefix of the threads a threaded server starts for
     each connection, whose first request needs no CPU clock read as it begins (``_claim``).
+    ``status_cell``: ``(code, index)`` of the server's ``start_response`` (see ``wsgi``).
     """
 
     _board = _path_attribute("board", "This process's board, once open.")
@@ -117,8 +121,12 @@ class Recorder:
         deferred=False,
         busy_context=None,
         connection_threads=None,
+        status_cell=None,
     ):
         self._locate = locate
+        # ``(code, index)``: the code of the server's own ``start_response``, a closure whose
+        # free variable ``index`` holds the status line it was given (``Recorder.wsgi``).
+        self._status_cell = status_cell or (None, 0)
         # The name prefix of the threads a threaded server starts for one connection: see ``_claim``.
         self._connection_threads = connection_threads
         self._path = _RequestPath()
@@ -325,8 +333,12 @@ class Recorder:
         from its start to its end, whatever escapes, with the status of its response.
 
         What ``begin_request`` and ``end_request`` do, inline: the request path's one
-        Python frame besides its record's, which Odoo gets as ``start_response``
-        (``Slot.record_status``). Between two requests Odoo runs milliseconds of its own
+        Python frame. The status is the one the server's own ``start_response`` keeps:
+        where it is the closure ``status_cell`` names (werkzeug's, which Odoo serves
+        with), the record keeps that closure's cell, which the writer reads (the status
+        the server answered, also when it is set after the request's end); any other
+        server's gets the thread's record in its place, which notes the status and
+        passes it on (``Slot.record_status``: a second frame). Between two requests Odoo runs milliseconds of its own
         code, so the hook runs with cold caches, where each object and dictionary it reads
         costs a memory access: it reads the thread's record through one thread-local
         lookup, the recorder's state from one small object (``_RequestPath``), and the
@@ -340,7 +352,8 @@ class Recorder:
         def __call__(
             app, environ, start_response,
             _path=self._path, _tls=self._tls, _time=_time, _thread_time=_thread_time, _cpu_idle=CPU_IDLE,
-            _http=KIND_HTTP,
+            _http=KIND_HTTP, _function=_FUNCTION, _status_code=self._status_cell[0], _status_at=self._status_cell[1],
+            _no_response=NO_RESPONSE,
         ):  # fmt: skip
             try:
                 try:
@@ -360,11 +373,16 @@ class Recorder:
                     slot.cpu = _thread_time()  # see begin_request
                 # The thread's count: the writer sets the process's from them (``count_started``).
                 slot.requests += 1
+                respond, status = start_response, _no_response
+                if respond.__class__ is _function and respond.__code__ is _status_code:
+                    status = respond.__closure__[_status_at]  # the server's cell of its status line
+                else:  # another server: the record notes the status (``Slot.record_status``)
+                    slot.server_start_response, respond = start_response, slot
                 # ``new_work(now, path)``, inline: no call, no global read.
                 work = slot.current = [
-                    now, environ.get("PATH_INFO") or "/", 0, None, None, 0, None, None, None, None, 0.0, 0, 0.0, 500,
+                    now, environ.get("PATH_INFO") or "/", 0, None, None, 0, None, None, None, None, 0.0, 0, 0.0, status,
                 ]  # fmt: skip
-                slot.server_start_response, slot.status_work = start_response, work
+                slot.status_work = work
                 _path.last = work
                 if not _path.deferred:
                     recorder.flush()
@@ -375,7 +393,7 @@ class Recorder:
                 slot.current = None
                 return call(app, environ, start_response)
             try:
-                return call(app, environ, slot)
+                return call(app, environ, respond)
             finally:
                 try:
                     cpu, now = _thread_time(), _time()

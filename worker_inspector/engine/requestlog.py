@@ -25,11 +25,13 @@ import os
 import struct
 import threading
 import time
+import types
 import zlib
 
 from .board import (
     _TEXTS,
     CHECK_EVERY,
+    NO_RESPONSE,
     W_CPU,
     W_DB,
     W_ENDED,
@@ -230,6 +232,7 @@ class RequestLog(WrittenFile):
         view = memoryview(buf)
         pack_into, sign_into, crc32, pid = _BODY.pack_into, _CRC.pack_into, zlib.crc32, self.pid
         pop, texts, paths, statuses, bucket_of = works.popleft, _TEXTS, _PATHS, _STATUSES, bisect.bisect_left
+        cell = types.CellType
         with self._lock:
             totals, seq, flush, at = self._totals, self._last, False, 0
             for _ in range(count):
@@ -251,6 +254,8 @@ class RequestLog(WrittenFile):
                     login = work[W_LOGIN]
                     login = encode_text(login) if login else b""
                     status = work[W_STATUS]
+                    if status.__class__ is cell:  # the server's (``Recorder.wsgi``): what it answered
+                        status = status.cell_contents or NO_RESPONSE
                     if status.__class__ is not int:
                         status = statuses.get(status) or _status_number(status)
                 seq += 1
