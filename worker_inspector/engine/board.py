@@ -455,8 +455,8 @@ class Slot:
         self.published = None
         # The request or job whose slow-request stack was taken (see ``stacks``).
         self.stack_taken = None
-        # The server's ``start_response`` for the thread's request, which gets
-        # ``record_status`` (see ``Recorder.wsgi``) in its place, and the request's record.
+        # Under a server other than werkzeug's: its ``start_response`` for the thread's request,
+        # which gets ``record_status`` (see ``Recorder.wsgi``) in its place, and the request's record.
         self.server_start_response = None
         self.status_work = None
 

@@ -336,10 +336,12 @@ class Recorder:
         Python frame. The status is the one the server's own ``start_response`` keeps:
         where it is the closure ``status_cell`` names (werkzeug's, which Odoo serves
         with), the record keeps that closure's cell, which the writer reads (the status
-        the server answered, also when it is set after the request's end); any other
-        server's gets the thread's record in its place, which notes the status and
-        passes it on (``Slot.record_status``: a second frame). Between two requests Odoo runs milliseconds of its own
-        code, so the hook runs with cold caches, where each object and dictionary it reads
+        the server answered, also when it is set after the request's end); under any
+        other server the thread's record takes its place, notes the status and passes
+        it on (``Slot.record_status``: a second frame).
+
+        Between two requests Odoo runs milliseconds of its own code, so the hook runs
+        with cold caches, where each object and dictionary it reads
         costs a memory access: it reads the thread's record through one thread-local
         lookup, the recorder's state from one small object (``_RequestPath``), and the
         clocks and constants from its own defaults (one tuple), not from the recorder's
