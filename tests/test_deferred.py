@@ -688,8 +688,9 @@ def test_a_start_response_called_after_the_request_ended_still_reaches_the_serve
 def _serve_like_werkzeug(app, environ, fail_with=None):
     """Serve one request as werkzeug's ``WSGIRequestHandler.run_wsgi`` does: its
     ``start_response`` is a closure that keeps the status line in its cell ``status_set``;
-    an error that escapes the application before the response is answered with a 500
-    through the same ``start_response``. Returns ``(start_response, the body)``."""
+    an error that escapes the application is answered with the status ``fail_with`` (werkzeug
+    answers a 500) through the same ``start_response``, or raised again without one.
+    Returns ``(start_response, the body)``."""
     status_set = headers_set = None
 
     def start_response(status, headers, exc_info=None):
