@@ -9,7 +9,6 @@ only does its job.
 
 import base64
 import functools
-import json
 import re
 
 from odoo import http
@@ -19,6 +18,7 @@ from odoo.http import request
 from .. import compat
 from ..dbselect import DB_PARAM, named_database
 from ..engine import history, metrics, requestlog, stacks
+from ..engine.jsonout import to_json
 
 # speedscope 1.13.0 from npm (the release Odoo's view names, with its integrity hashes).
 SPEEDSCOPE_LOCAL = "/worker_inspector/static/lib/speedscope/"
@@ -29,7 +29,7 @@ _FLAGS = {"": False, "0": False, "false": False, "1": True, "true": True}
 
 def json_response(payload, status=200, headers=()):
     return request.make_response(
-        json.dumps(payload, default=str),
+        to_json(payload),
         headers=[
             ("Content-Type", "application/json"),
             ("Cache-Control", "no-store"),
