@@ -20,6 +20,8 @@ pytestmark = pytest.mark.odoo
 
 HISTORY_URL = "/worker_inspector/api/history"
 GROW_URL = "/worker_inspector_test/grow"
+BREAK_LOOP_URL = "/worker_inspector_test/break_loop"
+LOOP_BROKEN = "worker_inspector_test broke the loop"  # what the route raises in the loop
 MIB = 1 << 20
 SOFT = 700 * MIB
 LIMIT_REQUEST = 60
@@ -207,6 +209,30 @@ def test_crashed_worker_is_recorded_with_the_signal_that_killed_it(server, admin
     wait_respawned(server, victim, "http", set(before))
     gone = wait_exit(server, admin, lambda e: e["pid"] == victim, "crash", since=started, pid=victim)
     assert gone["reason"] == "crashed" and gone["detail"] == "killed by SIGSEGV", gone
+
+
+def broken_loop_exit(server, session):
+    """The exit of a worker whose loop an exception escaped (``break_loop``, asked again of
+    a worker too close to limit_request)."""
+    started = time.time()
+    workers = set(workers_by_role(server))
+
+    def broken():
+        response = session.post(server.url + BREAK_LOOP_URL, timeout=60)
+        assert response.status_code in (200, 409), response.text
+        return response.status_code == 200 and response.json()["pid"]
+
+    pid = wait_until(broken, 60, interval=0.2)
+    assert pid, "no worker far enough from limit_request"
+    wait_respawned(server, pid, "http", workers)
+    return wait_exit(server, session, lambda e: e["pid"] == pid, "crashed", since=started, pid=pid)
+
+
+def test_an_exception_that_escapes_the_loop_is_crashed_with_its_text(server, admin):
+    """Odoo's loop logs it and ends the worker cleanly (its atexit runs): the worker records it."""
+    gone = broken_loop_exit(server, admin)
+    assert (gone["reason"], gone["detail"]) == ("crashed", f"RuntimeError: {LOOP_BROKEN}"), gone
+    assert gone["role"] == "http" and gone["doing"]["url"] == BREAK_LOOP_URL, gone
 
 
 def test_more_slow_requests_than_workers_fill_the_backlog(server, admin):

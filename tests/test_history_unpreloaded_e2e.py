@@ -13,7 +13,14 @@ import psutil
 import pytest
 import requests
 from odoo_harness import OdooServer
-from test_history_e2e import _flock_holders, history, killed_for_limit_time_real, wait_exit
+from test_history_e2e import (
+    LOOP_BROKEN,
+    _flock_holders,
+    broken_loop_exit,
+    history,
+    killed_for_limit_time_real,
+    wait_exit,
+)
 from test_recycle_e2e import csrf_token, recycle, wait_respawned, workers_by_role
 from waiting import wait_until
 
@@ -111,3 +118,12 @@ def test_a_worker_killed_for_limit_time_real_is_inferred_with_its_request(server
     gone = killed_for_limit_time_real(server, admin, LIMIT_TIME_REAL)
     assert gone["detail"].startswith("killed by the master: request busy"), gone
     assert f"limit_time_real {LIMIT_TIME_REAL} s" in gone["detail"], gone
+
+
+def test_an_exception_that_escapes_the_loop_is_crashed_not_a_reload(server, admin):
+    """Its loop was not wrapped: the worker still tells the exception (``alive`` still true,
+    the text from Odoo's log) from a reload."""
+    http_workers_recording(server, admin)
+    gone = broken_loop_exit(server, admin)
+    assert (gone["reason"], gone["detail"]) == ("crashed", f"RuntimeError: {LOOP_BROKEN}"), gone
+    assert gone["doing"]["url"] == "/worker_inspector_test/break_loop", gone

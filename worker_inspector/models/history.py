@@ -23,6 +23,10 @@ and where it is recorded:
 - SIGINT (``Worker.signal_handler``: ``alive = False``) comes from this
   product's recycle (an intent is written first) or from the master stopping
   its workers (a reload on SIGHUP, a module update from the UI, a shutdown).
+- An exception that escapes ``_runloop``: Odoo logs it and ends the loop's thread
+  (``sys.exit(1)`` there), and the worker exits cleanly, ``alive`` still true. The
+  wrapped loop notes the exception; in a worker that imported the addon after its
+  loop began, ``alive`` says so and a filter on Odoo's log record gives its text.
 - ``limit_time_real``: the master's ``process_timeout`` SIGKILLs the worker,
   which cannot say anything. A master that imported the addon (``-d`` with it
   installed, or ``--load``) notes the kill (wrapped ``process_timeout``) and
@@ -146,6 +150,28 @@ def _note_loop_end(worker):
         _logger.debug("exit cause not decided", exc_info=True)
 
 
+def _escaped(exc):
+    """How an exception that ended the worker's loop is named in its exit's detail."""
+    return f"{type(exc).__name__}: {exc}"
+
+
+# Odoo's words as an exception escapes a worker's loop (``_runloop``) or ``run`` (17.0 to 19.0).
+LOOP_EXCEPTION_LOG = "Exception occurred, exiting"
+LOOP_EXCEPTION = "an exception escaped its loop (in Odoo's log: Exception occurred, exiting)"
+
+
+class _LoopExceptionFilter(logging.Filter):
+    """On ``odoo.service.server``'s logger of a worker that imported the addon after its loop
+    began (its ``_runloop`` unwrapped): notes the exception Odoo logs as it leaves the loop.
+    Never drops a record."""
+
+    def filter(self, record):
+        exc = record.exc_info[1] if record.exc_info else None
+        if exc is not None and LOOP_EXCEPTION_LOG in str(record.msg) and STATE.exception is None:
+            STATE.exception = _escaped(exc)
+        return True
+
+
 def _install_worker_hooks():
     worker_cls = odoo_server.Worker
     if getattr(worker_cls._runloop, "_worker_inspector_hook", False):
@@ -159,7 +185,7 @@ def _install_worker_hooks():
         except SystemExit as exc:
             # Odoo logs the exception and calls sys.exit(1) from its except block.
             if exc.__context__ is not None:
-                STATE.exception = f"{type(exc.__context__).__name__}: {exc.__context__}"
+                STATE.exception = _escaped(exc.__context__)
             raise
         _note_loop_end(self)
         return result
@@ -421,6 +447,8 @@ def on_board_open(board):
         try:
             STATE.worker = _running_worker()
             STATE.late = STATE.worker is not None
+            if STATE.late:
+                logging.getLogger(odoo_server.__name__).addFilter(_LoopExceptionFilter())
         except Exception:  # the inspector must never break Odoo
             _logger.debug("worker not found", exc_info=True)
     STATE.sampler = Sampler(
@@ -462,9 +490,14 @@ def on_board_close(board):
     now = time.time()
     if STATE.late:
         # Its loop and signal handlers were bound before the addon was imported: neither the
-        # loop's end nor a SIGINT was seen. The limits it reached are read now, from the same
-        # facts (a request ran since the check only if it ended for another reason).
-        _note_loop_end(worker)
+        # loop's end nor a SIGINT was seen. Only SIGINT and ``check_limits`` set ``alive =
+        # False``: still alive, an exception ended the loop (its text, when Odoo logged it,
+        # noted by ``_LoopExceptionFilter``). Else the limits it reached are read now, from the
+        # same facts (a request ran since the check only if it ended for another reason).
+        if worker.alive:
+            STATE.exception = STATE.exception or LOOP_EXCEPTION
+        else:
+            _note_loop_end(worker)
     soft, hard = config["limit_memory_soft"], config["limit_memory_hard"]
     intent = sampler.store.intent(board.pid, board.start)
     facts = {

@@ -14,6 +14,8 @@ from odoo.http import request
 
 from ..models.worker_inspector_test import TOKEN_PARAM, held
 
+# What ``break_loop`` raises in the worker's loop.
+LOOP_BROKEN = "worker_inspector_test broke the loop"
 # Memory a test made this worker hold: it stays until the worker exits.
 _HELD_MEMORY = []
 _CHUNK = 32 << 20
@@ -162,6 +164,25 @@ class WorkerInspectorTestController(http.Controller):
     def fail(self):
         """A route that fails: Odoo answers 500."""
         raise ZeroDivisionError("worker_inspector_test fails on purpose")
+
+    @http.route("/worker_inspector_test/break_loop", type="http", auth="user", methods=["POST"], csrf=False)
+    def break_loop(self):
+        """Make this prefork worker's loop raise at its next turn, after this answer: an
+        exception that escapes Odoo's ``_runloop``, which then ends the worker."""
+        from odoo.addons.worker_inspector.models.history import _running_worker
+
+        worker = _running_worker()
+        if worker is None:
+            return request.make_response("not a prefork worker", status=409)
+        if worker.request_count + 1 >= worker.request_max:
+            # It ends for limit_request anyway, which its exit would rightly say: ask again.
+            return request.make_response("too close to limit_request", status=409)
+
+        def check_limits():
+            raise RuntimeError(LOOP_BROKEN)
+
+        worker.check_limits = check_limits
+        return _json({"pid": os.getpid()})
 
     @http.route("/worker_inspector_test/writer_parts", type="http", auth="user", methods=["GET"])
     def writer_parts(self, action="read"):
