@@ -8,7 +8,6 @@ picks up with its next heartbeat. No ``odoo`` import: any DB-API cursor.
 """
 
 import collections
-import json
 import os
 import signal
 import socket
@@ -17,6 +16,7 @@ import psutil
 
 from .classify import ROLE_CRON, ROLE_HTTP
 from .identity import process_key
+from .jsonout import to_json
 from .recycle import RecycleRefused, recycle_worker
 from .snapshot import MODE_PREFORK
 from .tree import read_processes
@@ -225,7 +225,7 @@ def change_workers(server, delta, spare=None):
 
 
 def _dumps(value):
-    return json.dumps(value, default=str)
+    return to_json(value).decode()
 
 
 def command_expiry(node, row, waited, beats=STALE_AFTER_BEATS):

@@ -49,6 +49,7 @@ import types
 from .activity import public_activity
 from .board import CTL_SUFFIX, UntrustedBoard, _open_server_dir, _parse_key, read_board
 from .identity import ProcessKey, is_alive, process_key, start_ticks
+from .jsonout import to_json
 from .threads import OS_PROFILER, OS_WRITER, name_os_thread
 from .tree import read_processes
 
@@ -355,7 +356,7 @@ class Inspector:
             self._profiling.start()
 
     def _answer(self, reply, payload):
-        _write_private(self._dir_fd, reply, json.dumps(payload, default=str).encode())
+        _write_private(self._dir_fd, reply, to_json(payload))
 
     def stack(self):
         return {
@@ -536,7 +537,7 @@ class SlowStore:
         record = slot.describe()
         record.update(pid=self.pid, taken_at=time.time(), elapsed=round(elapsed, 3), stack=frames)
         self.entries = [*self.entries[-(SLOW_KEPT - 1) :], record]
-        _write_private(self._dir_fd, self.name, json.dumps(self.entries, default=str).encode())
+        _write_private(self._dir_fd, self.name, to_json(self.entries))
         _prune_slow_files(self._dir_fd)
 
 

@@ -17,6 +17,7 @@ from ..engine import history as history_mod
 from ..engine.activity import scope_to_database
 from ..engine.board import read_board
 from ..engine.config import ODOO_OPTIONS, OptionTable
+from ..engine.jsonout import to_json
 from ..post_load import RECORDER, current_server, fresh_board
 from ..post_load import backend_pid as cursor_backend
 from . import history
@@ -344,7 +345,7 @@ class WorkerInspector(models.AbstractModel):
                     "node": node,
                     "pid": pid or 0,
                     "state": state,
-                    "result": json.dumps(result, default=str) if result is not None else None,
+                    "result": to_json(result).decode() if result is not None else None,
                     "done_at": False if state == "pending" else fields.Datetime.now(),
                 }
             )
