@@ -14,6 +14,7 @@ import pytest
 import requests
 from odoo_harness import OdooServer
 from test_history_e2e import (
+    BREAK_LOOP_URL,
     LOOP_BROKEN,
     _flock_holders,
     broken_loop_exit,
@@ -126,4 +127,4 @@ def test_an_exception_that_escapes_the_loop_is_crashed_not_a_reload(server, admi
     http_workers_recording(server, admin)
     gone = broken_loop_exit(server, admin)
     assert (gone["reason"], gone["detail"]) == ("crashed", f"RuntimeError: {LOOP_BROKEN}"), gone
-    assert gone["doing"]["url"] == "/worker_inspector_test/break_loop", gone
+    assert gone["doing"]["url"] == BREAK_LOOP_URL, gone

@@ -1,4 +1,5 @@
-"""The JSON of the API's answers.
+"""The JSON the addon writes: the API's answers, the heartbeat's and the audit trail's
+columns, the replies and files between its processes.
 
 Encoded with orjson where it is installed: the history's largest answer (24 h
 of a 16-worker server, 720 points of 21 processes and 2,048 exits, 2 MB) takes

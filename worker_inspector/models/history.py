@@ -157,7 +157,7 @@ def _escaped(exc):
 
 # Odoo's words as an exception escapes a worker's loop (``_runloop``) or ``run`` (17.0 to 19.0).
 LOOP_EXCEPTION_LOG = "Exception occurred, exiting"
-LOOP_EXCEPTION = "an exception escaped its loop (in Odoo's log: Exception occurred, exiting)"
+LOOP_EXCEPTION = f"an exception escaped its loop (in Odoo's log: {LOOP_EXCEPTION_LOG})"
 
 
 class _LoopExceptionFilter(logging.Filter):
