@@ -43,10 +43,11 @@ prints:
    it that gets the same signals: the hook's cost (and the writer's), free of the
    bias each process keeps for its life. It leaves out what the addon costs with
    its hook off (its modules, its threads' per-second work; the default method
-   includes them).
+   includes them). With ``--floor`` too, "on" is ``hook_switch.floor_hook``: the
+   least any hook does to read the request log's fields, no writer behind it.
 
     python benchmarks/bench_history.py [--mode prefork|threaded] [--rounds 60] [--generations 4] [--requests 40]
-        [--switch] [--api] [--skip-servers]
+        [--switch [--floor]] [--api] [--skip-servers]
 """
 
 import argparse
@@ -709,6 +710,12 @@ def main():
         action="store_true",
         help="the hook turned off and on in the same process, instead of servers with and without the addon",
     )
+    parser.add_argument(
+        "--floor",
+        action="store_true",
+        help="with --switch: the least hook that reads the request log's fields (hook_switch.floor_hook) in"
+        " place of the addon's",
+    )
     parser.add_argument("--api", action="store_true", help="also time the real API on a 16-worker server")
     parser.add_argument("--skip-servers", action="store_true", help="only the in-process measurements")
     parser.add_argument("--db-on", help="existing database with worker_inspector installed")
@@ -751,6 +758,9 @@ def main():
             )
         opts.steady = opts.steady and steady_available()
         if opts.switch:
+            if opts.floor:  # inherited by the servers' processes (``hook_switch.FLOOR``)
+                os.environ["WI_HOOK_FLOOR"] = "1"
+                print("'on' below is hook_switch.floor_hook, not the addon's hook (off throughout):")
             print_switch_rounds(opts, *switch_rounds(opts, db_on, db_off))
             return 0
         results, alone, parts = cpu_rounds(opts, db_on, db_off)
